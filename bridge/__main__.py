@@ -1,0 +1,3 @@
+from bridge.main import cli
+
+cli()

@@ -1,0 +1,63 @@
+"""Validated settings of one bridge process; main.py's flags map onto these fields one to one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.logs import LEVELS
+from bridge.net import parse_address
+
+DEFAULT_READ_BUFFER = 8 * 1024 * 1024  # a burst of datagrams waits here while a scrape holds the GIL
+
+
+class ConfigError(ValueError):
+    """A bad flag value; `flag` names the flag."""
+
+    def __init__(self, flag: str, message: str) -> None:
+        super().__init__(f"{flag}: {message}")
+        self.flag = flag
+
+
+@dataclass(frozen=True)
+class Config:
+    statsd_listen_udp: str = ":9125"
+    statsd_listen_tcp: str = ":9125"
+    statsd_listen_unixgram: str = ""
+    statsd_unixsocket_mode: str = "755"
+    statsd_read_buffer: int = DEFAULT_READ_BUFFER
+    web_listen_address: str = ":9102"
+    web_telemetry_path: str = "/metrics"
+    mapping_config: str = ""
+    log_level: str = "info"
+    log_format: str = "logfmt"
+
+    def validate(self) -> None:
+        """Raise ConfigError for the first bad value."""
+        for flag, value in (
+            ("--statsd-listen-udp", self.statsd_listen_udp),
+            ("--statsd-listen-tcp", self.statsd_listen_tcp),
+            ("--web-listen-address", self.web_listen_address),
+        ):
+            if value or flag == "--web-listen-address":
+                try:
+                    parse_address(value)
+                except ValueError as error:
+                    raise ConfigError(flag, str(error)) from None
+        if not self.web_telemetry_path.startswith("/"):
+            raise ConfigError("--web-telemetry-path", f"{self.web_telemetry_path!r} must start with /")
+        if self.web_telemetry_path in ("/", "/-/healthy", "/-/ready"):
+            raise ConfigError("--web-telemetry-path", f"{self.web_telemetry_path} is taken by another page")
+        if self.statsd_read_buffer < 0:
+            raise ConfigError("--statsd-read-buffer", "must be 0 (the kernel's default) or a size in bytes")
+        try:
+            mode = int(self.statsd_unixsocket_mode, 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            raise ConfigError("--statsd-unixsocket-mode", f"{self.statsd_unixsocket_mode!r} is not an octal mode")
+        if self.log_level not in LEVELS:
+            raise ConfigError("--log-level", f"must be one of {', '.join(LEVELS)}")
+        if self.log_format not in ("logfmt", "json"):
+            raise ConfigError("--log-format", "must be logfmt or json")
+        if not (self.statsd_listen_udp or self.statsd_listen_tcp or self.statsd_listen_unixgram):
+            raise ConfigError("--statsd-listen-udp", "every StatsD listener is disabled; enable at least one")

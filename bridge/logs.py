@@ -1,0 +1,73 @@
+"""Logging set-up: logfmt-like lines for people, JSON for machines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+LEVELS = ("debug", "info", "warn", "warning", "error")
+
+
+def _logfmt_value(value: object) -> str:
+    text = str(value)
+    if text and not any(c in text for c in ' "=\\\n'):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _fields(record: logging.LogRecord) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+        "level": record.levelname.lower(),
+        "msg": record.getMessage(),
+    }
+    fields.update(getattr(record, "fields", {}))
+    if record.exc_info:
+        fields["error"] = logging.Formatter().formatException(record.exc_info)
+    return fields
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in _fields(record).items())
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(_fields(record), default=str)
+
+
+def setup(level: str = "info", fmt: str = "logfmt") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel("WARNING" if level == "warn" else level.upper())
+
+
+def log(logger: logging.Logger, level: int, msg: str, **fields: object) -> None:
+    """Log msg with key=value fields, as logfmt or JSON keys."""
+    logger.log(level, msg, extra={"fields": fields})
+
+
+class RateLimited:
+    """Let through at most `burst` messages per `interval` seconds, then say how many were held back."""
+
+    def __init__(self, logger: logging.Logger, burst: int = 10, interval: float = 10.0) -> None:
+        self.logger, self.burst, self.interval = logger, burst, interval
+        self._window_start = 0.0
+        self._sent = 0
+        self._suppressed = 0
+
+    def __call__(self, level: int, msg: str, **fields: object) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= self.interval:
+            if self._suppressed:
+                log(self.logger, level, "suppressed similar messages", count=self._suppressed)
+            self._window_start, self._sent, self._suppressed = now, 0, 0
+        if self._sent < self.burst:
+            self._sent += 1
+            log(self.logger, level, msg, **fields)
+        else:
+            self._suppressed += 1

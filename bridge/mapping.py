@@ -1,0 +1,347 @@
+"""Mapping files in statsd_exporter's YAML schema: read, validate, compile.
+
+Every problem is a MappingError naming the file, the line and the key, so
+`--check-config` and start-up can say exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DEFAULT_QUANTILES = ((0.5, 0.05), (0.9, 0.01), (0.99, 0.001))
+DEFAULT_MAX_AGE = 600.0  # seconds, as client_golang's summaries
+DEFAULT_AGE_BUCKETS = 5
+
+# statsd_exporter's own names for the event kinds, "timer" being the old spelling.
+METRIC_TYPES = {"counter": "counter", "gauge": "gauge", "observer": "observer", "timer": "observer"}
+OBSERVER_TYPES = ("histogram", "summary")
+
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# A metric name template: a valid name in which $n / ${n} may stand for captures.
+NAME_TEMPLATE = re.compile(r"^([a-zA-Z_:]|\$\{?\w+\}?)([a-zA-Z0-9_:]|\$\{?\w+\}?)*$")
+GLOB_COMPONENT = re.compile(r"^[a-zA-Z0-9_*:-]+$")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w|y)")
+_DURATION_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
+    "d": 86400.0, "w": 604800.0, "y": 31536000.0,
+}  # fmt: skip
+
+MAPPING_KEYS = {
+    "match", "name", "labels", "match_type", "observer_type", "timer_type", "buckets", "quantiles",
+    "histogram_options", "summary_options", "help", "action", "match_metric_type", "ttl", "scale",
+    "honor_labels",
+}  # fmt: skip
+DEFAULTS_KEYS = {
+    "observer_type", "timer_type", "buckets", "quantiles", "match_type", "glob_disable_ordering", "ttl",
+    "summary_options", "histogram_options",
+}  # fmt: skip
+TOP_KEYS = {"defaults", "mappings"}
+SUMMARY_KEYS = {"quantiles", "max_age", "age_buckets", "buf_cap"}
+HISTOGRAM_KEYS = {"buckets", "native_histogram_bucket_factor", "native_histogram_max_buckets"}
+
+
+class MappingError(ValueError):
+    """A problem in a mapping file, with where it is."""
+
+    def __init__(self, message: str, path: str = "<mapping>", line: int | None = None, key: str = "") -> None:
+        self.path, self.line, self.key, self.message = path, line, key, message
+        where = path if line is None else f"{path}:{line}"
+        super().__init__(f"{where}: {key + ': ' if key else ''}{message}")
+
+
+@dataclass(frozen=True)
+class SummaryOptions:
+    quantiles: tuple[tuple[float, float], ...] = DEFAULT_QUANTILES
+    max_age: float = DEFAULT_MAX_AGE
+    age_buckets: int = DEFAULT_AGE_BUCKETS
+
+
+@dataclass
+class Rule:
+    """One compiled entry of `mappings:`."""
+
+    match: str
+    match_type: str  # "glob" or "regex"
+    pattern: re.Pattern[str]
+    name: str
+    labels: dict[str, str]
+    action: str = "map"  # "map" or "drop"
+    match_metric_type: str = ""  # "", "counter", "gauge" or "observer"
+    observer_type: str = ""  # "", "histogram" or "summary"
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    summary: SummaryOptions = field(default_factory=SummaryOptions)
+    help: str = ""
+    ttl: float = 0.0
+    scale: float | None = None
+    honor_labels: bool = False
+    line: int = 0
+    # name and labels contain no capture reference: format once, not per match
+    static: bool = False
+
+
+@dataclass
+class MappingConfig:
+    rules: list[Rule] = field(default_factory=list)
+    observer_type: str = "histogram"
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    summary: SummaryOptions = field(default_factory=SummaryOptions)
+    ttl: float = 0.0
+    glob_disable_ordering: bool = False
+    path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # top-level blocks other stages read
+
+
+class _Located(dict):
+    """A YAML mapping that remembers the line of itself and of each key."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _Loader(yaml.SafeLoader):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Located:  # type: ignore[override]
+        located = _Located(super().construct_mapping(node, deep=True))
+        located.line = node.start_mark.line + 1
+        located.key_lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+        return located
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds in a Go / Prometheus duration such as `1m30s`, `250ms` or `0`."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text == 0:
+            return 0.0
+        raise ValueError(f"duration {text!r} needs a unit, e.g. {text}s")
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"not a duration: {text!r}")
+    if text == "0":
+        return 0.0
+    position, total = 0, 0.0
+    for part in _DURATION_PART.finditer(text):
+        if part.start() != position:
+            break
+        total += float(part.group(1)) * _DURATION_UNITS[part.group(2)]
+        position = part.end()
+    if position != len(text) or position == 0:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 250ms, 30s, 5m, 1h)")
+    return total
+
+
+def glob_to_regex(glob: str) -> re.Pattern[str]:
+    """A glob's `*` matches within one dot-separated component, never across a dot."""
+    return re.compile("".join("([^.]*)" if char == "*" else re.escape(char) for char in glob) + r"\Z")
+
+
+class _Checker:
+    """Reads one YAML mapping with the file path at hand for error messages."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, where: _Located | None, key: str, message: str) -> MappingError:
+        line = None
+        if isinstance(where, _Located):
+            line = where.key_lines.get(key, where.line) if key else where.line
+        return MappingError(message, self.path, line, key)
+
+    def mapping(self, value: Any, where: _Located | None, key: str, allowed: set[str]) -> _Located:
+        if value is None:
+            value = _Located()
+        if not isinstance(value, dict):
+            raise self.fail(where, key, f"must be a mapping, got {type(value).__name__}")
+        for unknown in sorted(set(value) - allowed):
+            raise self.fail(value, str(unknown), f"unknown key (known: {', '.join(sorted(allowed))})")
+        return value
+
+    def number(self, value: Any, where: _Located, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(where, key, f"must be a number, got {value!r}")
+        return float(value)
+
+    def buckets(self, value: Any, where: _Located, key: str) -> tuple[float, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(where, key, "must be a non-empty list of numbers")
+        buckets = tuple(self.number(bound, where, key) for bound in value)
+        if any(math.isnan(b) for b in buckets) or list(buckets) != sorted(set(buckets)):
+            raise self.fail(where, key, f"bucket bounds must be strictly increasing: {value}")
+        return tuple(b for b in buckets if b != math.inf)
+
+    def quantiles(self, value: Any, where: _Located, key: str) -> tuple[tuple[float, float], ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(where, key, "must be a non-empty list of {quantile, error}")
+        result = []
+        for item in value:
+            item = self.mapping(item, where, key, {"quantile", "error"})
+            quantile = self.number(item.get("quantile"), item, "quantile")
+            error = self.number(item.get("error", 0.01), item, "error")
+            if not 0.0 <= quantile <= 1.0:
+                raise self.fail(item, "quantile", f"must be between 0 and 1, got {quantile}")
+            result.append((quantile, error))
+        return tuple(result)
+
+    def duration(self, value: Any, where: _Located, key: str) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            raise self.fail(where, key, str(error)) from None
+
+    def choice(self, value: Any, where: _Located, key: str, choices: tuple[str, ...] | dict[str, str]) -> str:
+        if value not in choices:
+            raise self.fail(where, key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return choices[value] if isinstance(choices, dict) else value
+
+    def summary(self, value: Any, where: _Located, key: str, base: SummaryOptions) -> SummaryOptions:
+        block = self.mapping(value, where, key, SUMMARY_KEYS)
+        quantiles = base.quantiles
+        if block.get("quantiles"):
+            quantiles = self.quantiles(block["quantiles"], block, "quantiles")
+        max_age = self.duration(block["max_age"], block, "max_age") if block.get("max_age") else base.max_age
+        age_buckets = base.age_buckets
+        if block.get("age_buckets"):
+            age_buckets = int(self.number(block["age_buckets"], block, "age_buckets"))
+            if age_buckets < 1:
+                raise self.fail(block, "age_buckets", "must be at least 1")
+        return SummaryOptions(quantiles, max_age or DEFAULT_MAX_AGE, age_buckets)
+
+
+def _observer_options(check: _Checker, entry: _Located, base: MappingConfig | None) -> dict[str, Any]:
+    """observer_type, buckets and summary options of a mapping or of the defaults block."""
+    out: dict[str, Any] = {}
+    observer = entry.get("observer_type") or entry.get("timer_type")
+    if observer:
+        key = "observer_type" if entry.get("observer_type") else "timer_type"
+        out["observer_type"] = check.choice(observer, entry, key, OBSERVER_TYPES)
+    histogram = entry.get("histogram_options")
+    if "histogram_options" in entry:
+        histogram = check.mapping(histogram, entry, "histogram_options", HISTOGRAM_KEYS)
+    summary_block = entry.get("summary_options")
+    if histogram and entry.get("buckets") and histogram.get("buckets"):
+        raise check.fail(entry, "buckets", "cannot use buckets both at the top level and in histogram_options")
+    if summary_block and entry.get("quantiles") and summary_block.get("quantiles"):
+        raise check.fail(entry, "quantiles", "cannot use quantiles both at the top level and in summary_options")
+    if base is not None and out.get("observer_type") == "histogram" and summary_block is not None:
+        raise check.fail(entry, "summary_options", "cannot use summary_options with observer_type histogram")
+    if base is not None and out.get("observer_type") == "summary" and histogram is not None:
+        raise check.fail(entry, "histogram_options", "cannot use histogram_options with observer_type summary")
+    if histogram and histogram.get("buckets"):
+        out["buckets"] = check.buckets(histogram["buckets"], histogram, "buckets")
+    elif entry.get("buckets"):
+        out["buckets"] = check.buckets(entry["buckets"], entry, "buckets")
+    base_summary = base.summary if base is not None else SummaryOptions()
+    if summary_block is not None:
+        out["summary"] = check.summary(summary_block, entry, "summary_options", base_summary)
+    if entry.get("quantiles"):
+        quantiles = check.quantiles(entry["quantiles"], entry, "quantiles")
+        summary = out.get("summary", base_summary)
+        out["summary"] = SummaryOptions(quantiles, summary.max_age, summary.age_buckets)
+    return out
+
+
+def _compile_rule(check: _Checker, entry: Any, config: MappingConfig, match_type_default: str, index: int) -> Rule:
+    entry = check.mapping(entry, None, f"mappings[{index}]", MAPPING_KEYS)
+    match = entry.get("match")
+    if not isinstance(match, str) or not match:
+        raise check.fail(entry, "match" if "match" in entry else "", "every mapping needs a non-empty `match`")
+    match_type = check.choice(entry.get("match_type") or match_type_default, entry, "match_type", ("glob", "regex"))
+    action = check.choice(entry.get("action") or "map", entry, "action", ("map", "drop"))
+    name = entry.get("name", "")
+    if not isinstance(name, str):
+        raise check.fail(entry, "name", f"must be a string, got {name!r}")
+    if action == "map":
+        if not name:
+            raise check.fail(entry, "name" if "name" in entry else "", "a mapping needs a `name` (or `action: drop`)")
+        if not NAME_TEMPLATE.match(name):
+            raise check.fail(entry, "name", f"{name!r} is not a valid metric name (letters, digits, _, $n)")
+
+    if match_type == "glob":
+        if not all(GLOB_COMPONENT.match(part) for part in match.split(".")):
+            raise check.fail(entry, "match", f"invalid glob {match!r}: dot-separated parts of letters, digits, _, -, *")
+        pattern = glob_to_regex(match)
+    else:
+        try:
+            pattern = re.compile(match)
+        except re.error as error:
+            raise check.fail(entry, "match", f"invalid regex {match!r}: {error}") from None
+
+    raw_labels = entry.get("labels")
+    labels = check.mapping(raw_labels, entry, "labels", set(raw_labels) if isinstance(raw_labels, dict) else set())
+    for label, value in labels.items():
+        if not isinstance(label, str) or not LABEL_NAME.match(label):
+            raise check.fail(labels, str(label), "invalid label name (letters, digits and _, not starting with a digit)")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise check.fail(labels, label, f"label value must be a string, got {value!r}")
+
+    options = _observer_options(check, entry, config)
+    scale = entry.get("scale")
+    rule = Rule(
+        match=match,
+        match_type=match_type,
+        pattern=pattern,
+        name=name,
+        labels={k: str(v) for k, v in labels.items()},
+        action=action,
+        match_metric_type=(
+            check.choice(entry["match_metric_type"], entry, "match_metric_type", METRIC_TYPES)
+            if entry.get("match_metric_type")
+            else ""
+        ),
+        observer_type=options.get("observer_type", ""),
+        buckets=options.get("buckets", config.buckets),
+        summary=options.get("summary", config.summary),
+        help=str(entry.get("help") or ""),
+        ttl=check.duration(entry["ttl"], entry, "ttl") if entry.get("ttl") is not None else config.ttl,
+        scale=None if scale is None else check.number(scale, entry, "scale"),
+        honor_labels=bool(entry.get("honor_labels", False)),
+        line=entry.line,
+    )
+    rule.static = "$" not in rule.name and not any("$" in v for v in rule.labels.values())
+    return rule
+
+
+def load_mapping(text: str, path: str = "<mapping>", extra_keys: frozenset[str] = frozenset()) -> MappingConfig:
+    """Compile a mapping file's text. Raises MappingError naming file, line and key."""
+    check = _Checker(path)
+    try:
+        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise MappingError(f"not valid YAML: {getattr(error, 'problem', None) or error}", path, line) from None
+    top = check.mapping(document, None, "", TOP_KEYS | extra_keys)
+    config = MappingConfig(path=path)
+    config.extra = {key: top[key] for key in extra_keys if key in top}
+
+    defaults = check.mapping(top.get("defaults"), top, "defaults", DEFAULTS_KEYS)
+    options = _observer_options(check, defaults, None)
+    config.observer_type = options.get("observer_type", "histogram")
+    config.buckets = options.get("buckets", DEFAULT_BUCKETS)
+    config.summary = options.get("summary", SummaryOptions())
+    if defaults.get("ttl") is not None:
+        config.ttl = check.duration(defaults["ttl"], defaults, "ttl")
+    config.glob_disable_ordering = bool(defaults.get("glob_disable_ordering", False))
+    match_type = check.choice(defaults.get("match_type") or "glob", defaults, "match_type", ("glob", "regex"))
+
+    mappings = top.get("mappings") or []
+    if not isinstance(mappings, list):
+        raise check.fail(top, "mappings", "must be a list")
+    config.rules = [_compile_rule(check, entry, config, match_type, i) for i, entry in enumerate(mappings)]
+    return config
+
+
+def load_mapping_file(path: str, extra_keys: frozenset[str] = frozenset()) -> MappingConfig:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise MappingError(f"cannot read: {error}", path) from None
+    return load_mapping(text, path, extra_keys)

@@ -1,0 +1,61 @@
+"""Streaming quantiles over a sliding time window, for summaries.
+
+client_golang's summaries (and so statsd_exporter's) report quantiles of the
+last `max_age`, kept in `age_buckets` rotating streams. We keep the same
+window with one DDSketch per age bucket and merge them at scrape time, so an
+observation costs one sketch insert rather than one per bucket.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from ddsketch import DDSketch
+
+# DDSketch bounds the relative error of the value returned for a quantile;
+# 1 % is finer than the rank errors statsd_exporter's default objectives allow
+# at the tails that matter (p90, p99) for latency-like data.
+RELATIVE_ACCURACY = 0.01
+
+
+class QuantileWindow:
+    __slots__ = ("age_buckets", "width", "_buckets", "_lock")
+
+    def __init__(self, max_age: float, age_buckets: int) -> None:
+        self.age_buckets = age_buckets
+        self.width = max_age / age_buckets
+        self._buckets: list[tuple[int, DDSketch]] = []
+        # Scrapes read from the HTTP thread while the event loop inserts.
+        self._lock = threading.Lock()
+
+    def _index(self, now: float) -> int:
+        return int(now // self.width)
+
+    def observe(self, value: float, weight: int, now: float) -> None:
+        index = self._index(now)
+        with self._lock:
+            if not self._buckets or self._buckets[-1][0] != index:
+                self._buckets.append((index, DDSketch(RELATIVE_ACCURACY)))
+                oldest = index - self.age_buckets
+                self._buckets = [b for b in self._buckets if b[0] > oldest]
+            self._buckets[-1][1].add(value, weight)
+
+    def quantiles(self, wanted: tuple[float, ...], now: float) -> list[float]:
+        """Each wanted quantile over the window; NaN when nothing was observed in it."""
+        oldest = self._index(now) - self.age_buckets
+        merged = DDSketch(RELATIVE_ACCURACY)
+        with self._lock:
+            for index, sketch in self._buckets:
+                if index > oldest:
+                    merged.merge(sketch)
+        if merged.count == 0:
+            return [math.nan] * len(wanted)
+        return [_clamp(merged.get_quantile_value(q), merged) for q in wanted]
+
+
+def _clamp(value: float | None, sketch: DDSketch) -> float:
+    if value is None:
+        return math.nan
+    # the sketch's bucket midpoint may lie just outside what was observed
+    return min(max(value, sketch._min), sketch._max)

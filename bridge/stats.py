@@ -1,0 +1,72 @@
+"""The bridge's own counters, kept as plain ints on the hot path and exposed at scrape time."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+PREFIX = "statsd_bridge_"
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.lines = 0
+        self.samples = 0
+        self.tags = 0
+        self.tag_errors = 0
+        self.udp_packets = 0
+        self.unixgram_packets = 0
+        self.tcp_connections = 0
+        self.tcp_connection_errors = 0
+        self.tcp_too_long_lines = 0
+        self.events_unmapped = 0
+        self.loaded_mappings = 0
+        self.sample_errors: Counter[str] = Counter()
+        self.events: Counter[str] = Counter()
+        self.event_errors: Counter[str] = Counter()
+        self.actions: Counter[str] = Counter()
+        self.conflicts: Counter[tuple[str, str]] = Counter()
+        self.config_reloads: Counter[str] = Counter()
+        self.series_by_type: dict[str, int] = {}
+
+
+def _counter(name: str, documentation: str, value: float) -> Metric:
+    return CounterMetricFamily(PREFIX + name, documentation, value=value)
+
+
+def _labelled(name: str, documentation: str, labels: list[str], values: Counter, kind=CounterMetricFamily) -> Metric:
+    family = kind(PREFIX + name, documentation, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
+    return family
+
+
+def self_metrics(stats: Stats) -> Iterator[Metric]:
+    """Metric families for stats, named as statsd_exporter's with our prefix."""
+    yield _counter("lines_total", "StatsD lines received.", stats.lines)
+    yield _counter("samples_total", "StatsD samples received (a multi-value line holds several).", stats.samples)
+    yield _counter("tags_total", "Lines received with tags.", stats.tags)
+    yield _counter("tag_errors_total", "Tags skipped as malformed (no key, no value, reserved name).", stats.tag_errors)
+    yield _counter("udp_packets_total", "UDP datagrams received.", stats.udp_packets)
+    yield _counter("unixgram_packets_total", "Unix datagram packets received.", stats.unixgram_packets)
+    yield _counter("tcp_connections_total", "TCP connections accepted.", stats.tcp_connections)
+    yield _counter("tcp_connection_errors_total", "TCP connections ended by a read error.", stats.tcp_connection_errors)
+    yield _counter("tcp_too_long_lines_total", "TCP lines over the length limit; each closed its connection.",
+                   stats.tcp_too_long_lines)  # fmt: skip
+    yield _counter("events_unmapped_total", "Events that matched no mapping rule.", stats.events_unmapped)
+    yield _labelled("sample_errors_total", "Rejected lines or samples, by reason.", ["reason"], stats.sample_errors)
+    yield _labelled("events_total", "Events applied to a series, by StatsD kind.", ["type"], stats.events)
+    yield _labelled("events_error_total", "Events rejected after mapping, by reason.", ["reason"], stats.event_errors)
+    yield _labelled("events_actions_total", "Events that matched a rule, by the rule's action.", ["action"],
+                    stats.actions)  # fmt: skip
+    yield _labelled("events_conflict_total", "Events whose metric name exists with another type or clashes "
+                    "with another metric's sample names.", ["type", "metric_name"], stats.conflicts)  # fmt: skip
+    yield _labelled("config_reloads_total", "Mapping file reloads, by outcome.", ["outcome"], stats.config_reloads)
+    yield GaugeMetricFamily(PREFIX + "loaded_mappings", "Rules in the loaded mapping file.", value=stats.loaded_mappings)
+    series = GaugeMetricFamily(PREFIX + "metrics", "Series held, by Prometheus type.", labels=["type"])
+    for kind, count in sorted(stats.series_by_type.items()):
+        series.add_metric([kind], count)
+    yield series

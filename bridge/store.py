@@ -1,0 +1,175 @@
+"""The series store: metric families of plain series objects.
+
+Series are plain slotted objects rather than prometheus_client children: an
+update is an attribute write, and the exporter renders them at scrape time.
+The event loop is the only writer; the HTTP thread reads snapshots
+(`list(dict.values())` is atomic under the GIL).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+
+from bridge.mapper import Target
+from bridge.mapping import SummaryOptions
+from bridge.quantiles import QuantileWindow
+
+LabelKey = tuple[tuple[str, str], ...]
+
+# Sample names each type exposes besides its own name.
+_SUFFIXES = {"counter": (), "gauge": (), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
+# Label names the exposition of a type writes itself.
+RESERVED_LABELS = {"histogram": "le", "summary": "quantile"}
+
+
+class Conflict(Exception):
+    """An event names a metric that exists with another type, or whose sample names are taken."""
+
+
+def escape_label_value(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def render_labels(key: LabelKey) -> str:
+    return ",".join(f'{name}="{escape_label_value(value)}"' for name, value in key)
+
+
+class Scalar:
+    """A counter or gauge series."""
+
+    __slots__ = ("key", "label_text", "value", "updated")
+
+    def __init__(self, key: LabelKey, now: float) -> None:
+        self.key = key
+        self.label_text = render_labels(key)
+        self.value = 0.0
+        self.updated = now
+
+
+class Histogram:
+    __slots__ = ("key", "label_text", "value", "updated", "bounds", "counts", "sum")
+
+    def __init__(self, key: LabelKey, now: float, bounds: tuple[float, ...]) -> None:
+        self.key = key
+        self.label_text = render_labels(key)
+        self.updated = now
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # per bucket, not cumulative; the last is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float, weight: int) -> None:
+        # Prometheus buckets are upper-inclusive: le="0.5" counts 0.5
+        self.counts[bisect.bisect_left(self.bounds, value)] += weight
+        self.sum += value * weight
+
+
+class Summary:
+    __slots__ = ("key", "label_text", "updated", "window", "count", "sum")
+
+    def __init__(self, key: LabelKey, now: float, options: SummaryOptions) -> None:
+        self.key = key
+        self.label_text = render_labels(key)
+        self.updated = now
+        self.window = QuantileWindow(options.max_age, options.age_buckets)
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, value: float, weight: int, now: float) -> None:
+        self.window.observe(value, weight, now)
+        self.count += weight
+        self.sum += value * weight
+
+
+Series = Scalar | Histogram | Summary
+
+
+class Family:
+    __slots__ = ("name", "type", "help", "buckets", "summary", "series")
+
+    def __init__(self, target: Target) -> None:
+        self.name = target.name
+        self.type = target.type
+        self.help = target.help
+        self.buckets = target.buckets
+        self.summary = target.summary
+        self.series: dict[LabelKey, Series] = {}
+
+    def new_series(self, key: LabelKey, now: float) -> Series:
+        if self.type == "histogram":
+            return Histogram(key, now, self.buckets)
+        if self.type == "summary":
+            return Summary(key, now, self.summary)
+        return Scalar(key, now)
+
+
+class Store:
+    def __init__(self) -> None:
+        self.families: dict[str, Family] = {}
+        # every sample name a family exposes -> that family's name, so that a
+        # counter "x_sum" and a summary "x" never both write "x_sum"
+        self._claims: dict[str, str] = {}
+        # series with a TTL -> their family, checked by sweep()
+        self._expiring: dict[int, tuple[Family, Series, float]] = {}
+        self.series_count = 0
+
+    def reserve(self, names: Iterable[str]) -> None:
+        """Sample names written by someone else (the self-metrics), which no family may take."""
+        self._claims.update(dict.fromkeys(names, ""))
+
+    def family(self, target: Target) -> Family:
+        family = self.families.get(target.name)
+        if family is not None:
+            if family.type != target.type:
+                raise Conflict(f"{target.name} is a {family.type}, not a {target.type}")
+            return family
+        names = [target.name + suffix for suffix in _SUFFIXES[target.type]] + [target.name]
+        for name in names:
+            if name in self._claims:
+                owner = self._claims[name] or "statsd-bridge itself"
+                raise Conflict(f"{target.name} ({target.type}) would write {name}, which {owner} writes")
+        for name in names:
+            self._claims[name] = target.name
+        family = self.families[target.name] = Family(target)
+        return family
+
+    def series(self, target: Target, key: LabelKey, now: float) -> Series:
+        family = self.families.get(target.name)
+        if family is None or family.type != target.type:
+            family = self.family(target)
+        series = family.series.get(key)
+        if series is None:
+            series = family.series[key] = family.new_series(key, now)
+            self.series_count += 1
+            if target.ttl > 0:
+                self._expiring[id(series)] = (family, series, target.ttl)
+        return series
+
+    def remove(self, family: Family, series: Series) -> None:
+        if family.series.get(series.key) is series:
+            del family.series[series.key]
+            self.series_count -= 1
+        self._expiring.pop(id(series), None)
+        if not family.series:
+            self._drop_family(family)
+
+    def _drop_family(self, family: Family) -> None:
+        if self.families.get(family.name) is family:
+            del self.families[family.name]
+            for suffix in ("", *_SUFFIXES[family.type]):
+                self._claims.pop(family.name + suffix, None)
+
+    def sweep(self, now: float) -> int:
+        """Drop series not updated within their TTL; return how many went."""
+        stale = [(family, series) for family, series, ttl in self._expiring.values() if now - series.updated > ttl]
+        for family, series in stale:
+            self.remove(family, series)
+        return len(stale)
+
+    def count_by_type(self) -> dict[str, int]:
+        counts = dict.fromkeys(_SUFFIXES, 0)
+        for family in list(self.families.values()):
+            counts[family.type] += len(family.series)
+        return counts
