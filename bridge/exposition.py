@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from prometheus_client import openmetrics
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -83,7 +82,7 @@ def _render_family(family: Family, now: float, out: list[str]) -> None:
         bounds = [f'le="{format_value(b)}"' for b in family.buckets] + ['le="+Inf"']
         for s in series_list:
             cumulative = 0
-            for bound, count in zip(bounds, s.counts):
+            for bound, count in zip(bounds, s.counts, strict=True):
                 cumulative += count
                 out.append(f"{name}_bucket{_with(s.label_text, bound)} {cumulative}\n")
             labels = _braced(s.label_text)
@@ -93,7 +92,7 @@ def _render_family(family: Family, now: float, out: list[str]) -> None:
         wanted = tuple(q for q, _ in family.summary.quantiles)
         quantile_labels = [f'quantile="{format_value(q)}"' for q in wanted]
         for s in series_list:
-            for label, value in zip(quantile_labels, s.window.quantiles(wanted, now)):
+            for label, value in zip(quantile_labels, s.window.quantiles(wanted, now), strict=True):
                 out.append(f"{name}{_with(s.label_text, label)} {format_value(value)}\n")
             labels = _braced(s.label_text)
             out.append(f"{name}_sum{labels} {format_value(s.sum)}\n{name}_count{labels} {s.count}\n")
@@ -166,7 +165,7 @@ def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric |
         for s in series_list:
             labels = dict(s.key)
             cumulative = 0
-            for bound, count in zip(bounds, s.counts):
+            for bound, count in zip(bounds, s.counts, strict=True):
                 cumulative += count
                 metric.add_sample(name + "_bucket", {**labels, "le": bound}, cumulative)
             metric.add_sample(name + "_count", labels, cumulative)
@@ -175,7 +174,7 @@ def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric |
         wanted = tuple(q for q, _ in family.summary.quantiles)
         for s in series_list:
             labels = dict(s.key)
-            for quantile, value in zip(wanted, s.window.quantiles(wanted, now)):
+            for quantile, value in zip(wanted, s.window.quantiles(wanted, now), strict=True):
                 metric.add_sample(name, {**labels, "quantile": floatToGoString(quantile)}, value)
             metric.add_sample(name + "_count", labels, s.count)
             metric.add_sample(name + "_sum", labels, s.sum)
@@ -227,21 +226,26 @@ class App:
             headers.append(("Content-Encoding", "gzip"))
         return "200 OK", headers, body
 
+    def _ready_page(self, _environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
+        return _page("200 OK", "OK\n") if self.ready() else _page("503 Service Unavailable", "not ready\n")
+
+    def _landing_page(self, _environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
+        return _page("200 OK", LANDING_PAGE.format(path=html.escape(self.telemetry_path)), "text/html")
+
     def route(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
         path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
-        pages: dict[str, Callable[[dict], tuple[str, list[tuple[str, str]], bytes]]] = {
+        pages = {
             self.telemetry_path: self.metrics,
-            "/": lambda _: _page("200 OK", LANDING_PAGE.format(path=html.escape(self.telemetry_path)), "text/html"),
+            "/": self._landing_page,
             "/-/healthy": lambda _: _page("200 OK", "OK\n"),
-            "/-/ready": lambda _: _page("200 OK", "OK\n") if self.ready() else _page("503 Service Unavailable",
-                                                                                     "not ready\n"),  # fmt: skip
+            "/-/ready": self._ready_page,
         }
         handler = pages.get(path)
         if handler is None:
             return _page("404 Not Found", f"404 page not found: {path}\n")
         if method not in ("GET", "HEAD"):
             status, headers, body = _page("405 Method Not Allowed", f"{method} is not allowed on {path}\n")
-            return status, headers + [("Allow", "GET, HEAD")], body
+            return status, [*headers, ("Allow", "GET, HEAD")], body
         return handler(environ)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -250,7 +254,7 @@ class App:
         except Exception:
             logger.exception("request failed")
             status, headers, body = _page("500 Internal Server Error", "internal error, see the bridge's log\n")
-        start_response(status, headers + [("Content-Length", str(len(body)))])
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
         return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
 
 
@@ -259,7 +263,7 @@ def _page(status: str, text: str, content_type: str = "text/plain") -> tuple[str
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         logger.debug("http request", extra={"fields": {"request": format % args}})
 
 

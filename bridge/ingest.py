@@ -11,24 +11,25 @@ import time
 from bridge.line import COUNTER, GAUGE, LineError, Sample, TagStats, parse_line, split_datagram
 from bridge.logs import RateLimited
 from bridge.mapper import Mapper, Target, escape_name
-from bridge.store import RESERVED_LABELS, Conflict, Histogram, Store, Summary
+from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Store, Summary
 
 logger = logging.getLogger("bridge.ingest")
 
 
 class Ingest:
-    def __init__(self, mapper: Mapper, store: Store, stats) -> None:  # stats: bridge.stats.Stats
+    def __init__(self, mapper: Mapper, store: Store, stats, clock=time.monotonic) -> None:
+        self.clock = clock  # tests pass a fake one to step through TTLs and summary windows
         self.mapper = mapper
         self.store = store
         self.stats = stats
         self.tag_stats = TagStats()
         self._label_names: dict[str, str] = {}
         self._warn = RateLimited(logger)
-        self.now = time.monotonic()
+        self.now = clock()
 
     def packet(self, data: bytes) -> None:
         """All lines of one datagram; a bad line never costs its neighbours."""
-        self.now = time.monotonic()
+        self.now = self.clock()
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -116,7 +117,7 @@ class Ingest:
         key = self._labels(sample, target) if sample.tags or target.labels else ()
         try:
             series = self.store.series(target, key, self.now)
-        except Conflict as error:
+        except ConflictError as error:
             stats.conflicts[(target.type, target.name)] += 1
             self._warn(logging.WARNING, "metric type conflict", metric=target.name, error=str(error))
             return

@@ -24,6 +24,8 @@ TYPE_CODES = {
     "d": (OBSERVER, 1.0),
 }
 MULTI_VALUE_TYPES = frozenset(("ms", "h", "d"))
+# DogStatsD fields whose own colon must not be read as the old a:1|c:2|c multi-metric form
+_COLON_FIELDS = ("|c:", "|e:", "|card:")
 
 # Observers with a sample rate repeat 1/rate times; a hostile rate must not
 # turn one line into a billion observations, so the weight is carried as a
@@ -207,7 +209,7 @@ def parse_line(line: str, stats: TagStats) -> tuple[list[Sample], list[LineError
             raise LineError("invalid_extended_aggregate_type", line[:80])
         suffix = _parse_suffix(suffix_text.split("|"), tags, stats)
         pieces = [(value, suffix) for value in head.split(":")]
-    elif dogstatsd:
+    elif dogstatsd or any(marker in suffix_text for marker in _COLON_FIELDS):
         pieces = [(head, _parse_suffix(suffix_text.split("|"), tags, stats))]
     else:
         pieces = []  # the old StatsD multi-metric form a:1|c:2|g, each with its own suffix

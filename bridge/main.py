@@ -14,27 +14,86 @@ from bridge.server import load_mapping, main
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--statsd-listen-udp", "--statsd.listen-udp", default=":9125", show_default=True, metavar="ADDR",
-              help="UDP address for StatsD lines (host:port, :port, [v6]:port); empty disables.")
-@click.option("--statsd-listen-tcp", "--statsd.listen-tcp", default=":9125", show_default=True, metavar="ADDR",
-              help="TCP address for newline-framed StatsD lines; empty disables.")
-@click.option("--statsd-listen-unixgram", "--statsd.listen-unixgram", default="", metavar="PATH",
-              help="Unix datagram socket path for DogStatsD clients; off unless given.")
-@click.option("--statsd-unixsocket-mode", "--statsd.unixsocket-mode", default="755", show_default=True,
-              metavar="MODE", help="Permission bits (octal) of the unixgram socket file.")
-@click.option("--statsd-read-buffer", "--statsd.read-buffer", default=DEFAULT_READ_BUFFER, show_default=True,
-              type=int, metavar="BYTES", help="SO_RCVBUF of the datagram sockets; 0 keeps the kernel's default.")
-@click.option("--web-listen-address", "--web.listen-address", default=":9102", show_default=True, metavar="ADDR",
-              help="HTTP address for the telemetry path and health endpoints.")
-@click.option("--web-telemetry-path", "--web.telemetry-path", default="/metrics", show_default=True,
-              metavar="PATH", help="Path under which the metrics are served.")
-@click.option("--mapping-config", "--statsd.mapping-config", default="", metavar="FILE",
-              help="statsd_exporter-style YAML mapping file.")
+@click.option(
+    "--statsd-listen-udp",
+    "--statsd.listen-udp",
+    default=":9125",
+    show_default=True,
+    metavar="ADDR",
+    help="UDP address for StatsD lines (host:port, :port, [v6]:port); empty disables.",
+)
+@click.option(
+    "--statsd-listen-tcp",
+    "--statsd.listen-tcp",
+    default=":9125",
+    show_default=True,
+    metavar="ADDR",
+    help="TCP address for newline-framed StatsD lines; empty disables.",
+)
+@click.option(
+    "--statsd-listen-unixgram",
+    "--statsd.listen-unixgram",
+    default="",
+    metavar="PATH",
+    help="Unix datagram socket path for DogStatsD clients; off unless given.",
+)
+@click.option(
+    "--statsd-unixsocket-mode",
+    "--statsd.unixsocket-mode",
+    default="755",
+    show_default=True,
+    metavar="MODE",
+    help="Permission bits (octal) of the unixgram socket file.",
+)
+@click.option(
+    "--statsd-read-buffer",
+    "--statsd.read-buffer",
+    default=DEFAULT_READ_BUFFER,
+    show_default=True,
+    type=int,
+    metavar="BYTES",
+    help="SO_RCVBUF of the datagram sockets; 0 keeps the kernel's default.",
+)
+@click.option(
+    "--web-listen-address",
+    "--web.listen-address",
+    default=":9102",
+    show_default=True,
+    metavar="ADDR",
+    help="HTTP address for the telemetry path and health endpoints.",
+)
+@click.option(
+    "--web-telemetry-path",
+    "--web.telemetry-path",
+    default="/metrics",
+    show_default=True,
+    metavar="PATH",
+    help="Path under which the metrics are served.",
+)
+@click.option(
+    "--mapping-config",
+    "--statsd.mapping-config",
+    default="",
+    metavar="FILE",
+    help="statsd_exporter-style YAML mapping file.",
+)
 @click.option("--check-config", is_flag=True, help="Validate flags and the mapping file, then exit.")
-@click.option("--log-level", "--log.level", default="info", show_default=True, type=click.Choice(LEVELS),
-              help="Lowest level logged.")
-@click.option("--log-format", "--log.format", default="logfmt", show_default=True,
-              type=click.Choice(["logfmt", "json"]), help="Log line format.")
+@click.option(
+    "--log-level",
+    "--log.level",
+    default="info",
+    show_default=True,
+    type=click.Choice(LEVELS),
+    help="Lowest level logged.",
+)
+@click.option(
+    "--log-format",
+    "--log.format",
+    default="logfmt",
+    show_default=True,
+    type=click.Choice(["logfmt", "json"]),
+    help="Log line format.",
+)
 @click.version_option(__version__, "--version", prog_name="statsd-bridge")
 def cli(check_config: bool, **options: object) -> None:
     """Receive StatsD / DogStatsD lines and serve them to Prometheus."""

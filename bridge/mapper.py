@@ -97,10 +97,8 @@ class Mapper:
         for rule in self.rules:
             if rule.match_metric_type and rule.match_metric_type != kind:
                 continue
-            if rule.match_type == "glob":
-                found = rule.pattern.match(name)
-            else:
-                found = rule.pattern.search(name)
+            # globs are anchored; regexes match anywhere, as Go's FindStringSubmatch
+            found = rule.pattern.match(name) if rule.match_type == "glob" else rule.pattern.search(name)
             if found is None:
                 continue
             return self._from_rule(rule, found, kind)

@@ -277,7 +277,7 @@ def _compile_rule(check: _Checker, entry: Any, config: MappingConfig, match_type
     labels = check.mapping(raw_labels, entry, "labels", set(raw_labels) if isinstance(raw_labels, dict) else set())
     for label, value in labels.items():
         if not isinstance(label, str) or not LABEL_NAME.match(label):
-            raise check.fail(labels, str(label), "invalid label name (letters, digits and _, not starting with a digit)")
+            raise check.fail(labels, str(label), "invalid label name (letters, digits, _; no leading digit)")
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise check.fail(labels, label, f"label value must be a string, got {value!r}")
 
@@ -312,7 +312,7 @@ def load_mapping(text: str, path: str = "<mapping>", extra_keys: frozenset[str] 
     """Compile a mapping file's text. Raises MappingError naming file, line and key."""
     check = _Checker(path)
     try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        document = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

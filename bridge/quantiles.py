@@ -20,7 +20,7 @@ RELATIVE_ACCURACY = 0.01
 
 
 class QuantileWindow:
-    __slots__ = ("age_buckets", "width", "_buckets", "_lock")
+    __slots__ = ("_buckets", "_lock", "age_buckets", "width")
 
     def __init__(self, max_age: float, age_buckets: int) -> None:
         self.age_buckets = age_buckets

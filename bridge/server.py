@@ -180,7 +180,7 @@ async def run(config: Config, mapping: MappingConfig) -> int:
 
 def main(config: Config, mapping: MappingConfig) -> int:
     try:
-        import uvloop  # noqa: PLC0415 - an optional speed-up, several times faster per datagram
+        import uvloop
     except ImportError:
         return asyncio.run(run(config, mapping))
     return uvloop.run(run(config, mapping))

@@ -65,7 +65,7 @@ def self_metrics(stats: Stats) -> Iterator[Metric]:
     yield _labelled("events_conflict_total", "Events whose metric name exists with another type or clashes "
                     "with another metric's sample names.", ["type", "metric_name"], stats.conflicts)  # fmt: skip
     yield _labelled("config_reloads_total", "Mapping file reloads, by outcome.", ["outcome"], stats.config_reloads)
-    yield GaugeMetricFamily(PREFIX + "loaded_mappings", "Rules in the loaded mapping file.", value=stats.loaded_mappings)
+    yield GaugeMetricFamily(PREFIX + "loaded_mappings", "Rules in the mapping file.", value=stats.loaded_mappings)
     series = GaugeMetricFamily(PREFIX + "metrics", "Series held, by Prometheus type.", labels=["type"])
     for kind, count in sorted(stats.series_by_type.items()):
         series.add_metric([kind], count)

@@ -23,7 +23,7 @@ _SUFFIXES = {"counter": (), "gauge": (), "histogram": ("_bucket", "_sum", "_coun
 RESERVED_LABELS = {"histogram": "le", "summary": "quantile"}
 
 
-class Conflict(Exception):
+class ConflictError(Exception):
     """An event names a metric that exists with another type, or whose sample names are taken."""
 
 
@@ -40,7 +40,7 @@ def render_labels(key: LabelKey) -> str:
 class Scalar:
     """A counter or gauge series."""
 
-    __slots__ = ("key", "label_text", "value", "updated")
+    __slots__ = ("key", "label_text", "updated", "value")
 
     def __init__(self, key: LabelKey, now: float) -> None:
         self.key = key
@@ -50,7 +50,7 @@ class Scalar:
 
 
 class Histogram:
-    __slots__ = ("key", "label_text", "value", "updated", "bounds", "counts", "sum")
+    __slots__ = ("bounds", "counts", "key", "label_text", "sum", "updated", "value")
 
     def __init__(self, key: LabelKey, now: float, bounds: tuple[float, ...]) -> None:
         self.key = key
@@ -67,7 +67,7 @@ class Histogram:
 
 
 class Summary:
-    __slots__ = ("key", "label_text", "updated", "window", "count", "sum")
+    __slots__ = ("count", "key", "label_text", "sum", "updated", "window")
 
     def __init__(self, key: LabelKey, now: float, options: SummaryOptions) -> None:
         self.key = key
@@ -87,7 +87,7 @@ Series = Scalar | Histogram | Summary
 
 
 class Family:
-    __slots__ = ("name", "type", "help", "buckets", "summary", "series")
+    __slots__ = ("buckets", "help", "name", "series", "summary", "type")
 
     def __init__(self, target: Target) -> None:
         self.name = target.name
@@ -123,13 +123,13 @@ class Store:
         family = self.families.get(target.name)
         if family is not None:
             if family.type != target.type:
-                raise Conflict(f"{target.name} is a {family.type}, not a {target.type}")
+                raise ConflictError(f"{target.name} is a {family.type}, not a {target.type}")
             return family
         names = [target.name + suffix for suffix in _SUFFIXES[target.type]] + [target.name]
         for name in names:
             if name in self._claims:
                 owner = self._claims[name] or "statsd-bridge itself"
-                raise Conflict(f"{target.name} ({target.type}) would write {name}, which {owner} writes")
+                raise ConflictError(f"{target.name} ({target.type}) would write {name}, which {owner} writes")
         for name in names:
             self._claims[name] = target.name
         family = self.families[target.name] = Family(target)

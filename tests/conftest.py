@@ -1,0 +1,232 @@
+"""Shared helpers: an in-process pipeline for stage tests, a real bridge process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+import pytest
+
+from bridge.exposition import render_text
+from bridge.ingest import Ingest
+from bridge.mapper import Mapper
+from bridge.mapping import load_mapping
+from bridge.server import reserved_names, self_registry
+from bridge.stats import Stats
+from bridge.store import Store
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Pipeline:
+    ingest: Ingest
+    store: Store
+    stats: Stats
+    registry: object
+    clock: FakeClock
+
+    def send(self, *lines: str) -> None:
+        self.ingest.packet("\n".join(lines).encode())
+
+    def text(self) -> str:
+        return render_text(self.store, self.registry, self.ingest.now).decode()
+
+    def samples(self) -> dict[tuple[str, frozenset], float]:
+        return parse_samples(self.text())
+
+    def types(self) -> dict[str, str]:
+        return parse_types(self.text())
+
+
+def pipeline(mapping_yaml: str = "") -> Pipeline:
+    stats, store = Stats(), Store()
+    registry = self_registry(stats, store)
+    store.reserve(reserved_names(registry))
+    config = load_mapping(mapping_yaml, "test.yml")
+    clock = FakeClock()
+    return Pipeline(Ingest(Mapper(config), store, stats, clock), store, stats, registry, clock)
+
+
+_SAMPLE_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+
+
+def _parse_labels(text: str, i: int) -> tuple[dict[str, str], int]:
+    """Labels from text[i] == "{" to the matching "}", honouring escapes; returns (labels, index after)."""
+    labels: dict[str, str] = {}
+    i += 1
+    while text[i] != "}":
+        name = _SAMPLE_NAME.match(text, i)
+        assert name and text[name.end()] == "=" and text[name.end() + 1] == '"', text
+        i, value = name.end() + 2, []
+        while text[i] != '"':
+            if text[i] == "\\":
+                value.append(_LABEL_ESCAPES[text[i + 1]])
+                i += 2
+            else:
+                value.append(text[i])
+                i += 1
+        labels[name.group()] = "".join(value)
+        i += 1
+        if text[i] == ",":
+            i += 1
+    return labels, i + 1
+
+
+def parse_samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """{(sample name, frozenset of label pairs): value} of a text exposition, names exactly as written.
+
+    prometheus_client's parser renames counter samples to *_total, which would hide
+    the very thing under test, so this reads the lines itself.
+    """
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name = _SAMPLE_NAME.match(line)
+        assert name, line
+        labels, i = ({}, name.end())
+        if line[i] == "{":
+            labels, i = _parse_labels(line, i)
+        key = (name.group(), frozenset(labels.items()))
+        assert key not in samples, f"duplicate sample {key}"
+        samples[key] = float(line[i:].split()[0])
+    return samples
+
+
+def parse_types(text: str) -> dict[str, str]:
+    return {line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE ")}
+
+
+def sample(samples: dict, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+@dataclass
+class BridgeProcess:
+    process: subprocess.Popen
+    addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def web(self) -> str:
+        host, port = self.addresses["web"]
+        return f"http://{host}:{port}"
+
+    def get(self, path: str = "/metrics", headers: dict | None = None) -> tuple[int, dict, bytes]:
+        request = urllib.request.Request(self.web + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def metrics(self) -> str:
+        status, _, body = self.get()
+        assert status == 200
+        return body.decode()
+
+    def samples(self) -> dict:
+        return parse_samples(self.metrics())
+
+    def wait_for(self, predicate, timeout: float = 5.0):
+        """Scrape until predicate(samples) is truthy; UDP gives no receipt, so poll."""
+        deadline = time.monotonic() + timeout
+        while True:
+            samples = self.samples()
+            result = predicate(samples)
+            if result or time.monotonic() > deadline:
+                return samples if result else None
+            time.sleep(0.05)
+
+    def send_udp(self, *payloads: bytes | str) -> None:
+        host, port = self.addresses["udp"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for payload in payloads:
+                sock.sendto(payload.encode() if isinstance(payload, str) else payload, (host, port))
+
+    def send_tcp(self, payload: bytes | str) -> None:
+        with socket.create_connection(self.addresses["tcp"], timeout=5) as sock:
+            sock.sendall(payload.encode() if isinstance(payload, str) else payload)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout=10)
+
+
+_LISTENING = re.compile(r"msg=listening listener=(\w+) address=(\S+)")
+
+
+def start_bridge(*args: str) -> BridgeProcess:
+    command = [
+        sys.executable, "-m", "bridge",
+        "--statsd-listen-udp", "127.0.0.1:0",
+        "--statsd-listen-tcp", "127.0.0.1:0",
+        "--web-listen-address", "127.0.0.1:0",
+        *args,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    bridge = BridgeProcess(process)
+    started = threading.Event()
+
+    def read_log() -> None:
+        for line in process.stderr:
+            bridge.log.append(line)
+            found = _LISTENING.search(line)
+            if found and found.group(1) != "unixgram":
+                host, _, port = found.group(2).rpartition(":")
+                bridge.addresses[found.group(1)] = (host.strip("[]"), int(port))
+            if "statsd-bridge started" in line:
+                started.set()
+        started.set()
+
+    threading.Thread(target=read_log, daemon=True).start()
+    if not started.wait(15) or process.poll() is not None:
+        process.kill()
+        raise AssertionError("bridge did not start:\n" + "".join(bridge.log))
+    return bridge
+
+
+@pytest.fixture
+def bridge_factory():
+    started: list[BridgeProcess] = []
+
+    def factory(*args: str) -> BridgeProcess:
+        bridge = start_bridge(*args)
+        started.append(bridge)
+        return bridge
+
+    yield factory
+    for bridge in started:
+        bridge.stop()
+
+
+@pytest.fixture
+def bridge(bridge_factory) -> BridgeProcess:
+    return bridge_factory()
+
+
+def promtool() -> str:
+    """promtool's path; in CI (CI=true) its absence fails the test rather than skipping it."""
+    path = shutil.which("promtool")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing: .ci/run installs Debian's prometheus package")
+        pytest.skip("promtool not installed (apt-get install prometheus); CI runs this test")
+    return path
