@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -173,6 +174,15 @@ class BridgeProcess:
 _LISTENING = re.compile(r"msg=listening listener=(\w+) address=(\S+)")
 
 
+def _listening(line: str) -> tuple[str, str]:
+    """(listener, address) of a 'listening' log line, logfmt or JSON; ("", "") for other lines."""
+    if line.startswith("{"):
+        fields = json.loads(line)
+        return (fields["listener"], fields["address"]) if fields.get("msg") == "listening" else ("", "")
+    found = _LISTENING.search(line)
+    return (found.group(1), found.group(2)) if found else ("", "")
+
+
 def start_bridge(*args: str) -> BridgeProcess:
     command = [
         sys.executable, "-m", "bridge",
@@ -188,10 +198,10 @@ def start_bridge(*args: str) -> BridgeProcess:
     def read_log() -> None:
         for line in process.stderr:
             bridge.log.append(line)
-            found = _LISTENING.search(line)
-            if found and found.group(1) != "unixgram":
-                host, _, port = found.group(2).rpartition(":")
-                bridge.addresses[found.group(1)] = (host.strip("[]"), int(port))
+            listener, address = _listening(line)
+            if listener and listener != "unixgram":
+                host, _, port = address.rpartition(":")
+                bridge.addresses[listener] = (host.strip("[]"), int(port))
             if "statsd-bridge started" in line:
                 started.set()
         started.set()
@@ -230,3 +240,10 @@ def promtool() -> str:
             pytest.fail("promtool is missing: .ci/run installs Debian's prometheus package")
         pytest.skip("promtool not installed (apt-get install prometheus); CI runs this test")
     return path
+
+
+def assert_promtool_parses(text: str) -> None:
+    """promtool exits 1 on a parse error and 3 on lint advice (such as a counter without _total), which we allow."""
+    result = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True)
+    assert result.returncode in (0, 3), result.stdout + result.stderr
+    assert "error while linting" not in result.stdout + result.stderr

@@ -1,0 +1,254 @@
+"""The real statsd-bridge process, fed over real sockets and read over real HTTP."""
+
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.conftest import assert_promtool_parses, sample, start_bridge
+
+
+def test_udp_lines_reach_metrics(bridge):
+    bridge.send_udp("e2e.hits:1|c|#env:prod", "e2e.hits:2|c|#env:prod", "e2e.temp:21.5|g", "e2e.lat:250|ms")
+    samples = bridge.wait_for(lambda s: sample(s, "e2e_lat_count") == 1 and sample(s, "e2e_hits", env="prod") == 3)
+    assert samples is not None, bridge.metrics()
+    assert sample(samples, "e2e_temp") == 21.5
+    assert sample(samples, "e2e_lat_bucket", le="0.25") == 1
+    assert sample(samples, "statsd_bridge_udp_packets_total") == 4
+
+
+def test_many_lines_in_one_datagram_and_a_bad_one_costs_nothing(bridge):
+    lines = [f"batch.c{i}:1|c" for i in range(30)]
+    lines.insert(10, "this is not statsd")
+    lines.insert(20, "batch.bad:x|c")
+    bridge.send_udp("\n".join(lines).encode() + b"\n\xff\xfe:1|c\nbatch.after:1|c")
+    samples = bridge.wait_for(lambda s: sample(s, "batch_after") == 1)
+    assert samples is not None
+    assert all(sample(samples, f"batch_c{i}") == 1 for i in range(30))
+    assert sample(samples, "statsd_bridge_sample_errors_total", reason="malformed_line") == 1
+    assert sample(samples, "statsd_bridge_sample_errors_total", reason="malformed_value") == 1
+    assert sample(samples, "statsd_bridge_sample_errors_total", reason="invalid_utf8") == 1
+    assert sample(samples, "statsd_bridge_lines_total") == 34
+
+
+def test_a_64_kib_datagram(bridge):
+    line = "big.dgram:1|c\n"
+    payload = (line * (65000 // len(line))).encode()
+    bridge.send_udp(payload)
+    count = payload.count(b"\n")
+    assert bridge.wait_for(lambda s: sample(s, "big_dgram") == count) is not None
+
+
+def test_tcp_lines_from_concurrent_connections(bridge):
+    connections = [socket.create_connection(bridge.addresses["tcp"]) for _ in range(20)]
+    for i, conn in enumerate(connections):
+        conn.sendall(f"tcp.conn:1|c|#n:{i % 2}\ntcp.conn:1|c|#n:{i % 2}\n".encode())
+    for conn in connections:
+        conn.sendall(b"tcp.last:1|c")  # the final line needs no newline
+        conn.close()
+    samples = bridge.wait_for(lambda s: sample(s, "tcp_last") == 20)
+    assert samples is not None, bridge.metrics()
+    assert sample(samples, "tcp_conn", n="0") == 20
+    assert sample(samples, "tcp_conn", n="1") == 20
+    assert sample(samples, "statsd_bridge_tcp_connections_total") == 20
+
+
+def test_tcp_line_split_across_writes(bridge):
+    with socket.create_connection(bridge.addresses["tcp"]) as conn:
+        conn.sendall(b"tcp.split:")
+        time.sleep(0.1)
+        conn.sendall(b"4|c\n")
+    assert bridge.wait_for(lambda s: sample(s, "tcp_split") == 4) is not None
+
+
+def test_over_long_tcp_line_closes_only_that_connection(bridge):
+    good = socket.create_connection(bridge.addresses["tcp"])
+    bad = socket.create_connection(bridge.addresses["tcp"])
+    bad.sendall(b"x" * 70000)
+    samples = bridge.wait_for(lambda s: sample(s, "statsd_bridge_tcp_too_long_lines_total") == 1)
+    assert samples is not None
+    bad.settimeout(5)
+    assert bad.recv(10) == b""  # the bridge closed it
+    good.sendall(b"tcp.still:1|c\n")
+    assert bridge.wait_for(lambda s: sample(s, "tcp_still") == 1) is not None
+    good.close()
+    bad.close()
+
+
+def test_http_endpoints(bridge):
+    assert bridge.get("/-/healthy")[0] == 200
+    assert bridge.get("/-/ready")[0] == 200
+    status, headers, body = bridge.get("/")
+    assert status == 200 and b'href="/metrics"' in body
+    assert bridge.get("/nope")[0] == 404
+    request = urllib.request.Request(bridge.web + "/metrics", method="POST", data=b"")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    assert caught.value.code == 405
+    assert caught.value.headers["Allow"] == "GET, HEAD"
+
+
+def test_content_negotiation_and_gzip(bridge):
+    bridge.send_udp("neg.c:1|c", "neg.d_total:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "neg_d_total") == 1) is not None
+    status, headers, body = bridge.get(headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    assert body.endswith(b"# EOF\n")
+    assert b"# TYPE neg_d counter\n" in body
+    status, headers, body = bridge.get(headers={"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip"
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert b"\nneg_c 1\n" in gzip.decompress(body)
+
+
+def test_promtool_parses_a_real_scrape(bridge_factory, tmp_path):
+    mapping = tmp_path / "m.yml"
+    mapping.write_text(
+        "mappings:\n- match: svc.*.time\n  name: svc_seconds\n  observer_type: summary\n  labels:\n    svc: $1\n"
+    )
+    bridge = bridge_factory("--mapping-config", str(mapping))
+    bridge.send_udp(
+        "svc.api.time:10|ms", "svc.db.time:30|ms|#shard:1", "plain:1|c", "gauge.neg:-1|g", "h:5|h|#k:v",
+        'odd:1|c|#q:a"b,bs:a\\b', "clash:1|c", "clash:1|g", "h_count:1|c",
+    )  # fmt: skip
+    assert bridge.wait_for(lambda s: sample(s, "h_count", k="v") == 1) is not None
+    assert_promtool_parses(bridge.metrics())
+
+
+def test_statsd_exporter_flag_spellings(tmp_path):
+    mapping = tmp_path / "m.yml"
+    mapping.write_text("mappings:\n- match: alias.*\n  name: aliased\n  labels:\n    x: $1\n")
+    command = [
+        sys.executable, "-m", "bridge", "--statsd.listen-udp=127.0.0.1:0", "--statsd.listen-tcp=",
+        "--web.listen-address=127.0.0.1:0", "--web.telemetry-path=/stats", f"--statsd.mapping-config={mapping}",
+        "--log.level=debug", "--log.format=json", "--statsd.read-buffer=1048576", "--check-config",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK (1 mapping rules)" in result.stdout
+
+
+def test_renamed_telemetry_path_and_json_logs(bridge_factory):
+    bridge = bridge_factory("--web-telemetry-path", "/stats", "--log-format", "json")
+    status, _, body = bridge.get("/stats")
+    assert status == 200 and b"statsd_bridge_lines_total" in body
+    assert bridge.get("/metrics")[0] == 404
+    assert any(json.loads(line).get("msg") == "statsd-bridge started" for line in bridge.log if line.startswith("{"))
+
+
+def test_ttl_sweep_runs_in_the_daemon(bridge_factory, tmp_path):
+    mapping = tmp_path / "m.yml"
+    mapping.write_text("mappings:\n- match: brief.*\n  name: brief\n  ttl: 1s\n  labels:\n    k: $1\n")
+    bridge = bridge_factory("--mapping-config", str(mapping))
+    bridge.send_udp("brief.a:1|c", "lasting:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "brief", k="a") == 1) is not None
+    samples = bridge.wait_for(lambda s: sample(s, "brief", k="a") is None, timeout=6)
+    assert samples is not None
+    assert sample(samples, "lasting") == 1
+
+
+def test_sighup_reloads_the_mapping_and_a_bad_file_keeps_the_old_rules(bridge_factory, tmp_path):
+    mapping = tmp_path / "m.yml"
+    mapping.write_text("mappings:\n- match: r.*\n  name: first\n")
+    bridge = bridge_factory("--mapping-config", str(mapping))
+    bridge.send_udp("r.x:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "first") == 1) is not None
+    mapping.write_text("mappings:\n- match: r.*\n  name: second\n")
+    bridge.process.send_signal(signal.SIGHUP)
+    assert bridge.wait_for(lambda s: sample(s, "statsd_bridge_config_reloads_total", outcome="success") == 1)
+    bridge.send_udp("r.y:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "second") == 1) is not None
+    mapping.write_text("mappings:\n- match: r.*\n  nme: broken\n")
+    bridge.process.send_signal(signal.SIGHUP)
+    assert bridge.wait_for(lambda s: sample(s, "statsd_bridge_config_reloads_total", outcome="failure") == 1)
+    bridge.send_udp("r.z:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "second") == 2) is not None
+
+
+def test_unixgram_listener(bridge_factory, tmp_path):
+    path = str(tmp_path / "dsd.sock")
+    bridge = bridge_factory("--statsd-listen-unixgram", path, "--statsd-unixsocket-mode", "700")
+    assert oct(os.stat(path).st_mode & 0o777) == "0o700"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"unix.hits:3|c|#via:uds", path)
+    samples = bridge.wait_for(lambda s: sample(s, "unix_hits", via="uds") == 3)
+    assert samples is not None
+    assert sample(samples, "statsd_bridge_unixgram_packets_total") == 1
+    bridge.stop()
+    assert not os.path.exists(path)
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 on this host")
+def test_ipv6_listen_address():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 cannot be bound here")
+    bridge = start_bridge("--statsd-listen-udp", "[::1]:0")
+    try:
+        host, port = bridge.addresses["udp"]
+        assert host == "::1"
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"v6.hits:1|c", ("::1", port))
+        assert bridge.wait_for(lambda s: sample(s, "v6_hits") == 1) is not None
+    finally:
+        bridge.stop()
+
+
+def test_sigterm_exits_zero_promptly(bridge):
+    bridge.send_udp("bye:1|c")
+    bridge.wait_for(lambda s: sample(s, "bye") == 1)
+    started = time.monotonic()
+    assert bridge.stop() == 0
+    assert time.monotonic() - started < 5
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True, timeout=30)
+
+
+def test_check_config_names_file_line_and_key(tmp_path):
+    mapping = tmp_path / "bad.yml"
+    mapping.write_text("mappings:\n- match: a.b\n  name: ok\n- match: c.d\n  name: x\n  colour: red\n")
+    result = run_cli("--mapping-config", str(mapping), "--check-config")
+    assert result.returncode != 0
+    assert f"{mapping}:6: colour: unknown key" in result.stderr
+
+
+def test_check_config_rejects_a_bad_address():
+    result = run_cli("--statsd-listen-udp", "nonsense", "--check-config")
+    assert result.returncode == 2
+    assert "--statsd-listen-udp" in result.stderr
+
+
+def test_missing_mapping_file_is_a_clear_start_up_error(tmp_path):
+    result = run_cli("--mapping-config", str(tmp_path / "absent.yml"))
+    assert result.returncode == 1
+    assert "absent.yml" in result.stderr and "cannot read" in result.stderr
+
+
+def test_port_in_use_exits_non_zero_with_one_clear_line():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--statsd-listen-udp", "127.0.0.1:0", "--statsd-listen-tcp", "127.0.0.1:0",
+                         "--web-listen-address", f"127.0.0.1:{port}")  # fmt: skip
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "level=error" in line]
+    assert len(errors) == 1 and "cannot listen" in errors[0] and "in use" in errors[0]
+
+
+def test_help_answers():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "--statsd-listen-udp" in result.stdout and "--statsd.listen-udp" in result.stdout

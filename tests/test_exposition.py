@@ -1,0 +1,110 @@
+"""Exposition: exact names, Go-style numbers, valid for promtool and for an OpenMetrics parser."""
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+
+from bridge.exposition import OpenMetricsView, format_value, negotiate
+from tests.conftest import assert_promtool_parses, pipeline
+
+MAPPING = """
+mappings:
+- match: req.time.*
+  name: req_seconds
+  observer_type: summary
+  labels:
+    route: $1
+- match: jobs.done
+  name: jobs_done_total
+"""
+
+EVERYTHING = [
+    "plain.counter:1|c",
+    "tagged.counter:2|c|#env:prod,region:eu-west-1",
+    "jobs.done:5|c",
+    "a.gauge:-3.5|g",
+    "nan.gauge:NaN|g",
+    "inf.gauge:+Inf|g",
+    "timer:12|ms|#route:/a",
+    "hist:1000000|h",
+    "req.time.home:25|ms",
+    'escaped:1|c|#path:C:\\dir,quote:say "hi"',
+    "unicode:1|c|#name:héllo wörld",
+    "clash:1|c",
+    "clash:1|g",
+    "timer_count:1|c",
+    "big:123456789|g",
+    "small:0.000001|g",
+]
+
+
+@pytest.fixture
+def full():
+    bridge = pipeline(MAPPING)
+    bridge.send(*EVERYTHING)
+    return bridge
+
+
+def test_promtool_accepts_the_text_format(full):
+    assert_promtool_parses(full.text())
+
+
+def test_promtool_catches_a_broken_exposition():
+    with pytest.raises(AssertionError):
+        assert_promtool_parses('foo{a="b} 1\n')
+
+
+def test_text_values_are_written_as_go_writes_them(full):
+    text = full.text()
+    assert "\nbig 1.23456789e+08\n" in text
+    assert "\nsmall 1e-06\n" in text
+    assert "\na_gauge -3.5\n" in text
+    assert "\nnan_gauge NaN\n" in text
+    assert "\ninf_gauge +Inf\n" in text
+    assert 'hist_bucket{le="+Inf"} 1\n' in text
+    assert "\nhist_sum 1e+06\n" in text
+
+
+def test_no_created_samples(full):
+    assert "_created" not in full.text()
+
+
+def test_every_family_has_help_and_type_once(full):
+    lines = full.text().splitlines()
+    types = [line.split()[2] for line in lines if line.startswith("# TYPE")]
+    assert len(types) == len(set(types))
+    assert len([line for line in lines if line.startswith("# HELP")]) == len(types)
+
+
+def test_openmetrics_output_parses_and_keeps_sample_names(full):
+    encoder = negotiate("application/openmetrics-text; version=1.0.0")[1]
+    text = encoder(OpenMetricsView(full.store, full.registry, full.clock)).decode()
+    assert text.endswith("# EOF\n")
+    families = {family.name: family for family in parse_openmetrics(text)}
+    samples = {s.name for family in families.values() for s in family.samples}
+    # a counter ending in _total is an OpenMetrics counter; others keep their exact name as unknown
+    assert families["jobs_done"].type == "counter"
+    assert "jobs_done_total" in samples
+    assert families["plain_counter"].type == "unknown"
+    assert "plain_counter" in samples
+    assert families["req_seconds"].type == "summary"
+    assert families["timer"].type == "histogram"
+
+
+def test_negotiation():
+    assert negotiate("")[0].startswith("text/plain; version=0.0.4")
+    assert negotiate("text/plain")[1] is None
+    assert negotiate("application/openmetrics-text; version=1.0.0,text/plain;q=0.5")[0].startswith(
+        "application/openmetrics-text"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0, "0"), (1.0, "1"), (-2.0, "-2"), (0.25, "0.25"), (999999.0, "999999"), (1e6, "1e+06"),
+        (1234567.0, "1.234567e+06"), (0.0001, "0.0001"), (0.00001, "1e-05"), (1e21, "1e+21"),
+        (0.1 + 0.2, "0.30000000000000004"), (float("nan"), "NaN"), (float("inf"), "+Inf"), (float("-inf"), "-Inf"),
+    ],
+)  # fmt: skip
+def test_format_value(value, text):
+    assert format_value(value) == text

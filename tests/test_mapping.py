@@ -1,0 +1,223 @@
+"""Mapping files: statsd_exporter's schema read unchanged, every problem named by file, line and key."""
+
+import pytest
+
+from bridge.mapper import Mapper, escape_name
+from bridge.mapping import MappingError, load_mapping, parse_duration
+
+STATSD_EXPORTER_EXAMPLE = """
+defaults:
+  observer_type: histogram
+  histogram_options:
+    buckets: [0.01, 0.1, 1]
+  summary_options:
+    quantiles:
+      - quantile: 0.99
+        error: 0.001
+    max_age: 30s
+    age_buckets: 3
+  match_type: glob
+  glob_disable_ordering: false
+  ttl: 0
+mappings:
+- match: "test.timing.*.*.*"
+  observer_type: summary
+  name: "my_timer"
+  labels:
+    provider: "$2"
+    outcome: "$3"
+    job: "${1}_server"
+- match: "(.*)\\\\.(.*)--(.*)\\\\.status\\\\.(.*)\\\\.count"
+  match_type: regex
+  name: "request_total"
+  labels:
+    hostname: "$1"
+    exec: "$2"
+    protocol: "$3"
+    code: "$4"
+- match: "client.*.request.size.*"
+  name: "client_request_size_bytes"
+  histogram_options:
+    buckets: [100, 1000]
+- match: "test.foo.*"
+  name: "test_foo"
+  match_metric_type: counter
+  ttl: 1m20s
+  help: "The foo."
+  scale: 2
+  honor_labels: true
+  labels:
+    provider: "$1"
+- match: .
+  match_type: regex
+  action: drop
+  name: "dropped"
+"""
+
+
+def test_statsd_exporter_file_reads_unchanged():
+    config = load_mapping(STATSD_EXPORTER_EXAMPLE, "example.yml")
+    assert len(config.rules) == 5
+    assert config.buckets == (0.01, 0.1, 1.0)
+    assert config.summary.quantiles == ((0.99, 0.001),)
+    assert config.summary.max_age == 30
+    timer = config.rules[0]
+    assert timer.observer_type == "summary"
+    assert timer.summary.max_age == 30
+    foo = config.rules[3]
+    assert (foo.ttl, foo.help, foo.scale, foo.honor_labels, foo.match_metric_type) == (80, "The foo.", 2.0, True,
+                                                                                        "counter")  # fmt: skip
+    assert config.rules[2].buckets == (100.0, 1000.0)
+    assert config.rules[4].action == "drop"
+    assert config.rules[0].line == 16
+
+
+def test_mapper_on_the_example():
+    mapper = Mapper(load_mapping(STATSD_EXPORTER_EXAMPLE))
+    target = mapper.map("test.timing.web.aws.ok", "observer")
+    assert (target.name, target.type, target.labels) == (
+        "my_timer", "summary", {"provider": "aws", "outcome": "ok", "job": "web_server"},
+    )  # fmt: skip
+    target = mapper.map("host1.nginx--http.status.200.count", "counter")
+    assert target.name == "request_total"
+    assert target.labels == {"hostname": "host1", "exec": "nginx", "protocol": "http", "code": "200"}
+    assert mapper.map("anything", "gauge").drop
+    assert mapper.map("test.foo.x", "gauge").drop  # match_metric_type: counter skips gauges
+    assert mapper.map("test.foo.x", "counter").name == "test_foo"
+
+
+def error_of(text: str) -> MappingError:
+    with pytest.raises(MappingError) as caught:
+        load_mapping(text, "bad.yml")
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [
+        ("mappings:\n- match: a.b\n  name: x\n  colour: red\n", 4, "colour", "unknown key"),
+        ("defaults:\n  frobnicate: 1\n", 2, "frobnicate", "unknown key"),
+        ("mapping:\n- match: a\n", 1, "mapping", "unknown key"),
+        ("mappings:\n- match: a.b\n", 2, "", "needs a `name`"),
+        ("mappings:\n- name: x\n", 2, "", "needs a non-empty `match`"),
+        ("mappings:\n- match: a.b\n  name: 1x\n", 3, "name", "not a valid metric name"),
+        ("mappings:\n- match: a.b\n  name: x-y\n", 3, "name", "not a valid metric name"),
+        ("mappings:\n- match: (\n  match_type: regex\n  name: x\n", 2, "match", "invalid regex"),
+        ("mappings:\n- match: a.b\n  match_type: fuzzy\n  name: x\n", 3, "match_type", "must be one of"),
+        ("mappings:\n- match: a.b\n  name: x\n  observer_type: gauge\n", 4, "observer_type", "must be one of"),
+        ("mappings:\n- match: a.b\n  name: x\n  action: keep\n", 4, "action", "must be one of"),
+        ("mappings:\n- match: a.b\n  name: x\n  match_metric_type: set\n", 4, "match_metric_type", "must be one"),
+        ("mappings:\n- match: a.b\n  name: x\n  ttl: soon\n", 4, "ttl", "not a duration"),
+        ("mappings:\n- match: a.b\n  name: x\n  scale: big\n", 4, "scale", "must be a number"),
+        ("mappings:\n- match: a.b\n  name: x\n  labels:\n    1bad: v\n", 5, "1bad", "invalid label name"),
+        ("mappings:\n- match: a.b\n  name: x\n  labels:\n    bad-name: v\n", 5, "bad-name", "invalid label"),
+        ("mappings:\n- match: a.b\n  name: x\n  buckets: [2, 1]\n", 4, "buckets", "strictly increasing"),
+        ("mappings:\n- match: a.b\n  name: x\n  histogram_options:\n    buckets: 5\n", 5, "buckets", "non-empty list"),
+        (
+            "mappings:\n- match: a.b\n  name: x\n  observer_type: histogram\n  summary_options: {}\n",
+            5,
+            "summary_options",
+            "cannot use",
+        ),  # fmt: skip
+        (
+            "mappings:\n- match: a.b\n  name: x\n  summary_options:\n    quantiles:\n    - quantile: 2\n",
+            6,
+            "quantile",
+            "between 0 and 1",
+        ),  # fmt: skip
+        (
+            "mappings:\n- match: a.b\n  name: x\n  summary_options:\n    age_buckets: 0\n    max_age: 1m\n    x: 1\n",
+            7,
+            "x",
+            "unknown key",
+        ),  # fmt: skip
+        ("mappings:\n- match: a b.c\n  name: x\n", 2, "match", "invalid glob"),
+        ("mappings: [\n", 2, "", "not valid YAML"),
+        ("mappings: 3\n", 1, "mappings", "must be a list"),
+        ("- a\n- b\n", None, "", "must be a mapping"),
+    ],
+)
+def test_errors_name_file_line_and_key(text, line, key, words):
+    error = error_of(text)
+    assert error.path == "bad.yml"
+    assert error.line == line
+    assert error.key == key
+    assert words in error.message
+    assert str(error).startswith("bad.yml")
+
+
+def test_empty_file_is_no_rules():
+    assert load_mapping("").rules == []
+
+
+def test_drop_rule_needs_no_name():
+    assert load_mapping("mappings:\n- match: a.*\n  action: drop\n").rules[0].action == "drop"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0), (0, 0), ("250ms", 0.25), ("2s", 2), ("5m", 300), ("1h", 3600), ("1m20s", 80), ("1.5s", 1.5),
+     ("100us", 1e-4), ("1d", 86400)],
+)  # fmt: skip
+def test_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5", 5, "s", "5 m", "m5", "5x", "-5s", "1h-1m", True])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("template", "name", "expected"),
+    [
+        ("$1_x", "a.b", "a_x"),  # globs read $1 then "_x", as statsd_exporter's formatter
+        ("${1}_${2}", "a.b", "a_b"),
+        ("$2$1", "a.b", "ba"),
+        ("x_$3", "a.b", "x_"),
+    ],
+)
+def test_glob_substitution(template, name, expected):
+    mapper = Mapper(load_mapping(f"mappings:\n- match: '*.*'\n  name: '{template}'\n"))
+    assert mapper.map(name, "counter").name == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("${1}_x", "a_x"),
+        ("$1_x", ""),  # Go's Expand: "$1_x" names group "1_x", which does not exist
+        ("${first}_${2}", "a_b"),
+        ("$first", "a"),
+        ("x_$$", "x_$"),  # $$ is a literal dollar; label values are not escaped
+    ],
+)
+def test_regex_substitution_follows_go(template, expected):
+    rule = f"mappings:\n- match: '(?P<first>\\w)\\.(\\w)'\n  match_type: regex\n  name: 'n'\n  labels:\n    l: '{template}'\n"
+    mapper = Mapper(load_mapping(rule))
+    target = mapper.map("a.b", "counter")
+    assert target.labels["l"] == expected
+
+
+def test_glob_disable_ordering_prefers_literal_components():
+    text = (
+        "defaults:\n  glob_disable_ordering: true\nmappings:\n- match: a.*\n  name: star\n- match: a.b\n  name: lit\n"
+    )
+    mapper = Mapper(load_mapping(text))
+    assert mapper.map("a.b", "counter").name == "lit"
+    assert mapper.map("a.c", "counter").name == "star"
+
+
+def test_glob_star_inside_a_component():
+    mapper = Mapper(load_mapping("mappings:\n- match: 'api.*_count.x'\n  name: 'api_$1'\n"))
+    assert mapper.map("api.get_count.x", "counter").name == "api_get"
+    assert not mapper.map("api.get.y_count.x", "counter").mapped
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("a.b", "a_b"), ("a-b", "a_b"), ("a--b", "a_b"), ("a-_-b", "a___b"), ("0a", "_0a"), ("a:b", "a_b"), ("", "")],
+)
+def test_escape_name(name, expected):
+    assert escape_name(name) == expected
