@@ -86,7 +86,7 @@ def test_over_long_tcp_line_closes_only_that_connection(bridge):
 def test_http_endpoints(bridge):
     assert bridge.get("/-/healthy")[0] == 200
     assert bridge.get("/-/ready")[0] == 200
-    status, headers, body = bridge.get("/")
+    status, _headers, body = bridge.get("/")
     assert status == 200 and b'href="/metrics"' in body
     assert bridge.get("/nope")[0] == 404
     request = urllib.request.Request(bridge.web + "/metrics", method="POST", data=b"")
@@ -103,7 +103,7 @@ def test_content_negotiation_and_gzip(bridge):
     assert headers["Content-Type"].startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
     assert b"# TYPE neg_d counter\n" in body
-    status, headers, body = bridge.get(headers={"Accept-Encoding": "gzip"})
+    _status, headers, body = bridge.get(headers={"Accept-Encoding": "gzip"})
     assert headers["Content-Encoding"] == "gzip"
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert b"\nneg_c 1\n" in gzip.decompress(body)

@@ -118,19 +118,19 @@ def error_of(text: str) -> MappingError:
             5,
             "summary_options",
             "cannot use",
-        ),  # fmt: skip
+        ),
         (
             "mappings:\n- match: a.b\n  name: x\n  summary_options:\n    quantiles:\n    - quantile: 2\n",
             6,
             "quantile",
             "between 0 and 1",
-        ),  # fmt: skip
+        ),
         (
             "mappings:\n- match: a.b\n  name: x\n  summary_options:\n    age_buckets: 0\n    max_age: 1m\n    x: 1\n",
             7,
             "x",
             "unknown key",
-        ),  # fmt: skip
+        ),
         ("mappings:\n- match: a b.c\n  name: x\n", 2, "match", "invalid glob"),
         ("mappings: [\n", 2, "", "not valid YAML"),
         ("mappings: 3\n", 1, "mappings", "must be a list"),
@@ -194,7 +194,10 @@ def test_glob_substitution(template, name, expected):
     ],
 )
 def test_regex_substitution_follows_go(template, expected):
-    rule = f"mappings:\n- match: '(?P<first>\\w)\\.(\\w)'\n  match_type: regex\n  name: 'n'\n  labels:\n    l: '{template}'\n"
+    rule = (
+        "mappings:\n- match: '(?P<first>\\w)\\.(\\w)'\n  match_type: regex\n  name: 'n'\n"
+        f"  labels:\n    l: '{template}'\n"
+    )
     mapper = Mapper(load_mapping(rule))
     target = mapper.map("a.b", "counter")
     assert target.labels["l"] == expected
