@@ -99,7 +99,7 @@ def test_http_endpoints(bridge):
 def test_content_negotiation_and_gzip(bridge):
     bridge.send_udp("neg.c:1|c", "neg.d_total:1|c")
     assert bridge.wait_for(lambda s: sample(s, "neg_d_total") == 1) is not None
-    status, headers, body = bridge.get(headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    _status, headers, body = bridge.get(headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert headers["Content-Type"].startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
     assert b"# TYPE neg_d counter\n" in body
