@@ -1,0 +1,46 @@
+"""Property tests: arbitrary bytes never raise, and never cost a good line its count."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import pipeline, sample
+
+garbage_line = st.binary(max_size=200).filter(lambda b: b"\n" not in b and not b.lstrip().startswith(b"good"))
+statsd_ish = st.text(alphabet=":|#@,.=[]cgmshd0123456789-+eE naINf\x00é", max_size=60).map(str.encode)
+noise = st.one_of(garbage_line, statsd_ish.filter(lambda b: b"\n" not in b and not b.startswith(b"good")))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 1000)), max_size=20), st.lists(noise, max_size=20))
+def test_good_lines_survive_any_neighbours(good, bad):
+    bridge = pipeline("mappings:\n- match: 'x.*'\n  name: x_$1\n")
+    lines = [f"good.m{metric}:{value}|c".encode() for metric, value in good]
+    mixed = []
+    for i in range(max(len(lines), len(bad))):
+        if i < len(bad):
+            mixed.append(bad[i])
+        if i < len(lines):
+            mixed.append(lines[i])
+    bridge.ingest.packet(b"\n".join(mixed))
+    samples = bridge.samples()  # also proves the exposition still renders and parses
+    expected: dict[int, int] = {}
+    for metric, value in good:
+        expected[metric] = expected.get(metric, 0) + value
+    for metric, total in expected.items():
+        assert sample(samples, f"good_m{metric}") == total
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_datagrams_never_raise(data):
+    bridge = pipeline()
+    bridge.ingest.packet(data)
+    bridge.samples()
+
+
+@settings(max_examples=300, deadline=None)
+@given(statsd_ish)
+def test_statsd_shaped_noise_never_raises(data):
+    bridge = pipeline("defaults:\n  observer_type: summary\n")
+    bridge.ingest.packet(data + b"\n" + data)
+    bridge.samples()
