@@ -11,9 +11,28 @@ import time
 from bridge.line import COUNTER, GAUGE, LineError, Sample, TagStats, parse_line, split_datagram
 from bridge.logs import RateLimited
 from bridge.mapper import Mapper, Target, escape_name
-from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Store, Summary
+from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Series, Store, Summary
 
 logger = logging.getLogger("bridge.ingest")
+
+SHAPE_CACHE_LIMIT = 100_000
+
+
+class Shape:
+    """What a line shape (the line without its value) resolved to last time: the series and how to apply."""
+
+    __slots__ = ("factor", "histogram", "kind", "mapped", "scale", "series", "tagged", "weight")
+
+    def __init__(self, series, kind: str, factor: float, scale: float, weight: int, histogram: bool, mapped: bool,
+                 tagged: bool) -> None:  # fmt: skip
+        self.series = series
+        self.kind = kind
+        self.factor = factor
+        self.scale = scale
+        self.weight = weight
+        self.histogram = histogram
+        self.mapped = mapped
+        self.tagged = tagged
 
 
 class Ingest:
@@ -25,11 +44,16 @@ class Ingest:
         self.tag_stats = TagStats()
         self._label_names: dict[str, str] = {}
         self._warn = RateLimited(logger)
+        self._shapes: dict[str, Shape] = {}
+        self.shape_limit = SHAPE_CACHE_LIMIT  # 0 turns the cache off (tests compare both paths)
+        self._generation = store.generation
         self.now = clock()
 
     def packet(self, data: bytes) -> None:
         """All lines of one datagram; a bad line never costs its neighbours."""
         self.now = self.clock()
+        if self.store.generation != self._generation:
+            self._forget_shapes()  # some series were removed: cached shapes may point at them
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -53,7 +77,59 @@ class Ingest:
             return
         self.line(line)
 
+    def set_mapper(self, mapper: Mapper) -> None:
+        self.mapper = mapper
+        self._forget_shapes()
+
+    def _forget_shapes(self) -> None:
+        self._shapes.clear()
+        self._generation = self.store.generation
+
     def line(self, line: str) -> None:
+        """One line; a line whose shape (all but the value) was seen before skips parsing and mapping."""
+        colon = line.find(":")
+        bar = line.find("|", colon)
+        if colon > 0 and bar > 0:
+            shape = self._shapes.get(line[:colon] + line[bar:])
+            if shape is not None and self._apply_shape(shape, line[colon + 1 : bar]):
+                return
+        self._parse_line(line, colon, bar)
+
+    def _apply_shape(self, shape: Shape, value_text: str) -> bool:
+        """Apply a value through a cached shape; False sends the line down the full path instead."""
+        try:
+            value = float(value_text) * shape.factor * shape.scale  # the order of the full path: same rounding
+        except ValueError:
+            return False
+        # anything float() takes but StatsD does not, and every non-finite value, gets the full path
+        if value - value != 0 or "_" in value_text or value_text[0] <= " " or value_text[-1] <= " ":
+            return False
+        kind = shape.kind
+        series = shape.series
+        if kind == COUNTER:
+            if value < 0:
+                return False
+            series.value += value
+        elif kind == GAUGE:
+            series.value = series.value + value if value_text[0] in "+-" else value
+        elif shape.histogram:
+            series.observe(value, shape.weight)
+        else:
+            series.observe(value, shape.weight, self.now)
+        series.updated = self.now
+        stats = self.stats
+        stats.lines += 1
+        stats.samples += 1
+        stats.events[kind] += 1
+        if shape.tagged:
+            stats.tags += 1
+        if shape.mapped:
+            stats.actions["map"] += 1
+        else:
+            stats.events_unmapped += 1
+        return True
+
+    def _parse_line(self, line: str, colon: int, bar: int) -> None:
         stats = self.stats
         stats.lines += 1
         tag_stats = self.tag_stats
@@ -70,8 +146,29 @@ class Ingest:
         stats.samples += len(samples) + len(errors)
         for error in errors:
             self._reject(error, line)
+        if len(samples) == 1 and not errors:
+            applied = self.sample(samples[0])
+            if applied is not None and tag_stats.errors == errors_before:
+                self._remember_shape(line, colon, bar, samples[0], *applied)
+            return
         for sample in samples:
             self.sample(sample)
+
+    def _remember_shape(self, line: str, colon: int, bar: int, sample: Sample, target: Target, series) -> None:
+        if ":" in line[colon + 1 : bar] or "|T" in line or not self.shape_limit:
+            return  # multi-value lines, and timestamps that make every line's shape new
+        if len(self._shapes) >= self.shape_limit:
+            self._shapes.clear()
+        self._shapes[line[:colon] + line[bar:]] = Shape(
+            series=series,
+            kind=sample.kind,
+            factor=sample.factor,
+            scale=1.0 if target.scale is None else target.scale,
+            weight=sample.weight,
+            histogram=isinstance(series, Histogram),
+            mapped=target.mapped,
+            tagged=bool(sample.tags),
+        )
 
     def _reject(self, error: LineError, line: str) -> None:
         self.stats.sample_errors[error.reason] += 1
@@ -95,32 +192,34 @@ class Ingest:
         if reserved in labels:
             del labels[reserved]  # the exposition writes le / quantile itself
             self.stats.tag_errors += 1
+            self.tag_stats.errors += 1  # and keeps the line out of the shape cache, so each one counts
         return tuple(sorted(labels.items()))
 
-    def sample(self, sample: Sample) -> None:
+    def sample(self, sample: Sample) -> tuple[Target, Series] | None:
+        """Apply one sample; returns what it updated, or None when it was dropped or rejected."""
         stats = self.stats
         target = self.mapper.map(sample.name, sample.kind)
         if target.drop:
             stats.actions["drop"] += 1
-            return
+            return None
         if target.mapped:
             stats.actions["map"] += 1
         else:
             stats.events_unmapped += 1
         if not target.name:
             stats.event_errors["empty_metric_name"] += 1
-            return
+            return None
         value = sample.value if target.scale is None else sample.value * target.scale
         if sample.kind == COUNTER and not value >= 0:
             stats.event_errors["illegal_negative_counter"] += 1
-            return
+            return None
         key = self._labels(sample, target) if sample.tags or target.labels else ()
         try:
             series = self.store.series(target, key, self.now)
         except ConflictError as error:
             stats.conflicts[(target.type, target.name)] += 1
             self._warn(logging.WARNING, "metric type conflict", metric=target.name, error=str(error))
-            return
+            return None
         series.updated = self.now
         if sample.kind == COUNTER:
             series.value += value
@@ -131,3 +230,4 @@ class Ingest:
         elif isinstance(series, Summary):
             series.observe(value, sample.weight, self.now)
         stats.events[sample.kind] += 1
+        return target, series

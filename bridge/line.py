@@ -40,6 +40,7 @@ class Sample(NamedTuple):
     relative: bool  # gauges only: "+3" / "-3" add to the current value
     weight: int  # observers only: how many observations this sample stands for
     tags: dict[str, str]
+    factor: float = 1.0  # what the sent value was multiplied by: 1/rate for counters, 1/1000 for timers
 
 
 class LineError(ValueError):
@@ -166,19 +167,20 @@ def _make_sample(name: str, value_text: str, suffix: _Suffix, tags: dict[str, st
         raise LineError("malformed_value", value_text[:40]) from None
     kind = suffix.kind
     weight = 1
+    factor = 1.0
     if kind == COUNTER:
         if not math.isfinite(value):
             raise LineError("non_finite_counter", value_text[:40])
         if value < 0:
             raise LineError("illegal_negative_counter", value_text[:40])
-        value /= suffix.rate
+        factor = 1.0 / suffix.rate
     elif kind == OBSERVER:
         if not math.isfinite(value):
             raise LineError("non_finite_observation", value_text[:40])
-        value *= suffix.factor
+        factor = suffix.factor
         weight = min(int(1.0 / suffix.rate), MAX_OBSERVER_WEIGHT)
     relative = kind == GAUGE and value_text[0] in "+-"
-    return Sample(name, kind, value, relative, weight, tags)
+    return Sample(name, kind, value * factor, relative, weight, tags, factor)
 
 
 def parse_line(line: str, stats: TagStats) -> tuple[list[Sample], list[LineError], str]:

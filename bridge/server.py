@@ -93,7 +93,7 @@ class Bridge:
             self.stats.config_reloads["failure"] += 1
             log(logger, logging.ERROR, "mapping reload failed, keeping the old rules", error=str(error))
             return False
-        self.ingest.mapper = Mapper(mapping)
+        self.ingest.set_mapper(Mapper(mapping))
         self.stats.loaded_mappings = len(mapping.rules)
         self.stats.config_reloads["success"] += 1
         log(logger, logging.INFO, "mapping reloaded", file=self.config.mapping_config, rules=len(mapping.rules))

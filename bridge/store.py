@@ -114,6 +114,7 @@ class Store:
         # series with a TTL -> their family, checked by sweep()
         self._expiring: dict[int, tuple[Family, Series, float]] = {}
         self.series_count = 0
+        self.generation = 0  # bumped whenever a series is removed, so caches of series know to let go
 
     def reserve(self, names: Iterable[str]) -> None:
         """Sample names written by someone else (the self-metrics), which no family may take."""
@@ -151,6 +152,7 @@ class Store:
         if family.series.get(series.key) is series:
             del family.series[series.key]
             self.series_count -= 1
+            self.generation += 1
         self._expiring.pop(id(series), None)
         if not family.series:
             self._drop_family(family)

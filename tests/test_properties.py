@@ -2,7 +2,9 @@
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from bridge.exposition import render_text
 from tests.conftest import pipeline, sample
 
 garbage_line = st.binary(max_size=200).filter(lambda b: b"\n" not in b and not b.lstrip().startswith(b"good"))
@@ -44,3 +46,30 @@ def test_statsd_shaped_noise_never_raises(data):
     bridge = pipeline("defaults:\n  observer_type: summary\n")
     bridge.ingest.packet(data + b"\n" + data)
     bridge.samples()
+
+
+line_values = st.one_of(
+    st.integers(-5, 1000).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["+3", "-2.5", "1e3", "nan", "Inf", "1_0", " 1", "", "x", "0", "-0", "1:2"]),
+)
+line_suffixes = st.sampled_from(
+    ["|c", "|g", "|ms", "|h", "|d", "|c|@0.5", "|ms|@0.25", "|c|#a:b", "|g|#a:b,c:d", "|h|#le:1", "|c|#bad",
+     "|c|T123", "|ms|#x:y|c:ctr"]
+)  # fmt: skip
+line_names = st.sampled_from(["m", "m.a", "x.y", "scaled.q", "m,k=v", "m[k=v]", "clash"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(line_names, line_values, line_suffixes), min_size=1, max_size=30))
+def test_cached_line_shapes_give_the_same_result_as_full_parsing(parts):
+    mapping = "mappings:\n- match: scaled.*\n  name: scaled\n  scale: 0.5\n- match: x.*\n  name: x_$1\n"
+    cached, uncached = pipeline(mapping), pipeline(mapping)
+    uncached.ingest.shape_limit = 0
+    datagram = "\n".join(f"{name}:{value}{suffix}" for name, value, suffix in parts).encode()
+    for bridge in (cached, uncached):
+        for _ in range(3):  # the first pass fills the cache, the next ones use it
+            bridge.ingest.packet(datagram)
+    no_self_metrics = CollectorRegistry()
+    assert render_text(cached.store, no_self_metrics, 0) == render_text(uncached.store, no_self_metrics, 0)
+    assert vars(cached.stats) == vars(uncached.stats)
