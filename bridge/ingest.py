@@ -10,7 +10,7 @@ import time
 
 from bridge.line import COUNTER, GAUGE, LineError, Sample, TagStats, parse_line, split_datagram
 from bridge.logs import RateLimited
-from bridge.mapper import Mapper, Target, escape_name
+from bridge.mapper import Mapper, Route, Target, escape_name
 from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Series, Store, Summary
 
 logger = logging.getLogger("bridge.ingest")
@@ -117,6 +117,8 @@ class Ingest:
         else:
             series.observe(value, shape.weight, self.now)
         series.updated = self.now
+        if series.source is not None:
+            self.store.last_seen[series.source] = self.now
         stats = self.stats
         stats.lines += 1
         stats.samples += 1
@@ -154,7 +156,7 @@ class Ingest:
         for sample in samples:
             self.sample(sample)
 
-    def _remember_shape(self, line: str, colon: int, bar: int, sample: Sample, target: Target, series) -> None:
+    def _remember_shape(self, line: str, colon: int, bar: int, sample: Sample, route: Route, series: Series) -> None:
         if ":" in line[colon + 1 : bar] or "|T" in line or not self.shape_limit:
             return  # multi-value lines, and timestamps that make every line's shape new
         if len(self._shapes) >= self.shape_limit:
@@ -163,10 +165,10 @@ class Ingest:
             series=series,
             kind=sample.kind,
             factor=sample.factor,
-            scale=1.0 if target.scale is None else target.scale,
+            scale=1.0 if route.targets[0].scale is None else route.targets[0].scale,
             weight=sample.weight,
             histogram=isinstance(series, Histogram),
-            mapped=target.mapped,
+            mapped=route.mapped,
             tagged=bool(sample.tags),
         )
 
@@ -175,6 +177,12 @@ class Ingest:
         self._warn(logging.WARNING, "rejected line", reason=error.reason, detail=error.detail, line=line[:200])
 
     def _labels(self, sample: Sample, target: Target) -> tuple[tuple[str, str], ...]:
+        if target.tags is not None:
+            # only the tags the output names, under its label names; an absent one is ""
+            labels = dict(target.labels)
+            for label, tag in target.tags.items():
+                labels[label] = sample.tags.get(tag, "")
+            return self._without_reserved(labels, target)
         names = self._label_names
         labels = {}
         for key, value in sample.tags.items():
@@ -188,6 +196,9 @@ class Ingest:
             if target.honor_labels and name in labels:
                 continue
             labels[name] = value
+        return self._without_reserved(labels, target)
+
+    def _without_reserved(self, labels: dict[str, str], target: Target) -> tuple[tuple[str, str], ...]:
         reserved = RESERVED_LABELS.get(target.type)
         if reserved in labels:
             del labels[reserved]  # the exposition writes le / quantile itself
@@ -195,22 +206,70 @@ class Ingest:
             self.tag_stats.errors += 1  # and keeps the line out of the shape cache, so each one counts
         return tuple(sorted(labels.items()))
 
-    def sample(self, sample: Sample) -> tuple[Target, Series] | None:
-        """Apply one sample; returns what it updated, or None when it was dropped or rejected."""
+    def sample(self, sample: Sample) -> tuple[Route, Series] | None:
+        """Apply one sample to every target of its route.
+
+        Returns the route and series when exactly one plain target took it, which is
+        what the shape cache can replay; None otherwise.
+        """
         stats = self.stats
-        target = self.mapper.map(sample.name, sample.kind)
-        if target.drop:
+        route = self.mapper.map(sample.name, sample.kind)
+        if route.drop:
             stats.actions["drop"] += 1
             return None
-        if target.mapped:
+        if route.mapped:
             stats.actions["map"] += 1
         else:
             stats.events_unmapped += 1
+        series = None
+        applied = 0
+        for target in route.targets:
+            series = self._apply(sample, target)
+            applied += series is not None
+        if not applied:
+            return None
+        stats.events[sample.kind] += 1
+        if len(route.targets) == 1 and not route.targets[0].extended:
+            return route, series
+        return None
+
+    def _skip(self, target: Target, missing: str) -> None:
+        self.stats.output_skips[(target.name, missing)] += 1
+        self._warn(logging.WARNING, "output skipped: a required tag is missing or empty", metric=target.name,
+                   tag=missing)  # fmt: skip
+
+    def _selected(self, sample: Sample, target: Target) -> bool:
+        """Whether an extended target takes this sample: its `when` holds and its required tags are there."""
+        tags = sample.tags
+        for tag, wanted in target.when.items():
+            if tags.get(tag) not in wanted:
+                return False
+        for tag in target.required:
+            if tag not in tags:
+                self._skip(target, tag)
+                return False
+        for tag in target.non_empty:
+            if not tags.get(tag):
+                self._skip(target, tag)
+                return False
+        return True
+
+    def _value(self, sample: Sample, target: Target) -> float:
+        if target.value == "count":
+            return 1.0
+        if target.value == "up_down":
+            return 1.0 if sample.value == 1 else -1.0
+        return sample.value if target.scale is None else sample.value * target.scale
+
+    def _apply(self, sample: Sample, target: Target) -> Series | None:
+        stats = self.stats
         if not target.name:
             stats.event_errors["empty_metric_name"] += 1
             return None
-        value = sample.value if target.scale is None else sample.value * target.scale
-        if sample.kind == COUNTER and not value >= 0:
+        if target.extended and not self._selected(sample, target):
+            return None
+        value = self._value(sample, target)
+        if target.type == "counter" and not value >= 0:
             stats.event_errors["illegal_negative_counter"] += 1
             return None
         key = self._labels(sample, target) if sample.tags or target.labels else ()
@@ -221,13 +280,14 @@ class Ingest:
             self._warn(logging.WARNING, "metric type conflict", metric=target.name, error=str(error))
             return None
         series.updated = self.now
-        if sample.kind == COUNTER:
-            series.value += value
-        elif sample.kind == GAUGE:
-            series.value = series.value + value if sample.relative else value
-        elif isinstance(series, Histogram):
+        if series.source is not None:
+            self.store.last_seen[series.source] = self.now
+        if isinstance(series, Histogram):
             series.observe(value, sample.weight)
         elif isinstance(series, Summary):
             series.observe(value, sample.weight, self.now)
-        stats.events[sample.kind] += 1
-        return target, series
+        elif target.value == "set":
+            series.value = series.value + value if sample.relative else value
+        else:
+            series.value += value
+        return series

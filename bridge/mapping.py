@@ -33,16 +33,28 @@ _DURATION_UNITS = {
     "d": 86400.0, "w": 604800.0, "y": 31536000.0,
 }  # fmt: skip
 
-MAPPING_KEYS = {
-    "match", "name", "labels", "match_type", "observer_type", "timer_type", "buckets", "quantiles",
-    "histogram_options", "summary_options", "help", "action", "match_metric_type", "ttl", "scale",
-    "honor_labels",
+# Keys of one output: statsd_exporter's, then our extensions (README: "Mapping language extensions").
+OUTPUT_KEYS = {
+    "name", "labels", "observer_type", "timer_type", "buckets", "quantiles", "histogram_options",
+    "summary_options", "help", "ttl", "scale", "honor_labels",
+    "type", "value", "tags", "required", "non_empty", "when",
 }  # fmt: skip
+MATCH_KEYS = {"match", "match_type", "match_metric_type", "action", "outputs"}
+MAPPING_KEYS = OUTPUT_KEYS | MATCH_KEYS
+EXTENSION_KEYS = {"type", "value", "tags", "required", "non_empty", "when"}
+# What an output may do with an event's value, by the output's type; the first is the default.
+VALUE_OPS = {
+    "counter": ("add", "count"),
+    "gauge": ("set", "add", "count", "up_down"),
+    "histogram": ("observe",),
+    "summary": ("observe",),
+}
 DEFAULTS_KEYS = {
     "observer_type", "timer_type", "buckets", "quantiles", "match_type", "glob_disable_ordering", "ttl",
     "summary_options", "histogram_options",
 }  # fmt: skip
-TOP_KEYS = {"defaults", "mappings"}
+TOP_KEYS = {"defaults", "mappings", "reaper"}
+REAPER_KEYS = {"label", "after", "interval"}
 SUMMARY_KEYS = {"quantiles", "max_age", "age_buckets", "buf_cap"}
 HISTOGRAM_KEYS = {"buckets", "native_histogram_bucket_factor", "native_histogram_max_buckets"}
 
@@ -64,16 +76,11 @@ class SummaryOptions:
 
 
 @dataclass
-class Rule:
-    """One compiled entry of `mappings:`."""
+class Output:
+    """One metric a matching event feeds. A plain statsd_exporter rule has exactly one."""
 
-    match: str
-    match_type: str  # "glob" or "regex"
-    pattern: re.Pattern[str]
     name: str
     labels: dict[str, str]
-    action: str = "map"  # "map" or "drop"
-    match_metric_type: str = ""  # "", "counter", "gauge" or "observer"
     observer_type: str = ""  # "", "histogram" or "summary"
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
     summary: SummaryOptions = field(default_factory=SummaryOptions)
@@ -81,9 +88,43 @@ class Rule:
     ttl: float = 0.0
     scale: float | None = None
     honor_labels: bool = False
+    # extensions
+    type: str = ""  # "" follows the event's kind, as statsd_exporter does
+    value: str = ""  # "" is the type's default in VALUE_OPS
+    tags: dict[str, str] | None = None  # label -> tag; when given, every other tag is dropped
+    required: tuple[str, ...] = ()  # tags that must be present, or the output is skipped
+    non_empty: tuple[str, ...] = ()  # tags that must be present and non-empty
+    when: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tag -> values that select this output
     line: int = 0
     # name and labels contain no capture reference: format once, not per match
     static: bool = False
+
+    @property
+    def extended(self) -> bool:
+        return bool(self.type or self.value or self.tags is not None or self.required or self.non_empty
+                    or self.when)  # fmt: skip
+
+
+@dataclass
+class Rule:
+    """One compiled entry of `mappings:`."""
+
+    match: str
+    match_type: str  # "glob" or "regex"
+    pattern: re.Pattern[str]
+    outputs: list[Output]
+    action: str = "map"  # "map" or "drop"
+    match_metric_type: str = ""  # "", "counter", "gauge" or "observer"
+    line: int = 0
+
+
+@dataclass
+class Reaper:
+    """The `reaper:` block; None where the file leaves a setting to the flags or defaults."""
+
+    label: str | None = None
+    after: float | None = None
+    interval: float | None = None
 
 
 @dataclass
@@ -95,7 +136,7 @@ class MappingConfig:
     ttl: float = 0.0
     glob_disable_ordering: bool = False
     path: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)  # top-level blocks other stages read
+    reaper: Reaper = field(default_factory=Reaper)
 
 
 class _Located(dict):
@@ -247,54 +288,61 @@ def _observer_options(check: _Checker, entry: _Located, base: MappingConfig | No
     return out
 
 
-def _compile_rule(check: _Checker, entry: Any, config: MappingConfig, match_type_default: str, index: int) -> Rule:
-    entry = check.mapping(entry, None, f"mappings[{index}]", MAPPING_KEYS)
-    match = entry.get("match")
-    if not isinstance(match, str) or not match:
-        raise check.fail(entry, "match" if "match" in entry else "", "every mapping needs a non-empty `match`")
-    match_type = check.choice(entry.get("match_type") or match_type_default, entry, "match_type", ("glob", "regex"))
-    action = check.choice(entry.get("action") or "map", entry, "action", ("map", "drop"))
+def _compile_pattern(check: _Checker, entry: _Located, match: str, match_type: str) -> re.Pattern[str]:
+    if match_type == "glob":
+        if not all(GLOB_COMPONENT.match(part) for part in match.split(".")):
+            raise check.fail(entry, "match", f"invalid glob {match!r}: dot-separated parts of letters, digits, _, -, *")
+        return glob_to_regex(match)
+    try:
+        return re.compile(match)
+    except re.error as error:
+        raise check.fail(entry, "match", f"invalid regex {match!r}: {error}") from None
+
+
+def _string_map(check: _Checker, entry: _Located, key: str, label_keys: bool) -> dict[str, str]:
+    raw = entry.get(key)
+    block = check.mapping(raw, entry, key, set(raw) if isinstance(raw, dict) else set())
+    for name, value in block.items():
+        if not isinstance(name, str) or (label_keys and not LABEL_NAME.match(name)):
+            raise check.fail(block, str(name), "invalid label name (letters, digits, _; no leading digit)")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise check.fail(block, name, f"must be a string, got {value!r}")
+    return {k: str(v) for k, v in block.items()}
+
+
+def _tag_list(check: _Checker, entry: _Located, key: str) -> tuple[str, ...]:
+    value = entry.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(tag, str) and tag for tag in value):
+        raise check.fail(entry, key, "must be a list of tag names")
+    return tuple(value)
+
+
+def _when(check: _Checker, entry: _Located) -> dict[str, tuple[str, ...]]:
+    raw = entry.get("when")
+    block = check.mapping(raw, entry, "when", set(raw) if isinstance(raw, dict) else set())
+    when = {}
+    for tag, wanted in block.items():
+        values = wanted if isinstance(wanted, list) else [wanted]
+        if not values or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+            raise check.fail(block, str(tag), "must be a tag value or a list of them")
+        when[str(tag)] = tuple(str(v) for v in values)
+    return when
+
+
+def _compile_output(check: _Checker, entry: _Located, config: MappingConfig, needs_name: bool) -> Output:
     name = entry.get("name", "")
     if not isinstance(name, str):
         raise check.fail(entry, "name", f"must be a string, got {name!r}")
-    if action == "map":
+    if needs_name:
         if not name:
             raise check.fail(entry, "name" if "name" in entry else "", "a mapping needs a `name` (or `action: drop`)")
         if not NAME_TEMPLATE.match(name):
             raise check.fail(entry, "name", f"{name!r} is not a valid metric name (letters, digits, _, $n)")
-
-    if match_type == "glob":
-        if not all(GLOB_COMPONENT.match(part) for part in match.split(".")):
-            raise check.fail(entry, "match", f"invalid glob {match!r}: dot-separated parts of letters, digits, _, -, *")
-        pattern = glob_to_regex(match)
-    else:
-        try:
-            pattern = re.compile(match)
-        except re.error as error:
-            raise check.fail(entry, "match", f"invalid regex {match!r}: {error}") from None
-
-    raw_labels = entry.get("labels")
-    labels = check.mapping(raw_labels, entry, "labels", set(raw_labels) if isinstance(raw_labels, dict) else set())
-    for label, value in labels.items():
-        if not isinstance(label, str) or not LABEL_NAME.match(label):
-            raise check.fail(labels, str(label), "invalid label name (letters, digits, _; no leading digit)")
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise check.fail(labels, label, f"label value must be a string, got {value!r}")
-
     options = _observer_options(check, entry, config)
     scale = entry.get("scale")
-    rule = Rule(
-        match=match,
-        match_type=match_type,
-        pattern=pattern,
+    output = Output(
         name=name,
-        labels={k: str(v) for k, v in labels.items()},
-        action=action,
-        match_metric_type=(
-            check.choice(entry["match_metric_type"], entry, "match_metric_type", METRIC_TYPES)
-            if entry.get("match_metric_type")
-            else ""
-        ),
+        labels=_string_map(check, entry, "labels", label_keys=True),
         observer_type=options.get("observer_type", ""),
         buckets=options.get("buckets", config.buckets),
         summary=options.get("summary", config.summary),
@@ -304,11 +352,74 @@ def _compile_rule(check: _Checker, entry: Any, config: MappingConfig, match_type
         honor_labels=bool(entry.get("honor_labels", False)),
         line=entry.line,
     )
-    rule.static = "$" not in rule.name and not any("$" in v for v in rule.labels.values())
-    return rule
+    if entry.get("type"):
+        output.type = check.choice(entry["type"], entry, "type", tuple(VALUE_OPS))
+        if output.type in OBSERVER_TYPES:
+            if output.observer_type and output.observer_type != output.type:
+                raise check.fail(entry, "observer_type", f"contradicts type: {output.type}")
+            output.observer_type = output.type
+    if entry.get("value"):
+        if not output.type:
+            raise check.fail(entry, "value", "needs a `type` (counter, gauge, histogram or summary) beside it")
+        output.value = check.choice(entry["value"], entry, "value", VALUE_OPS[output.type])
+    if "tags" in entry:
+        output.tags = _string_map(check, entry, "tags", label_keys=True)
+    output.required = _tag_list(check, entry, "required")
+    output.non_empty = _tag_list(check, entry, "non_empty")
+    output.when = _when(check, entry)
+    output.static = "$" not in output.name and not any("$" in v for v in output.labels.values())
+    return output
 
 
-def load_mapping(text: str, path: str = "<mapping>", extra_keys: frozenset[str] = frozenset()) -> MappingConfig:
+def _compile_rule(check: _Checker, entry: Any, config: MappingConfig, match_type_default: str, index: int) -> Rule:
+    entry = check.mapping(entry, None, f"mappings[{index}]", MAPPING_KEYS)
+    match = entry.get("match")
+    if not isinstance(match, str) or not match:
+        raise check.fail(entry, "match" if "match" in entry else "", "every mapping needs a non-empty `match`")
+    match_type = check.choice(entry.get("match_type") or match_type_default, entry, "match_type", ("glob", "regex"))
+    action = check.choice(entry.get("action") or "map", entry, "action", ("map", "drop"))
+    if "outputs" in entry:
+        for key in sorted(set(entry) - MATCH_KEYS):
+            raise check.fail(entry, key, "goes in each of `outputs`, not beside it")
+        raw = entry["outputs"]
+        if action == "drop" or not isinstance(raw, list) or not raw:
+            raise check.fail(entry, "outputs", "must be a non-empty list of outputs (and the action map)")
+        outputs = [
+            _compile_output(check, check.mapping(item, entry, "outputs", OUTPUT_KEYS), config, needs_name=True)
+            for item in raw
+        ]
+    else:
+        outputs = [_compile_output(check, entry, config, needs_name=action == "map")]
+    return Rule(
+        match=match,
+        match_type=match_type,
+        pattern=_compile_pattern(check, entry, match, match_type),
+        outputs=outputs,
+        action=action,
+        match_metric_type=(
+            check.choice(entry["match_metric_type"], entry, "match_metric_type", METRIC_TYPES)
+            if entry.get("match_metric_type")
+            else ""
+        ),
+        line=entry.line,
+    )
+
+
+def _compile_reaper(check: _Checker, top: _Located) -> Reaper:
+    block = check.mapping(top.get("reaper"), top, "reaper", REAPER_KEYS)
+    reaper = Reaper()
+    if block.get("label") is not None:
+        if not isinstance(block["label"], str) or not LABEL_NAME.match(block["label"]):
+            raise check.fail(block, "label", f"{block['label']!r} is not a label name")
+        reaper.label = block["label"]
+    if block.get("after") is not None:
+        reaper.after = check.duration(block["after"], block, "after")
+    if block.get("interval") is not None:
+        reaper.interval = check.duration(block["interval"], block, "interval")
+    return reaper
+
+
+def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     """Compile a mapping file's text. Raises MappingError naming file, line and key."""
     check = _Checker(path)
     try:
@@ -317,9 +428,9 @@ def load_mapping(text: str, path: str = "<mapping>", extra_keys: frozenset[str] 
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise MappingError(f"not valid YAML: {getattr(error, 'problem', None) or error}", path, line) from None
-    top = check.mapping(document, None, "", TOP_KEYS | extra_keys)
+    top = check.mapping(document, None, "", TOP_KEYS)
     config = MappingConfig(path=path)
-    config.extra = {key: top[key] for key in extra_keys if key in top}
+    config.reaper = _compile_reaper(check, top)
 
     defaults = check.mapping(top.get("defaults"), top, "defaults", DEFAULTS_KEYS)
     options = _observer_options(check, defaults, None)
@@ -338,10 +449,10 @@ def load_mapping(text: str, path: str = "<mapping>", extra_keys: frozenset[str] 
     return config
 
 
-def load_mapping_file(path: str, extra_keys: frozenset[str] = frozenset()) -> MappingConfig:
+def load_mapping_file(path: str) -> MappingConfig:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as error:
         raise MappingError(f"cannot read: {error}", path) from None
-    return load_mapping(text, path, extra_keys)
+    return load_mapping(text, path)

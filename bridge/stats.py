@@ -30,6 +30,7 @@ class Stats:
         self.actions: Counter[str] = Counter()
         self.conflicts: Counter[tuple[str, str]] = Counter()
         self.config_reloads: Counter[str] = Counter()
+        self.output_skips: Counter[tuple[str, str]] = Counter()
         self.series_by_type: dict[str, int] = {}
 
 
@@ -64,6 +65,8 @@ def self_metrics(stats: Stats) -> Iterator[Metric]:
                     stats.actions)  # fmt: skip
     yield _labelled("events_conflict_total", "Events whose metric name exists with another type or clashes "
                     "with another metric's sample names.", ["type", "metric_name"], stats.conflicts)  # fmt: skip
+    yield _labelled("events_skipped_total", "Outputs of a mapping skipped because a required tag was missing "
+                    "or empty, by metric and tag.", ["metric_name", "tag"], stats.output_skips)  # fmt: skip
     yield _labelled("config_reloads_total", "Mapping file reloads, by outcome.", ["outcome"], stats.config_reloads)
     yield GaugeMetricFamily(PREFIX + "loaded_mappings", "Rules in the mapping file.", value=stats.loaded_mappings)
     series = GaugeMetricFamily(PREFIX + "metrics", "Series held, by Prometheus type.", labels=["type"])

@@ -40,20 +40,22 @@ def render_labels(key: LabelKey) -> str:
 class Scalar:
     """A counter or gauge series."""
 
-    __slots__ = ("key", "label_text", "updated", "value")
+    __slots__ = ("key", "label_text", "source", "updated", "value")
 
     def __init__(self, key: LabelKey, now: float) -> None:
         self.key = key
+        self.source: str | None = None  # the reap label's value, set by the store
         self.label_text = render_labels(key)
         self.value = 0.0
         self.updated = now
 
 
 class Histogram:
-    __slots__ = ("bounds", "counts", "key", "label_text", "sum", "updated", "value")
+    __slots__ = ("bounds", "counts", "key", "label_text", "source", "sum", "updated")
 
     def __init__(self, key: LabelKey, now: float, bounds: tuple[float, ...]) -> None:
         self.key = key
+        self.source: str | None = None
         self.label_text = render_labels(key)
         self.updated = now
         self.bounds = bounds
@@ -67,10 +69,11 @@ class Histogram:
 
 
 class Summary:
-    __slots__ = ("count", "key", "label_text", "sum", "updated", "window")
+    __slots__ = ("count", "key", "label_text", "source", "sum", "updated", "window")
 
     def __init__(self, key: LabelKey, now: float, options: SummaryOptions) -> None:
         self.key = key
+        self.source: str | None = None
         self.label_text = render_labels(key)
         self.updated = now
         self.window = QuantileWindow(options.max_age, options.age_buckets)
@@ -115,6 +118,13 @@ class Store:
         self._expiring: dict[int, tuple[Family, Series, float]] = {}
         self.series_count = 0
         self.generation = 0  # bumped whenever a series is removed, so caches of series know to let go
+        # The reaper: series indexed by the value of one label (a worker, a host), so that
+        # dropping a silent source costs its own series, never a walk over all of them.
+        self.reap_label = ""
+        self.last_seen: dict[str, float] = {}
+        self._by_source: dict[str, dict[int, tuple[Family, Series]]] = {}
+        self.reaped_series = 0
+        self.reaped_sources = 0
 
     def reserve(self, names: Iterable[str]) -> None:
         """Sample names written by someone else (the self-metrics), which no family may take."""
@@ -146,7 +156,16 @@ class Store:
             self.series_count += 1
             if target.ttl > 0:
                 self._expiring[id(series)] = (family, series, target.ttl)
+            if self.reap_label:
+                self._index_source(family, series)
         return series
+
+    def _index_source(self, family: Family, series: Series) -> None:
+        for name, value in series.key:
+            if name == self.reap_label:
+                series.source = value
+                self._by_source.setdefault(value, {})[id(series)] = (family, series)
+                return
 
     def remove(self, family: Family, series: Series) -> None:
         if family.series.get(series.key) is series:
@@ -154,6 +173,10 @@ class Store:
             self.series_count -= 1
             self.generation += 1
         self._expiring.pop(id(series), None)
+        if series.source is not None:
+            indexed = self._by_source.get(series.source)
+            if indexed is not None:
+                indexed.pop(id(series), None)
         if not family.series:
             self._drop_family(family)
 
@@ -169,6 +192,20 @@ class Store:
         for family, series in stale:
             self.remove(family, series)
         return len(stale)
+
+    def reap(self, now: float, after: float) -> int:
+        """Drop every series of every source not seen for `after` seconds; return how many series went."""
+        silent = [source for source, seen in self.last_seen.items() if now - seen > after]
+        removed = 0
+        for source in silent:
+            del self.last_seen[source]
+            for family, series in list(self._by_source.pop(source, {}).values()):
+                series.source = None  # already out of the index
+                self.remove(family, series)
+                removed += 1
+        self.reaped_series += removed
+        self.reaped_sources += len(silent)
+        return removed
 
     def count_by_type(self) -> dict[str, int]:
         counts = dict.fromkeys(_SUFFIXES, 0)

@@ -61,29 +61,36 @@ def test_statsd_exporter_file_reads_unchanged():
     assert config.buckets == (0.01, 0.1, 1.0)
     assert config.summary.quantiles == ((0.99, 0.001),)
     assert config.summary.max_age == 30
-    timer = config.rules[0]
+    timer = config.rules[0].outputs[0]
     assert timer.observer_type == "summary"
     assert timer.summary.max_age == 30
-    foo = config.rules[3]
-    assert (foo.ttl, foo.help, foo.scale, foo.honor_labels, foo.match_metric_type) == (80, "The foo.", 2.0, True,
-                                                                                        "counter")  # fmt: skip
-    assert config.rules[2].buckets == (100.0, 1000.0)
+    foo = config.rules[3].outputs[0]
+    assert (foo.ttl, foo.help, foo.scale, foo.honor_labels) == (80, "The foo.", 2.0, True)
+    assert config.rules[3].match_metric_type == "counter"
+    assert config.rules[2].outputs[0].buckets == (100.0, 1000.0)
     assert config.rules[4].action == "drop"
     assert config.rules[0].line == 16
 
 
+def target(mapper: Mapper, name: str, kind: str):
+    """The single target a plain statsd_exporter rule routes to."""
+    route = mapper.map(name, kind)
+    assert len(route.targets) == 1
+    return route.targets[0]
+
+
 def test_mapper_on_the_example():
     mapper = Mapper(load_mapping(STATSD_EXPORTER_EXAMPLE))
-    target = mapper.map("test.timing.web.aws.ok", "observer")
-    assert (target.name, target.type, target.labels) == (
+    found = target(mapper, "test.timing.web.aws.ok", "observer")
+    assert (found.name, found.type, found.labels) == (
         "my_timer", "summary", {"provider": "aws", "outcome": "ok", "job": "web_server"},
     )  # fmt: skip
-    target = mapper.map("host1.nginx--http.status.200.count", "counter")
-    assert target.name == "request_total"
-    assert target.labels == {"hostname": "host1", "exec": "nginx", "protocol": "http", "code": "200"}
+    found = target(mapper, "host1.nginx--http.status.200.count", "counter")
+    assert found.name == "request_total"
+    assert found.labels == {"hostname": "host1", "exec": "nginx", "protocol": "http", "code": "200"}
     assert mapper.map("anything", "gauge").drop
     assert mapper.map("test.foo.x", "gauge").drop  # match_metric_type: counter skips gauges
-    assert mapper.map("test.foo.x", "counter").name == "test_foo"
+    assert target(mapper, "test.foo.x", "counter").name == "test_foo"
 
 
 def error_of(text: str) -> MappingError:
@@ -180,7 +187,7 @@ def test_bad_durations(text):
 )
 def test_glob_substitution(template, name, expected):
     mapper = Mapper(load_mapping(f"mappings:\n- match: '*.*'\n  name: '{template}'\n"))
-    assert mapper.map(name, "counter").name == expected
+    assert target(mapper, name, "counter").name == expected
 
 
 @pytest.mark.parametrize(
@@ -199,8 +206,7 @@ def test_regex_substitution_follows_go(template, expected):
         f"  labels:\n    l: '{template}'\n"
     )
     mapper = Mapper(load_mapping(rule))
-    target = mapper.map("a.b", "counter")
-    assert target.labels["l"] == expected
+    assert target(mapper, "a.b", "counter").labels["l"] == expected
 
 
 def test_glob_disable_ordering_prefers_literal_components():
@@ -208,13 +214,13 @@ def test_glob_disable_ordering_prefers_literal_components():
         "defaults:\n  glob_disable_ordering: true\nmappings:\n- match: a.*\n  name: star\n- match: a.b\n  name: lit\n"
     )
     mapper = Mapper(load_mapping(text))
-    assert mapper.map("a.b", "counter").name == "lit"
-    assert mapper.map("a.c", "counter").name == "star"
+    assert target(mapper, "a.b", "counter").name == "lit"
+    assert target(mapper, "a.c", "counter").name == "star"
 
 
 def test_glob_star_inside_a_component():
     mapper = Mapper(load_mapping("mappings:\n- match: 'api.*_count.x'\n  name: 'api_$1'\n"))
-    assert mapper.map("api.get_count.x", "counter").name == "api_get"
+    assert target(mapper, "api.get_count.x", "counter").name == "api_get"
     assert not mapper.map("api.get.y_count.x", "counter").mapped
 
 
