@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bridge.logs import LEVELS
+from bridge.mapping import LABEL_NAME, MappingConfig, parse_duration
 from bridge.net import parse_address
 
 DEFAULT_READ_BUFFER = 8 * 1024 * 1024  # a burst of datagrams waits here while a scrape holds the GIL
@@ -30,6 +31,10 @@ class Config:
     mapping_config: str = ""
     log_level: str = "info"
     log_format: str = "logfmt"
+    # the reaper; None leaves the setting to the mapping file's `reaper:` block, then the defaults
+    reap_label: str | None = None
+    reap_after: str | None = None
+    reap_interval: str | None = None
 
     def validate(self) -> None:
         """Raise ConfigError for the first bad value."""
@@ -59,5 +64,34 @@ class Config:
             raise ConfigError("--log-level", f"must be one of {', '.join(LEVELS)}")
         if self.log_format not in ("logfmt", "json"):
             raise ConfigError("--log-format", "must be logfmt or json")
+        for flag, value in (("--reap-after", self.reap_after), ("--reap-interval", self.reap_interval)):
+            if value is not None:
+                try:
+                    if parse_duration(value) <= 0:
+                        raise ValueError(f"{value!r} must be longer than 0")
+                except ValueError as error:
+                    raise ConfigError(flag, str(error)) from None
+        if self.reap_label is not None and self.reap_label and not LABEL_NAME.match(self.reap_label):
+            raise ConfigError("--reap-label", f"{self.reap_label!r} is not a label name")
         if not (self.statsd_listen_udp or self.statsd_listen_tcp or self.statsd_listen_unixgram):
             raise ConfigError("--statsd-listen-udp", "every StatsD listener is disabled; enable at least one")
+
+
+DEFAULT_REAP_AFTER = 300.0
+DEFAULT_REAP_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class ReaperSettings:
+    label: str  # "" turns the reaper off
+    after: float
+    interval: float
+
+
+def reaper_settings(config: Config, mapping: MappingConfig) -> ReaperSettings:
+    """Flags win over the mapping file's `reaper:` block, which wins over the defaults."""
+    file = mapping.reaper
+    label = config.reap_label if config.reap_label is not None else (file.label or "")
+    after = parse_duration(config.reap_after) if config.reap_after is not None else file.after
+    interval = parse_duration(config.reap_interval) if config.reap_interval is not None else file.interval
+    return ReaperSettings(label, after or DEFAULT_REAP_AFTER, interval or DEFAULT_REAP_INTERVAL)

@@ -94,6 +94,25 @@ from bridge.server import load_mapping, main
     type=click.Choice(["logfmt", "json"]),
     help="Log line format.",
 )
+@click.option(
+    "--reap-label",
+    default=None,
+    metavar="NAME",
+    help="Label naming a source (worker, host, pod); all series of a silent source are dropped. "
+    "Default: the mapping file's reaper block, else off.",
+)
+@click.option(
+    "--reap-after",
+    default=None,
+    metavar="DURATION",
+    help="How long a source may stay silent before its series go (e.g. 90s, 5m).  [default: 5m]",
+)
+@click.option(
+    "--reap-interval",
+    default=None,
+    metavar="DURATION",
+    help="How often the reaper looks for silent sources.  [default: 60s]",
+)
 @click.version_option(__version__, "--version", prog_name="statsd-bridge")
 def cli(check_config: bool, **options: object) -> None:
     """Receive StatsD / DogStatsD lines and serve them to Prometheus."""

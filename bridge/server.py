@@ -13,7 +13,7 @@ import time
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from bridge import __version__
-from bridge.config import Config
+from bridge.config import Config, reaper_settings
 from bridge.exposition import App, serve
 from bridge.ingest import Ingest
 from bridge.listeners import serve_datagrams, tcp_server, udp_socket, unixgram_socket
@@ -46,7 +46,10 @@ class _SelfMetrics:
         self.stats, self.store = stats, store
 
     def collect(self):
-        self.stats.series_by_type = self.store.count_by_type()
+        store, stats = self.store, self.stats
+        stats.series_by_type = store.count_by_type()
+        stats.reaped_series, stats.reaped_sources = store.reaped_series, store.reaped_sources
+        stats.tracked_sources = len(store.last_seen)
         yield from self_metrics(self.stats)
 
 
@@ -78,6 +81,8 @@ class Bridge:
         self.registry = self_registry(self.stats, self.store)
         self.store.reserve(reserved_names(self.registry))
         self.ingest = Ingest(Mapper(mapping), self.store, self.stats)
+        self.reaper = reaper_settings(config, mapping)
+        self.store.reap_label = self.reaper.label
         self.stats.loaded_mappings = len(mapping.rules)
         self.ready = False
         self.tasks: list[asyncio.Task] = []
@@ -126,6 +131,10 @@ class Bridge:
             await self.stop()
             raise StartupError(f"cannot listen: {error}") from None
         self.tasks.append(loop.create_task(self._sweep_loop()))
+        if self.reaper.label:
+            self.tasks.append(loop.create_task(self._reap_loop()))
+            log(logger, logging.INFO, "reaper on", label=self.reaper.label, after=f"{self.reaper.after:g}s",
+                interval=f"{self.reaper.interval:g}s")  # fmt: skip
         self.ready = True
         for name, address in self.addresses.items():
             log(logger, logging.INFO, "listening", listener=name, address=address)
@@ -136,6 +145,14 @@ class Bridge:
             removed = self.store.sweep(time.monotonic())
             if removed:
                 log(logger, logging.DEBUG, "expired series removed", count=removed)
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.reaper.interval)
+            removed = self.store.reap(time.monotonic(), self.reaper.after)
+            if removed:
+                log(logger, logging.INFO, "reaped the series of silent sources", series=removed,
+                    label=self.reaper.label)  # fmt: skip
 
     async def stop(self) -> None:
         self.ready = False

@@ -32,6 +32,9 @@ class Stats:
         self.config_reloads: Counter[str] = Counter()
         self.output_skips: Counter[tuple[str, str]] = Counter()
         self.series_by_type: dict[str, int] = {}
+        self.reaped_series = 0
+        self.reaped_sources = 0
+        self.tracked_sources = 0
 
 
 def _counter(name: str, documentation: str, value: float) -> Metric:
@@ -69,6 +72,9 @@ def self_metrics(stats: Stats) -> Iterator[Metric]:
                     "or empty, by metric and tag.", ["metric_name", "tag"], stats.output_skips)  # fmt: skip
     yield _labelled("config_reloads_total", "Mapping file reloads, by outcome.", ["outcome"], stats.config_reloads)
     yield GaugeMetricFamily(PREFIX + "loaded_mappings", "Rules in the mapping file.", value=stats.loaded_mappings)
+    yield _counter("reaped_series_total", "Series dropped because their source went silent.", stats.reaped_series)
+    yield _counter("reaped_sources_total", "Sources that went silent and were reaped.", stats.reaped_sources)
+    yield GaugeMetricFamily(PREFIX + "reaper_sources", "Sources the reaper is tracking.", value=stats.tracked_sources)
     series = GaugeMetricFamily(PREFIX + "metrics", "Series held, by Prometheus type.", labels=["type"])
     for kind, count in sorted(stats.series_by_type.items()):
         series.add_metric([kind], count)
