@@ -17,7 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check bridge tests
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 4 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check bridge tests

@@ -150,9 +150,13 @@ class BridgeProcess:
         deadline = time.monotonic() + timeout
         while True:
             samples = self.samples()
-            result = predicate(samples)
-            if result or time.monotonic() > deadline:
-                return samples if result else None
+            if predicate(samples):
+                # A scrape renders the series, then the self-metrics, while the event loop keeps
+                # going: a count can run ahead of the series of the same datagram. Once it holds,
+                # one more scrape sees the whole datagram.
+                return self.samples()
+            if time.monotonic() > deadline:
+                return None
             time.sleep(0.05)
 
     def send_udp(self, *payloads: bytes | str) -> None:
