@@ -189,6 +189,9 @@ def parse_line(line: str, stats: TagStats) -> tuple[list[Sample], list[LineError
     A LineError raised here rejects the whole line; errors returned alongside
     samples reject only one value of a multi-value line.
     """
+    if line.startswith(("_e{", "_sc|")):
+        # DogStatsD events and service checks: no Prometheus sample to make of them
+        raise LineError("dogstatsd_event_unsupported" if line[1] == "e" else "service_check_unsupported", line[:80])
     name_part, found, rest = line.partition(":")
     if not found or not name_part:
         raise LineError("malformed_line", line[:80])

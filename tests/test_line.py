@@ -153,6 +153,8 @@ def test_newer_dogstatsd_fields_never_drop_the_line(line):
         ("foo:1:2|c", "invalid_extended_aggregate_type"),
         ("foo:1:2|g", "invalid_extended_aggregate_type"),
         ("[a=b]:1|c", "malformed_line"),
+        ("_e{5,4}:title|text|#env:prod", "dogstatsd_event_unsupported"),
+        ("_sc|my.check|0|#env:prod", "service_check_unsupported"),
         ("foo:abc|c", "malformed_value"),
         ("foo:|c", "malformed_value"),
         ("foo:1_000|c", "malformed_value"),
