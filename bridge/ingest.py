@@ -6,9 +6,10 @@ Transports call `Ingest.packet` / `Ingest.line`; nothing here touches a socket.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
-from bridge.line import COUNTER, GAUGE, LineError, Sample, TagStats, parse_line, split_datagram
+from bridge.line import COUNTER, GAUGE, OBSERVER, LineError, Sample, TagStats, parse_line, split_datagram
 from bridge.logs import RateLimited
 from bridge.mapper import Mapper, Route, Target, escape_name
 from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Series, Store, Summary
@@ -16,17 +17,18 @@ from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Series, Stor
 logger = logging.getLogger("bridge.ingest")
 
 SHAPE_CACHE_LIMIT = 100_000
+_KINDS = (COUNTER, GAUGE, OBSERVER)
 
 
 class Shape:
     """What a line shape (the line without its value) resolved to last time: the series and how to apply."""
 
-    __slots__ = ("factor", "histogram", "kind", "mapped", "scale", "series", "tagged", "weight")
+    __slots__ = ("factor", "histogram", "kind_index", "mapped", "scale", "series", "tagged", "weight")
 
     def __init__(self, series, kind: str, factor: float, scale: float, weight: int, histogram: bool, mapped: bool,
                  tagged: bool) -> None:  # fmt: skip
         self.series = series
-        self.kind = kind
+        self.kind_index = _KINDS.index(kind)
         self.factor = factor
         self.scale = scale
         self.weight = weight
@@ -44,14 +46,18 @@ class Ingest:
         self.tag_stats = TagStats()
         self._label_names: dict[str, str] = {}
         self._warn = RateLimited(logger)
-        self._shapes: dict[str, Shape] = {}
+        self._shapes: dict[tuple[str, str], Shape] = {}  # (name part, suffix after the value) -> Shape
         self.shape_limit = SHAPE_CACHE_LIMIT  # 0 turns the cache off (tests compare both paths)
         self._generation = store.generation
         self.now = clock()
 
     def packet(self, data: bytes) -> None:
-        """All lines of one datagram; a bad line never costs its neighbours."""
-        self.now = self.clock()
+        """All lines of one datagram; a bad line never costs its neighbours.
+
+        This is the hot path, so the shape cache is applied inline and the counts of
+        cached lines are added to the stats once per datagram.
+        """
+        now = self.now = self.clock()
         if self.store.generation != self._generation:
             self._forget_shapes()  # some series were removed: cached shapes may point at them
         try:
@@ -60,22 +66,70 @@ class Ingest:
             for raw in split_datagram(data):  # only the undecodable lines are lost
                 self.raw_line(raw)
             return
+        shapes = self._shapes
+        last_seen = self.store.last_seen
+        by_kind = [0, 0, 0]  # lines applied through the cache: counters, gauges, observers
+        tagged = mapped = 0
         for line in text.split("\n"):
-            if line:
-                if line[-1] == "\r":
-                    line = line.rstrip("\r")
-                    if not line:
+            if not line:
+                continue
+            name, _, rest = line.partition(":")
+            value_text, _, suffix = rest.partition("|")
+            shape = shapes.get((name, suffix))
+            if shape is not None:
+                try:
+                    value = float(value_text) * shape.factor * shape.scale  # the full path's rounding
+                except ValueError:
+                    value = math.nan
+                # every non-finite value, and what float() takes but StatsD does not, gets the full path
+                if value - value == 0 and "_" not in value_text and value_text[0] > " " and value_text[-1] > " ":
+                    series = shape.series
+                    kind = shape.kind_index
+                    if kind == 0:
+                        if value >= 0:
+                            series.value += value
+                        else:
+                            kind = -1
+                    elif kind == 1:
+                        series.value = series.value + value if value_text[0] in "+-" else value
+                    elif shape.histogram:
+                        series.observe(value, shape.weight)
+                    else:
+                        series.observe(value, shape.weight, now)
+                    if kind >= 0:
+                        series.updated = now
+                        if series.source is not None:
+                            last_seen[series.source] = now
+                        by_kind[kind] += 1
+                        tagged += shape.tagged
+                        mapped += shape.mapped
                         continue
-                self.line(line)
+            if line[-1] == "\r":
+                line = line.rstrip("\r")
+                if not line:
+                    continue
+            self._parse_line(line)
+        fast = by_kind[0] + by_kind[1] + by_kind[2]
+        if fast:
+            stats = self.stats
+            stats.lines += fast
+            stats.samples += fast
+            stats.tags += tagged
+            stats.events_unmapped += fast - mapped
+            if mapped:
+                stats.actions["map"] += mapped
+            for kind, count in zip(_KINDS, by_kind, strict=True):
+                if count:
+                    stats.events[kind] += count
 
     def raw_line(self, raw: bytes) -> None:
         try:
-            line = raw.decode("utf-8")
+            raw.decode("utf-8")
         except UnicodeDecodeError as error:
             self.stats.lines += 1
             self._reject(LineError("invalid_utf8", str(error)), repr(raw[:80]))
             return
-        self.line(line)
+        self.packet(raw)
 
     def set_mapper(self, mapper: Mapper) -> None:
         self.mapper = mapper
@@ -85,53 +139,7 @@ class Ingest:
         self._shapes.clear()
         self._generation = self.store.generation
 
-    def line(self, line: str) -> None:
-        """One line; a line whose shape (all but the value) was seen before skips parsing and mapping."""
-        colon = line.find(":")
-        bar = line.find("|", colon)
-        if colon > 0 and bar > 0:
-            shape = self._shapes.get(line[:colon] + line[bar:])
-            if shape is not None and self._apply_shape(shape, line[colon + 1 : bar]):
-                return
-        self._parse_line(line, colon, bar)
-
-    def _apply_shape(self, shape: Shape, value_text: str) -> bool:
-        """Apply a value through a cached shape; False sends the line down the full path instead."""
-        try:
-            value = float(value_text) * shape.factor * shape.scale  # the order of the full path: same rounding
-        except ValueError:
-            return False
-        # anything float() takes but StatsD does not, and every non-finite value, gets the full path
-        if value - value != 0 or "_" in value_text or value_text[0] <= " " or value_text[-1] <= " ":
-            return False
-        kind = shape.kind
-        series = shape.series
-        if kind == COUNTER:
-            if value < 0:
-                return False
-            series.value += value
-        elif kind == GAUGE:
-            series.value = series.value + value if value_text[0] in "+-" else value
-        elif shape.histogram:
-            series.observe(value, shape.weight)
-        else:
-            series.observe(value, shape.weight, self.now)
-        series.updated = self.now
-        if series.source is not None:
-            self.store.last_seen[series.source] = self.now
-        stats = self.stats
-        stats.lines += 1
-        stats.samples += 1
-        stats.events[kind] += 1
-        if shape.tagged:
-            stats.tags += 1
-        if shape.mapped:
-            stats.actions["map"] += 1
-        else:
-            stats.events_unmapped += 1
-        return True
-
-    def _parse_line(self, line: str, colon: int, bar: int) -> None:
+    def _parse_line(self, line: str) -> None:
         stats = self.stats
         stats.lines += 1
         tag_stats = self.tag_stats
@@ -151,17 +159,19 @@ class Ingest:
         if len(samples) == 1 and not errors:
             applied = self.sample(samples[0])
             if applied is not None and tag_stats.errors == errors_before:
-                self._remember_shape(line, colon, bar, samples[0], *applied)
+                self._remember_shape(line, samples[0], *applied)
             return
         for sample in samples:
             self.sample(sample)
 
-    def _remember_shape(self, line: str, colon: int, bar: int, sample: Sample, route: Route, series: Series) -> None:
-        if ":" in line[colon + 1 : bar] or "|T" in line or not self.shape_limit:
+    def _remember_shape(self, line: str, sample: Sample, route: Route, series: Series) -> None:
+        name, _, rest = line.partition(":")
+        value_text, _, suffix = rest.partition("|")
+        if ":" in value_text or "|T" in line or not self.shape_limit:
             return  # multi-value lines, and timestamps that make every line's shape new
         if len(self._shapes) >= self.shape_limit:
             self._shapes.clear()
-        self._shapes[line[:colon] + line[bar:]] = Shape(
+        self._shapes[(name, suffix)] = Shape(
             series=series,
             kind=sample.kind,
             factor=sample.factor,
