@@ -9,7 +9,7 @@ import logging
 import math
 import time
 
-from bridge.line import COUNTER, GAUGE, OBSERVER, LineError, Sample, TagStats, parse_line, split_datagram
+from bridge.line import COUNTER, GAUGE, OBSERVER, LineError, Sample, TagStats, parse_line
 from bridge.logs import RateLimited
 from bridge.mapper import Mapper, Route, Target, escape_name
 from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Series, Store, Summary
@@ -17,7 +17,7 @@ from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Series, Stor
 logger = logging.getLogger("bridge.ingest")
 
 SHAPE_CACHE_LIMIT = 100_000
-_KINDS = (COUNTER, GAUGE, OBSERVER)
+_KINDS = (COUNTER, GAUGE, OBSERVER)  # Shape.kind_index
 
 
 class Shape:
@@ -46,7 +46,8 @@ class Ingest:
         self.tag_stats = TagStats()
         self._label_names: dict[str, str] = {}
         self._warn = RateLimited(logger)
-        self._shapes: dict[tuple[str, str], Shape] = {}  # (name part, suffix after the value) -> Shape
+        # (name part, suffix after the value), as bytes -> Shape
+        self._shapes: dict[tuple[bytes, bytes], Shape] = {}
         self.shape_limit = SHAPE_CACHE_LIMIT  # 0 turns the cache off (tests compare both paths)
         self._generation = store.generation
         self.now = clock()
@@ -54,27 +55,21 @@ class Ingest:
     def packet(self, data: bytes) -> None:
         """All lines of one datagram; a bad line never costs its neighbours.
 
-        This is the hot path, so the shape cache is applied inline and the counts of
-        cached lines are added to the stats once per datagram.
+        This is the hot path. A line whose shape is cached is applied straight from its
+        bytes (no decoding: its name and suffix are bytes already seen valid, and float()
+        rejects anything but ASCII); its counts go to the stats once per datagram.
         """
         now = self.now = self.clock()
         if self.store.generation != self._generation:
             self._forget_shapes()  # some series were removed: cached shapes may point at them
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            for raw in split_datagram(data):  # only the undecodable lines are lost
-                self.raw_line(raw)
-            return
         shapes = self._shapes
         last_seen = self.store.last_seen
-        by_kind = [0, 0, 0]  # lines applied through the cache: counters, gauges, observers
-        tagged = mapped = 0
-        for line in text.split("\n"):
+        counters = gauges = observers = tagged = mapped = 0
+        for line in data.split(b"\n"):
             if not line:
                 continue
-            name, _, rest = line.partition(":")
-            value_text, _, suffix = rest.partition("|")
+            name, _, rest = line.partition(b":")
+            value_text, _, suffix = rest.partition(b"|")
             shape = shapes.get((name, suffix))
             if shape is not None:
                 try:
@@ -82,34 +77,33 @@ class Ingest:
                 except ValueError:
                     value = math.nan
                 # every non-finite value, and what float() takes but StatsD does not, gets the full path
-                if value - value == 0 and "_" not in value_text and value_text[0] > " " and value_text[-1] > " ":
+                if value - value == 0 and b"_" not in value_text and value_text[0] > 32 and value_text[-1] > 32:
                     series = shape.series
                     kind = shape.kind_index
                     if kind == 0:
                         if value >= 0:
                             series.value += value
+                            counters += 1
                         else:
                             kind = -1
                     elif kind == 1:
-                        series.value = series.value + value if value_text[0] in "+-" else value
-                    elif shape.histogram:
-                        series.observe(value, shape.weight)
+                        series.value = series.value + value if value_text[0] in b"+-" else value
+                        gauges += 1
                     else:
-                        series.observe(value, shape.weight, now)
+                        if shape.histogram:
+                            series.observe(value, shape.weight)
+                        else:
+                            series.observe(value, shape.weight, now)
+                        observers += 1
                     if kind >= 0:
                         series.updated = now
                         if series.source is not None:
                             last_seen[series.source] = now
-                        by_kind[kind] += 1
                         tagged += shape.tagged
                         mapped += shape.mapped
                         continue
-            if line[-1] == "\r":
-                line = line.rstrip("\r")
-                if not line:
-                    continue
-            self._parse_line(line)
-        fast = by_kind[0] + by_kind[1] + by_kind[2]
+            self.raw_line(line)
+        fast = counters + gauges + observers
         if fast:
             stats = self.stats
             stats.lines += fast
@@ -118,18 +112,26 @@ class Ingest:
             stats.events_unmapped += fast - mapped
             if mapped:
                 stats.actions["map"] += mapped
-            for kind, count in zip(_KINDS, by_kind, strict=True):
-                if count:
-                    stats.events[kind] += count
+            events = stats.events
+            if counters:
+                events[COUNTER] += counters
+            if gauges:
+                events[GAUGE] += gauges
+            if observers:
+                events[OBSERVER] += observers
 
     def raw_line(self, raw: bytes) -> None:
+        """One line by the full path: decoded on its own, so invalid UTF-8 costs only this line."""
+        raw = raw.rstrip(b"\r")
+        if not raw:
+            return
         try:
-            raw.decode("utf-8")
+            line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             self.stats.lines += 1
             self._reject(LineError("invalid_utf8", str(error)), repr(raw[:80]))
             return
-        self.packet(raw)
+        self._parse_line(line)
 
     def set_mapper(self, mapper: Mapper) -> None:
         self.mapper = mapper
@@ -171,7 +173,7 @@ class Ingest:
             return  # multi-value lines, and timestamps that make every line's shape new
         if len(self._shapes) >= self.shape_limit:
             self._shapes.clear()
-        self._shapes[(name, suffix)] = Shape(
+        self._shapes[(name.encode(), suffix.encode())] = Shape(
             series=series,
             kind=sample.kind,
             factor=sample.factor,

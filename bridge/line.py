@@ -62,11 +62,6 @@ class TagStats:
         self.received = 0
 
 
-def split_datagram(data: bytes) -> list[bytes]:
-    """Newline-separated lines of one datagram, empty lines and a trailing CR dropped."""
-    return [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip(b"\r")]
-
-
 def parse_number(text: str) -> float:
     """Parse a StatsD value as Go's strconv.ParseFloat would, without its range errors."""
     # Python's float() also takes "1_000" and surrounding blanks; StatsD does not.

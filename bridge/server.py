@@ -87,6 +87,7 @@ class Bridge:
         self.ready = False
         self.tasks: list[asyncio.Task] = []
         self.servers: list[asyncio.Server] = []
+        self.transports: list[asyncio.BaseTransport] = []
         self.http = None
         self.addresses: dict[str, str] = {}
 
@@ -112,7 +113,7 @@ class Bridge:
                 host, port = parse_address(config.statsd_listen_udp)
                 sock = udp_socket(host, port, config.statsd_read_buffer)
                 self.addresses["udp"] = format_address(sock.getsockname())
-                self.tasks.append(loop.create_task(serve_datagrams(sock, self.ingest, "udp_packets")))
+                self.transports.append(await serve_datagrams(sock, self.ingest, "udp_packets"))
             if config.statsd_listen_tcp:
                 host, port = parse_address(config.statsd_listen_tcp)
                 server = await tcp_server(host, port, self.ingest)
@@ -122,7 +123,7 @@ class Bridge:
                 mode = int(config.statsd_unixsocket_mode, 8)
                 sock = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
                 self.addresses["unixgram"] = config.statsd_listen_unixgram
-                self.tasks.append(loop.create_task(serve_datagrams(sock, self.ingest, "unixgram_packets")))
+                self.transports.append(await serve_datagrams(sock, self.ingest, "unixgram_packets"))
             host, port = parse_address(config.web_listen_address)
             app = App(self.store, self.registry, time.monotonic, config.web_telemetry_path, lambda: self.ready)
             self.http, _ = serve(app, host, port)
@@ -156,6 +157,8 @@ class Bridge:
 
     async def stop(self) -> None:
         self.ready = False
+        for transport in self.transports:
+            transport.close()
         for server in self.servers:
             server.close()
         for task in self.tasks:

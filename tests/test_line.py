@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bridge.line import COUNTER, GAUGE, OBSERVER, LineError, TagStats, parse_line, parse_number, split_datagram
+from bridge.line import COUNTER, GAUGE, OBSERVER, LineError, TagStats, parse_line, parse_number
 
 
 def parse(line):
@@ -194,10 +194,6 @@ def test_infinite_gauge_spelled_out_is_accepted():
 def test_observer_weight_is_capped():
     sample, _, _ = one("foo:1|h|@0.0000000001")
     assert sample.weight == 1_000_000
-
-
-def test_split_datagram_drops_empty_lines_and_carriage_returns():
-    assert split_datagram(b"a:1|c\r\n\n\nb:2|c\n") == [b"a:1|c", b"b:2|c"]
 
 
 @pytest.mark.parametrize("text", ["1", "-1", "+1", "1.5", "1e3", ".5", "NaN", "Inf", "-Inf"])

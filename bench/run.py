@@ -1,0 +1,370 @@
+"""`make bench`: statsd-bridge against the StatsD daemon, side by side in one run, over loopback UDP.
+
+Prints a table: the highest offered rate (lines/s) each loses fewer than 0.1 % of lines at, for each
+load; scrape times at 10k/100k/1M series; lines lost while scrapes run at half the rated load; RSS per
+series. Loss is read from what each server exposes (the sum of the benchmark counters), never from
+its own counts of what it received.
+
+    python bench/run.py              # the full run, a few minutes
+    python bench/run.py --smoke      # seconds: that it runs and reports (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SENDER = [sys.executable, str(HERE / "sender.py")]
+STATSD_DIR = HERE / ".statsd"  # npm install --prefix bench/.statsd statsd (make bench does it)
+LOSS_LIMIT = 0.001
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def mixed_mapping() -> str:
+    """100 glob rules and 10 regex rules, the mixed load's mapping."""
+    rules = [f"- match: app{n}.*.*\n  name: app{n}_$1_$2\n" for n in range(100)]
+    rules += [
+        f"- match: ^svc-{n}--(\\w+)\\.latency$\n  match_type: regex\n  name: svc{n}_latency_seconds\n"
+        f"  labels:\n    op: $1\n"
+        for n in range(10)
+    ]
+    return "mappings:\n" + "".join(rules)
+
+
+class Bridge:
+    def __init__(self, mapping: str | None = None) -> None:
+        self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.web_port = free_port(socket.SOCK_STREAM)
+        command = [sys.executable, "-m", "bridge", "--statsd-listen-udp", f"127.0.0.1:{self.udp_port}",
+                   "--statsd-listen-tcp", "", "--web-listen-address", f"127.0.0.1:{self.web_port}",
+                   "--log-level", "warn"]  # fmt: skip
+        self._mapping_file = write_temp(mapping, ".yml") if mapping else None
+        if self._mapping_file:
+            command += ["--mapping-config", self._mapping_file]
+        self.process = subprocess.Popen(command, cwd=HERE.parent)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                self.scrape()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("bridge did not start")
+
+    def scrape(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=60) as response:
+            return response.read().decode()
+
+    def total(self, prefixes: tuple[str, ...]) -> float:
+        """Sum of counters, gauges and histogram counts whose names start with a prefix."""
+        total = 0.0
+        for line in self.scrape().splitlines():
+            if line.startswith("#") or not line.startswith(prefixes):
+                continue
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            if name.endswith(("_bucket", "_sum")):
+                continue
+            total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def rss(self) -> int:
+        return read_rss(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        if self._mapping_file:
+            os.unlink(self._mapping_file)
+
+
+class StatsdDaemon:
+    """The original StatsD (node), console backend, counters read over its management port."""
+
+    def __init__(self) -> None:
+        self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.mgmt_port = free_port(socket.SOCK_STREAM)
+        # a flush interval longer than the run, so counters are never reset under us
+        self.config = write_temp(
+            f'{{ port: {self.udp_port}, address: "127.0.0.1", mgmt_port: {self.mgmt_port}, '
+            f'mgmt_address: "127.0.0.1", backends: ["./backends/console"], flushInterval: 86400000 }}',
+            ".js",
+        )
+        stats_js = STATSD_DIR / "node_modules" / "statsd" / "stats.js"
+        self.process = subprocess.Popen(["node", str(stats_js), self.config], cwd=stats_js.parent,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                self.total(("bench.",))
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("statsd did not start")
+
+    def total(self, prefixes: tuple[str, ...]) -> float:
+        with socket.create_connection(("127.0.0.1", self.mgmt_port), timeout=30) as conn:
+            conn.sendall(b"counters\n")
+            data = b""
+            while not data.rstrip().endswith(b"END"):
+                chunk = conn.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        return sum(
+            float(value)
+            for name, value in re.findall(r"'([^']+)': ([0-9.e+]+)", data.decode())
+            if name.startswith(prefixes)
+        )
+
+    def rss(self) -> int:
+        return read_rss(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        os.unlink(self.config)
+
+
+def write_temp(text: str, suffix: str) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as handle:
+        handle.write(text)
+    return handle.name
+
+
+def read_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def settled_total(server, prefixes: tuple[str, ...], expected: float, timeout: float = 15.0) -> float:
+    """The exposed total once it stops moving (the receiver may still be draining its buffer)."""
+    deadline = time.monotonic() + timeout
+    previous = -1.0
+    while time.monotonic() < deadline:
+        total = server.total(prefixes)
+        if total >= expected or total == previous:
+            return total
+        previous = total
+        time.sleep(0.3)
+    return server.total(prefixes)
+
+
+@dataclass
+class Trial:
+    offered: float
+    achieved: float
+    sent: int
+    received: float
+
+    @property
+    def loss(self) -> float:
+        return 1 - self.received / self.sent if self.sent else 0.0
+
+
+def trial(server, load: str, rate: float, seconds: float, prefixes: tuple[str, ...]) -> Trial:
+    before = server.total(prefixes)
+    result = subprocess.run([*SENDER, "--port", str(server.udp_port), "--rate", str(rate),
+                             "--seconds", str(seconds), "--load", load],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    sent = json.loads(result.stdout)
+    received = settled_total(server, prefixes, before + sent["lines"]) - before
+    return Trial(rate, sent["achieved_rate"], sent["lines"], received)
+
+
+def lossless_rate(server, load: str, prefixes: tuple[str, ...], seconds: float, start: float, steps: int) -> dict:
+    """Double the offered rate until lines are lost, then bisect; the best rate losing < 0.1 %."""
+    best, worst = None, None
+    rate = start
+    trials = []
+    while worst is None and len(trials) < steps:
+        result = trial(server, load, rate, seconds, prefixes)
+        trials.append(result)
+        if result.loss < LOSS_LIMIT and result.achieved >= 0.95 * result.offered:
+            best = result
+            rate *= 2
+        elif result.loss < LOSS_LIMIT:
+            best = result  # the sender could not go faster: the receiver's limit lies above this
+            return {"rate": best.achieved, "sender_bound": True, "trials": len(trials)}
+        else:
+            worst = result
+    for _ in range(max(0, steps - len(trials))):
+        if worst is None:
+            break
+        low = best.offered if best else 0.0
+        rate = (low + worst.offered) / 2
+        result = trial(server, load, rate, seconds, prefixes)
+        trials.append(result)
+        if result.loss < LOSS_LIMIT:
+            best = result
+        else:
+            worst = result
+    return {"rate": best.achieved if best else 0.0, "sender_bound": False, "trials": len(trials),
+            "loss_above": worst.loss if worst else None}  # fmt: skip
+
+
+def scrape_times(server, repeats: int) -> dict:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        server.scrape()
+        times.append(time.perf_counter() - started)
+    times.sort()
+    return {"p50": statistics.median(times), "p99": times[min(len(times) - 1, int(len(times) * 0.99))]}
+
+
+def loss_during_scrapes(server, rate: float, seconds: float) -> Trial:
+    stop = threading.Event()
+    scrapes = []
+
+    def scrape_loop() -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            server.scrape()
+            scrapes.append(time.perf_counter() - started)
+
+    scraper = threading.Thread(target=scrape_loop)
+    scraper.start()
+    try:
+        result = trial(server, "batched", rate, seconds, ("bench_counter",))
+    finally:
+        stop.set()
+        scraper.join()
+    return result, len(scrapes)
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true", help="a few seconds: check that it runs and reports")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    smoke = args.smoke
+    seconds = 0.5 if smoke else 5.0  # long enough that the socket buffer cannot hide a slow receiver
+    steps = 2 if smoke else 9
+    have_statsd = (STATSD_DIR / "node_modules" / "statsd" / "stats.js").exists() and shutil.which("node")
+    results: dict = {"date": time.strftime("%Y-%m-%d"), "smoke": smoke, "cores": os.cpu_count()}
+    rows = []
+
+    for load, prefixes, start in (("batched", ("bench_counter",), 50_000), ("single", ("bench_counter",), 20_000),
+                                  ("mixed", ("app", "svc"), 50_000)):  # fmt: skip
+        bridge = Bridge(mixed_mapping() if load == "mixed" else None)
+        try:
+            ours = lossless_rate(bridge, load, prefixes, seconds, start, steps)
+        finally:
+            bridge.stop()
+        theirs = None
+        if have_statsd and load != "mixed":
+            daemon = StatsdDaemon()
+            try:
+                theirs = lossless_rate(daemon, load, ("bench.counter",), seconds, start / 2, steps)
+            finally:
+                daemon.stop()
+        results[load] = {"bridge": ours, "statsd": theirs}
+        ratio = f"{ours['rate'] / theirs['rate']:.1f}x" if theirs and theirs["rate"] else "n/a"
+        rows.append((load, ours, theirs, ratio))
+
+    print("\nLossless rate (< 0.1 % lost), lines/s, loopback UDP, sender in its own process")
+    print(f"{'load':<10}{'statsd-bridge':>16}{'statsd (node)':>16}{'ratio':>8}")
+    for load, ours, theirs, ratio in rows:
+        mark = "+" if ours["sender_bound"] else ""
+        their_rate = (fmt_rate(theirs["rate"]) + ("+" if theirs["sender_bound"] else "")) if theirs else "-"
+        print(f"{load:<10}{fmt_rate(ours['rate']) + mark:>16}{their_rate:>16}{ratio:>8}")
+    print("(+: the sender could go no faster; the real limit is higher)")
+    if not have_statsd:
+        print("statsd (node) not installed: `make bench` installs it into bench/.statsd")
+
+    sizes = (1_000, 10_000) if smoke else (10_000, 100_000, 1_000_000)
+    print("\nScrape time by series held (text format)")
+    print(f"{'series':>10}{'p50 s':>10}{'p99 s':>10}{'RSS/series B':>14}")
+    bridge = Bridge()
+    try:
+        base_rss = bridge.rss()
+        filled = 0
+        for size in sizes:
+            fill_range(bridge, filled, size)
+            filled = size
+            times = scrape_times(bridge, 3 if size >= 1_000_000 else 10)
+            per_series = (bridge.rss() - base_rss) / size
+            results.setdefault("scrape", {})[size] = {**times, "rss_per_series": per_series}
+            print(f"{size:>10,}{times['p50']:>10.3f}{times['p99']:>10.3f}{per_series:>14,.0f}")
+    finally:
+        bridge.stop()
+
+    half = results["batched"]["bridge"]["rate"] / 2
+    bridge = Bridge()
+    try:
+        fill_range(bridge, 0, sizes[1])
+        during, scrapes = loss_during_scrapes(bridge, half, 2.0 if smoke else 10.0)
+    finally:
+        bridge.stop()
+    results["loss_during_scrapes"] = {"rate": half, "series": sizes[1], "loss": during.loss, "scrapes": scrapes}
+    print(f"\nWhile scraping {sizes[1]:,} series back to back ({scrapes} scrapes) at half the batched rate "
+          f"({fmt_rate(during.achieved)} lines/s): {during.loss:.3%} of lines lost")  # fmt: skip
+
+    bridge = Bridge()
+    try:
+        base_rss = bridge.rss()
+        count = sizes[1]
+        fill_range(bridge, 0, count, kind="ms")
+        per_histogram = (bridge.rss() - base_rss) / count
+    finally:
+        bridge.stop()
+    results["rss_per_histogram_series"] = per_histogram
+    print(f"RSS per histogram series (11 buckets): {per_histogram:,.0f} B")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+def fill_range(server, start: int, stop: int, kind: str = "c", rate: float = 40_000) -> None:
+    """Create series bench_fill{series="<start>"} .. {series="<stop-1>"} of one metric, then wait for them all.
+
+    New series take the full parse, so the fill is paced below that path's speed, and sent again
+    until every series is there (resending only bumps values).
+    """
+    series_line = re.compile(r'^statsd_bridge_metrics\{type="(\w+)"\} (\S+)$', re.M)
+    wanted = "counter" if kind == "c" else "histogram"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(5):
+            began = time.perf_counter()
+            for first in range(start, stop, 30):
+                payload = "\n".join(f"bench.fill:1|{kind}|#series:{i}" for i in range(first, min(first + 30, stop)))
+                sock.sendto(payload.encode(), ("127.0.0.1", server.udp_port))
+                ahead = (first - start) / rate - (time.perf_counter() - began)
+                if ahead > 0.001:
+                    time.sleep(ahead)
+            for _ in range(20):
+                counts = dict(series_line.findall(server.scrape()))
+                if float(counts.get(wanted, 0)) >= stop:
+                    return
+                time.sleep(0.5)
+    raise RuntimeError(f"the bridge never held {stop} series")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Send StatsD datagrams over UDP at a paced rate, in a process of its own; print what was sent as JSON.
+
+python bench/sender.py --port 9125 --rate 100000 --seconds 2 --load batched
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import time
+
+SERIES = 1000
+TAGS = ("env:prod", "region:eu-west-1")
+
+
+def counter_lines(series: int = SERIES) -> list[str]:
+    """One line per series: a counter with three DogStatsD tags, each adding 1."""
+    return [f"bench.counter{i}:1|c|#{TAGS[0]},{TAGS[1]},host:h{i % 50}" for i in range(series)]
+
+
+def mixed_lines(series: int = SERIES) -> list[str]:
+    """Counters, gauge increments and timers through the glob and regex rules of bench/mapping.yml.
+
+    Every line adds exactly 1 to what the bridge exposes (a counter, a gauge, or a histogram's
+    _count), so lines lost can be read off the scrape.
+    """
+    lines = []
+    for i in range(series):
+        rule = i % 110
+        if rule < 100:  # glob rules: app<rule>.<name>.<kind>
+            kind = ("c", "g", "ms")[i % 3]
+            value = {"c": "1", "g": "+1", "ms": str(5 + i % 200)}[kind]
+            lines.append(f"app{rule}.op{i % 10}.{kind}:{value}|{kind}|#host:h{i % 50}")
+        else:  # regex rules: svc-<rule>--<name>.latency
+            lines.append(f"svc-{rule - 100}--op{i % 10}.latency:{5 + i % 200}|ms|#host:h{i % 50}")
+    return lines
+
+
+LOADS = {
+    "batched": (counter_lines, 30),
+    "single": (counter_lines, 1),
+    "mixed": (mixed_lines, 30),
+}
+
+
+def datagrams(load: str) -> list[bytes]:
+    make_lines, per_datagram = LOADS[load]
+    lines = make_lines()
+    # several rounds, so that a datagram's lines are not always the same series
+    rounds = [lines[k:] + lines[:k] for k in range(0, len(lines), 7)][:per_datagram]
+    flat = [line for round_ in rounds for line in round_]
+    return ["\n".join(flat[i : i + per_datagram]).encode() for i in range(0, len(flat), per_datagram)]
+
+
+def send(host: str, port: int, rate: float, seconds: float, load: str) -> dict:
+    payloads = datagrams(load)
+    per_datagram = LOADS[load][1]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+    datagram_rate = rate / per_datagram
+    sent = 0
+    errors = 0
+    count = len(payloads)
+    start = time.perf_counter()
+    deadline = start + seconds
+    now = start
+    while now < deadline:
+        due = int((now - start) * datagram_rate) + 1
+        while sent < due:
+            try:
+                sock.sendto(payloads[sent % count], (host, port))
+            except OSError:
+                errors += 1  # ENOBUFS and the like: the line never left, so it is not counted as sent
+                sent += 1
+                continue
+            sent += 1
+        now = time.perf_counter()
+    elapsed = time.perf_counter() - start
+    delivered = sent - errors
+    return {
+        "lines": delivered * per_datagram,
+        "datagrams": delivered,
+        "send_errors": errors,
+        "seconds": elapsed,
+        "achieved_rate": delivered * per_datagram / elapsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--rate", type=float, required=True, help="lines per second")
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--load", choices=sorted(LOADS), default="batched")
+    args = parser.parse_args()
+    print(json.dumps(send(args.host, args.port, args.rate, args.seconds, args.load)))
+
+
+if __name__ == "__main__":
+    main()
