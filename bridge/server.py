@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
@@ -87,7 +88,7 @@ class Bridge:
         self.ready = False
         self.tasks: list[asyncio.Task] = []
         self.servers: list[asyncio.Server] = []
-        self.transports: list[asyncio.BaseTransport] = []
+        self.closers: list[Callable[[], None]] = []  # stop the datagram listeners
         self.http = None
         self.addresses: dict[str, str] = {}
 
@@ -113,7 +114,7 @@ class Bridge:
                 host, port = parse_address(config.statsd_listen_udp)
                 sock = udp_socket(host, port, config.statsd_read_buffer)
                 self.addresses["udp"] = format_address(sock.getsockname())
-                self.transports.append(await serve_datagrams(sock, self.ingest, "udp_packets"))
+                self.closers.append(serve_datagrams(sock, self.ingest, "udp_packets"))
             if config.statsd_listen_tcp:
                 host, port = parse_address(config.statsd_listen_tcp)
                 server = await tcp_server(host, port, self.ingest)
@@ -123,7 +124,7 @@ class Bridge:
                 mode = int(config.statsd_unixsocket_mode, 8)
                 sock = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
                 self.addresses["unixgram"] = config.statsd_listen_unixgram
-                self.transports.append(await serve_datagrams(sock, self.ingest, "unixgram_packets"))
+                self.closers.append(serve_datagrams(sock, self.ingest, "unixgram_packets"))
             host, port = parse_address(config.web_listen_address)
             app = App(self.store, self.registry, time.monotonic, config.web_telemetry_path, lambda: self.ready)
             self.http, _ = serve(app, host, port)
@@ -157,8 +158,8 @@ class Bridge:
 
     async def stop(self) -> None:
         self.ready = False
-        for transport in self.transports:
-            transport.close()
+        for close in self.closers:
+            close()
         for server in self.servers:
             server.close()
         for task in self.tasks:
