@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import struct
 import time
 
 SERIES = 1000
@@ -88,14 +89,27 @@ def send(host: str, port: int, rate: float, seconds: float, load: str) -> dict:
     }
 
 
+def dump(load: str, path: str) -> None:
+    """Write the load's datagrams for bench/blast.c: (uint32 length, uint32 lines, bytes) records."""
+    with open(path, "wb") as out:
+        for payload in datagrams(load):
+            out.write(struct.pack("<II", len(payload), payload.count(b"\n") + 1) + payload)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--rate", type=float, required=True, help="lines per second")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--rate", type=float, help="lines per second")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--load", choices=sorted(LOADS), default="batched")
+    parser.add_argument("--dump", metavar="FILE", help="write the load's datagrams for bench/blast.c, send nothing")
     args = parser.parse_args()
+    if args.dump:
+        dump(args.load, args.dump)
+        return
+    if args.port is None or args.rate is None:
+        parser.error("--port and --rate are needed to send")
     print(json.dumps(send(args.host, args.port, args.rate, args.seconds, args.load)))
 
 
