@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable
 
 from bridge.line import COUNTER, GAUGE, OBSERVER, LineError, Sample, TagStats, parse_line
 from bridge.logs import RateLimited
@@ -53,11 +54,15 @@ class Ingest:
         self.now = clock()
 
     def packet(self, data: bytes) -> None:
-        """All lines of one datagram; a bad line never costs its neighbours.
+        """All lines of one datagram; a bad line never costs its neighbours."""
+        self.packets((data,))
+
+    def packets(self, datagrams: Iterable[bytes]) -> None:
+        """All lines of several datagrams, as the listeners read them in one go.
 
         This is the hot path. A line whose shape is cached is applied straight from its
         bytes (no decoding: its name and suffix are bytes already seen valid, and float()
-        rejects anything but ASCII); its counts go to the stats once per datagram.
+        rejects anything but ASCII); the counts of such lines go to the stats once per call.
         """
         now = self.now = self.clock()
         if self.store.generation != self._generation:
@@ -65,44 +70,51 @@ class Ingest:
         shapes = self._shapes
         last_seen = self.store.last_seen
         counters = gauges = observers = tagged = mapped = 0
-        for line in data.split(b"\n"):
-            if not line:
-                continue
-            name, _, rest = line.partition(b":")
-            value_text, _, suffix = rest.partition(b"|")
-            shape = shapes.get((name, suffix))
-            if shape is not None:
-                try:
-                    value = float(value_text) * shape.factor * shape.scale  # the full path's rounding
-                except ValueError:
-                    value = math.nan
-                # every non-finite value, and what float() takes but StatsD does not, gets the full path
-                if value - value == 0 and b"_" not in value_text and value_text[0] > 32 and value_text[-1] > 32:
-                    series = shape.series
-                    kind = shape.kind_index
-                    if kind == 0:
-                        if value >= 0:
-                            series.value += value
-                            counters += 1
-                        else:
-                            kind = -1
-                    elif kind == 1:
-                        series.value = series.value + value if value_text[0] in b"+-" else value
-                        gauges += 1
-                    else:
-                        if shape.histogram:
-                            series.observe(value, shape.weight)
-                        else:
-                            series.observe(value, shape.weight, now)
-                        observers += 1
-                    if kind >= 0:
-                        series.updated = now
-                        if series.source is not None:
-                            last_seen[series.source] = now
-                        tagged += shape.tagged
-                        mapped += shape.mapped
+        for data in datagrams:
+            try:
+                for line in data.split(b"\n"):
+                    if not line:
                         continue
-            self.raw_line(line)
+                    name, _, rest = line.partition(b":")
+                    value_text, _, suffix = rest.partition(b"|")
+                    shape = shapes.get((name, suffix))
+                    if shape is not None:
+                        try:
+                            value = float(value_text) * shape.factor * shape.scale  # the full path's rounding
+                        except ValueError:
+                            value = math.nan
+                        # non-finite values, and what float() takes but StatsD does not, get the full path
+                        if value - value == 0 and (
+                            value_text.isdigit()
+                            or (b"_" not in value_text and value_text[0] > 32 and value_text[-1] > 32)
+                        ):
+                            series = shape.series
+                            kind = shape.kind_index
+                            if kind == 0:
+                                if value >= 0:
+                                    series.value += value
+                                    counters += 1
+                                else:
+                                    kind = -1
+                            elif kind == 1:
+                                series.value = series.value + value if value_text[0] in b"+-" else value
+                                gauges += 1
+                            else:
+                                if shape.histogram:
+                                    series.observe(value, shape.weight)
+                                else:
+                                    series.observe(value, shape.weight, now)
+                                observers += 1
+                            if kind >= 0:
+                                series.updated = now
+                                if series.source is not None:
+                                    last_seen[series.source] = now
+                                tagged += shape.tagged
+                                mapped += shape.mapped
+                                continue
+                    self.raw_line(line)
+            except Exception:  # a bug in one datagram's handling must not cost the others
+                logger.exception("datagram handling failed")
         fast = counters + gauges + observers
         if fast:
             stats = self.stats
