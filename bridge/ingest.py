@@ -49,7 +49,9 @@ class Ingest:
         self._warn = RateLimited(logger)
         # (name part, suffix after the value), as bytes -> Shape
         self._shapes: dict[tuple[bytes, bytes], Shape] = {}
-        self.shape_limit = SHAPE_CACHE_LIMIT  # 0 turns the cache off (tests compare both paths)
+        # whole counter lines (value included) -> (Shape, value): an increment of 1 parses nothing
+        self._exact: dict[bytes, tuple[Shape, float]] = {}
+        self.shape_limit = SHAPE_CACHE_LIMIT  # 0 turns both caches off (tests compare both paths)
         self._generation = store.generation
         self.now = clock()
 
@@ -68,12 +70,26 @@ class Ingest:
         if self.store.generation != self._generation:
             self._forget_shapes()  # some series were removed: cached shapes may point at them
         shapes = self._shapes
+        exact = self._exact
+        exact_room = self.shape_limit - len(exact)
         last_seen = self.store.last_seen
         counters = gauges = observers = tagged = mapped = 0
         for data in datagrams:
             try:
                 for line in data.split(b"\n"):
                     if not line:
+                        continue
+                    hit = exact.get(line)
+                    if hit is not None:  # a counter line seen before, value and all
+                        shape, value = hit
+                        series = shape.series
+                        series.value += value
+                        series.updated = now
+                        if series.source is not None:
+                            last_seen[series.source] = now
+                        counters += 1
+                        tagged += shape.tagged
+                        mapped += shape.mapped
                         continue
                     name, _, rest = line.partition(b":")
                     value_text, _, suffix = rest.partition(b"|")
@@ -94,6 +110,9 @@ class Ingest:
                                 if value >= 0:
                                     series.value += value
                                     counters += 1
+                                    if exact_room > 0:  # counters mostly repeat one increment: remember the line
+                                        exact[line] = (shape, value)
+                                        exact_room -= 1
                                 else:
                                     kind = -1
                             elif kind == 1:
@@ -151,6 +170,7 @@ class Ingest:
 
     def _forget_shapes(self) -> None:
         self._shapes.clear()
+        self._exact.clear()
         self._generation = self.store.generation
 
     def _parse_line(self, line: str) -> None:
@@ -184,7 +204,7 @@ class Ingest:
         if ":" in value_text or "|T" in line or not self.shape_limit:
             return  # multi-value lines, and timestamps that make every line's shape new
         if len(self._shapes) >= self.shape_limit:
-            self._shapes.clear()
+            self._forget_shapes()
         self._shapes[(name.encode(), suffix.encode())] = Shape(
             series=series,
             kind=sample.kind,
