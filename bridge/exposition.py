@@ -206,8 +206,11 @@ class App:
         clock: Callable[[], float],
         telemetry_path: str = "/metrics",
         ready: Callable[[], bool] = lambda: True,
+        lifecycle: dict[str, Callable[[], tuple[bool, str]]] | None = None,
     ) -> None:
         self.store = store
+        # "/-/reload" and "/-/quit" -> what they do, answering (ok, message); None: the endpoints are off
+        self.lifecycle = lifecycle
         self.self_metrics = self_metrics
         self.clock = clock
         self.telemetry_path = telemetry_path
@@ -232,8 +235,19 @@ class App:
     def _landing_page(self, _environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
         return _page("200 OK", LANDING_PAGE.format(path=html.escape(self.telemetry_path)), "text/html")
 
+    def _lifecycle(self, path: str, method: str) -> tuple[str, list[tuple[str, str]], bytes]:
+        if method not in ("POST", "PUT"):
+            status, headers, body = _page("405 Method Not Allowed", f"{method} is not allowed on {path}\n")
+            return status, [*headers, ("Allow", "POST, PUT")], body
+        if self.lifecycle is None:
+            return _page("403 Forbidden", "Lifecycle API is not enabled (--web-enable-lifecycle).\n")
+        ok, message = self.lifecycle[path]()
+        return _page("200 OK" if ok else "500 Internal Server Error", message + "\n")
+
     def route(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
         path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
+        if path in ("/-/reload", "/-/quit"):
+            return self._lifecycle(path, method)
         pages = {
             self.telemetry_path: self.metrics,
             "/": self._landing_page,

@@ -8,16 +8,18 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable
 
 from bridge.line import COUNTER, GAUGE, OBSERVER, LineError, Sample, TagStats, parse_line
-from bridge.logs import RateLimited
+from bridge.logs import RateLimited, log
 from bridge.mapper import Mapper, Route, Target, escape_name
-from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Series, Store, Summary
+from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Series, SeriesLimitError, Store, Summary
 
 logger = logging.getLogger("bridge.ingest")
 
 SHAPE_CACHE_LIMIT = 100_000
+SERIES_LIMIT_LOG_INTERVAL = 60.0
 _KINDS = (COUNTER, GAUGE, OBSERVER)  # Shape.kind_index
 
 
@@ -47,6 +49,8 @@ class Ingest:
         self.tag_stats = TagStats()
         self._label_names: dict[str, str] = {}
         self._warn = RateLimited(logger)
+        self._refused: Counter[str] = Counter()  # new series refused by the cap since the last warning
+        self._refused_since = -math.inf
         # (name part, suffix after the value), as bytes -> Shape
         self._shapes: dict[tuple[bytes, bytes], Shape] = {}
         # whole counter lines (value included) -> (Shape, value): an increment of 1 parses nothing
@@ -277,6 +281,18 @@ class Ingest:
             return route, series
         return None
 
+    def _refuse_series(self, name: str) -> None:
+        """Count a series the cap refused; say so once per interval, naming the metric that grew fastest."""
+        self.stats.series_dropped[name] += 1
+        self._refused[name] += 1
+        if self.now - self._refused_since >= SERIES_LIMIT_LOG_INTERVAL:
+            metric, count = self._refused.most_common(1)[0]
+            log(logger, logging.WARNING, "series cap reached: new series are refused, existing ones still update",
+                max_series=self.store.max_series, refused=sum(self._refused.values()), fastest_growing=metric,
+                fastest_refused=count)  # fmt: skip
+            self._refused.clear()
+            self._refused_since = self.now
+
     def _skip(self, target: Target, missing: str) -> None:
         self.stats.output_skips[(target.name, missing)] += 1
         self._warn(logging.WARNING, "output skipped: a required tag is missing or empty", metric=target.name,
@@ -322,6 +338,9 @@ class Ingest:
         except ConflictError as error:
             stats.conflicts[(target.type, target.name)] += 1
             self._warn(logging.WARNING, "metric type conflict", metric=target.name, error=str(error))
+            return None
+        except SeriesLimitError:
+            self._refuse_series(target.name)
             return None
         series.updated = self.now
         if series.source is not None:

@@ -11,6 +11,7 @@ from bridge.config import DEFAULT_READ_BUFFER, Config, ConfigError
 from bridge.logs import LEVELS, setup
 from bridge.mapping import MappingError
 from bridge.server import load_mapping, main
+from bridge.store import DEFAULT_MAX_SERIES
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -112,6 +113,20 @@ from bridge.server import load_mapping, main
     default=None,
     metavar="DURATION",
     help="How often the reaper looks for silent sources.  [default: 60s]",
+)
+@click.option(
+    "--max-series",
+    default=DEFAULT_MAX_SERIES,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="Cap on the series held; past it new series are refused (and counted), existing ones update. 0: no cap.",
+)
+@click.option(
+    "--web-enable-lifecycle",
+    "--web.enable-lifecycle",
+    is_flag=True,
+    help="Enable POST /-/reload (re-read the mapping file) and POST /-/quit.",
 )
 @click.version_option(__version__, "--version", prog_name="statsd-bridge")
 def cli(check_config: bool, **options: object) -> None:

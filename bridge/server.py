@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 
@@ -84,6 +87,9 @@ class Bridge:
         self.ingest = Ingest(Mapper(mapping), self.store, self.stats)
         self.reaper = reaper_settings(config, mapping)
         self.store.reap_label = self.reaper.label
+        self.store.max_series = config.max_series or math.inf
+        self.stats.max_series = config.max_series
+        self.stop_requested = asyncio.Event()
         self.stats.loaded_mappings = len(mapping.rules)
         self.ready = False
         self.tasks: list[asyncio.Task] = []
@@ -108,7 +114,7 @@ class Bridge:
 
     async def start(self) -> None:
         config = self.config
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         try:
             if config.statsd_listen_udp:
                 host, port = parse_address(config.statsd_listen_udp)
@@ -126,7 +132,9 @@ class Bridge:
                 self.addresses["unixgram"] = config.statsd_listen_unixgram
                 self.closers.append(serve_datagrams(sock, self.ingest, "unixgram_packets"))
             host, port = parse_address(config.web_listen_address)
-            app = App(self.store, self.registry, time.monotonic, config.web_telemetry_path, lambda: self.ready)
+            lifecycle = {"/-/reload": self._reload_from_http, "/-/quit": self._quit_from_http}
+            app = App(self.store, self.registry, time.monotonic, config.web_telemetry_path, lambda: self.ready,
+                      lifecycle if config.web_enable_lifecycle else None)  # fmt: skip
             self.http, _ = serve(app, host, port)
             self.addresses["web"] = format_address(self.http.server_address)
         except OSError as error:
@@ -140,6 +148,17 @@ class Bridge:
         self.ready = True
         for name, address in self.addresses.items():
             log(logger, logging.INFO, "listening", listener=name, address=address)
+
+    def _reload_from_http(self) -> tuple[bool, str]:
+        """Runs on an HTTP thread: the reload itself runs on the event loop, which owns the mapper."""
+        done = concurrent.futures.Future()
+        self.loop.call_soon_threadsafe(lambda: done.set_result(self.reload()))
+        ok = done.result(timeout=30)
+        return ok, "mapping reloaded" if ok else "reload failed, the old rules stay: see the log"
+
+    def _quit_from_http(self) -> tuple[bool, str]:
+        self.loop.call_soon_threadsafe(self.stop_requested.set)
+        return True, "shutting down"
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -180,8 +199,11 @@ class Bridge:
 
 async def run(config: Config, mapping: MappingConfig) -> int:
     """Run until SIGTERM or SIGINT; SIGHUP reloads the mapping file. Returns the exit code."""
+    # A scrape renders on an HTTP thread; a short switch interval lets the receive loop take the GIL
+    # back every millisecond rather than every five while it does.
+    sys.setswitchinterval(0.001)
     bridge = Bridge(config, mapping)
-    stop = asyncio.Event()
+    stop = bridge.stop_requested
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

@@ -31,6 +31,8 @@ class Stats:
         self.conflicts: Counter[tuple[str, str]] = Counter()
         self.config_reloads: Counter[str] = Counter()
         self.output_skips: Counter[tuple[str, str]] = Counter()
+        self.series_dropped: Counter[str] = Counter()
+        self.max_series = 0
         self.series_by_type: dict[str, int] = {}
         self.reaped_series = 0
         self.reaped_sources = 0
@@ -72,6 +74,9 @@ def self_metrics(stats: Stats) -> Iterator[Metric]:
                     "or empty, by metric and tag.", ["metric_name", "tag"], stats.output_skips)  # fmt: skip
     yield _labelled("config_reloads_total", "Mapping file reloads, by outcome.", ["outcome"], stats.config_reloads)
     yield GaugeMetricFamily(PREFIX + "loaded_mappings", "Rules in the mapping file.", value=stats.loaded_mappings)
+    yield _labelled("series_dropped_total", "New series refused because the series cap was reached, by metric.",
+                    ["metric_name"], stats.series_dropped)  # fmt: skip
+    yield GaugeMetricFamily(PREFIX + "max_series", "The series cap (--max-series).", value=stats.max_series)
     yield _counter("reaped_series_total", "Series dropped because their source went silent.", stats.reaped_series)
     yield _counter("reaped_sources_total", "Sources that went silent and were reaped.", stats.reaped_sources)
     yield GaugeMetricFamily(PREFIX + "reaper_sources", "Sources the reaper is tracking.", value=stats.tracked_sources)

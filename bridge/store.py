@@ -19,8 +19,14 @@ LabelKey = tuple[tuple[str, str], ...]
 
 # Sample names each type exposes besides its own name.
 _SUFFIXES = {"counter": (), "gauge": (), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
+# About 0.4 GiB of counters at the ~800 bytes a series measured: room on a small machine.
+DEFAULT_MAX_SERIES = 500_000
 # Label names the exposition of a type writes itself.
 RESERVED_LABELS = {"histogram": "le", "summary": "quantile"}
+
+
+class SeriesLimitError(Exception):
+    """A new series would pass the store's cap; the argument is the metric name."""
 
 
 class ConflictError(Exception):
@@ -117,6 +123,7 @@ class Store:
         # series with a TTL -> their family, checked by sweep()
         self._expiring: dict[int, tuple[Family, Series, float]] = {}
         self.series_count = 0
+        self.max_series = DEFAULT_MAX_SERIES
         self.generation = 0  # bumped whenever a series is removed, so caches of series know to let go
         # The reaper: series indexed by the value of one label (a worker, a host), so that
         # dropping a silent source costs its own series, never a walk over all of them.
@@ -147,17 +154,26 @@ class Store:
         return family
 
     def series(self, target: Target, key: LabelKey, now: float) -> Series:
+        """The series of `target` with labels `key`, created if need be.
+
+        Raises ConflictError when the name is taken by another type, SeriesLimitError when a
+        new series would pass `max_series` (existing series still update).
+        """
         family = self.families.get(target.name)
+        if family is not None and family.type == target.type:
+            series = family.series.get(key)
+            if series is not None:
+                return series
+        if self.series_count >= self.max_series:
+            raise SeriesLimitError(target.name)
         if family is None or family.type != target.type:
             family = self.family(target)
-        series = family.series.get(key)
-        if series is None:
-            series = family.series[key] = family.new_series(key, now)
-            self.series_count += 1
-            if target.ttl > 0:
-                self._expiring[id(series)] = (family, series, target.ttl)
-            if self.reap_label:
-                self._index_source(family, series)
+        series = family.series[key] = family.new_series(key, now)
+        self.series_count += 1
+        if target.ttl > 0:
+            self._expiring[id(series)] = (family, series, target.ttl)
+        if self.reap_label:
+            self._index_source(family, series)
         return series
 
     def _index_source(self, family: Family, series: Series) -> None:
