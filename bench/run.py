@@ -58,7 +58,7 @@ class Bridge:
         self.web_port = free_port(socket.SOCK_STREAM)
         command = [sys.executable, "-m", "bridge", "--statsd-listen-udp", f"127.0.0.1:{self.udp_port}",
                    "--statsd-listen-tcp", "", "--web-listen-address", f"127.0.0.1:{self.web_port}",
-                   "--log-level", "warn"]  # fmt: skip
+                   "--log-level", "warn", "--max-series", "0"]  # fmt: skip
         self._mapping_file = write_temp(mapping, ".yml") if mapping else None
         if self._mapping_file:
             command += ["--mapping-config", self._mapping_file]
