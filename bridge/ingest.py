@@ -72,7 +72,7 @@ class Ingest:
         """
         now = self.now = self.clock()
         if self.store.generation != self._generation:
-            self._forget_shapes()  # some series were removed: cached shapes may point at them
+            self._forget_removed()
         shapes = self._shapes
         exact = self._exact
         exact_room = self.shape_limit - len(exact)
@@ -171,6 +171,17 @@ class Ingest:
     def set_mapper(self, mapper: Mapper) -> None:
         self.mapper = mapper
         self._forget_shapes()
+
+    def _forget_removed(self) -> None:
+        """Some series were removed: forget the cached shapes that point at them, and the mapper's
+        routes to metrics that are gone, keeping what still serves live series."""
+        removed = self.store.take_removed()
+        for key in [key for key, shape in self._shapes.items() if id(shape.series) in removed]:
+            del self._shapes[key]
+        for key in [key for key, (shape, _) in self._exact.items() if id(shape.series) in removed]:
+            del self._exact[key]
+        self.mapper.forget_gone(self.store.families.__contains__)
+        self._generation = self.store.generation
 
     def _forget_shapes(self) -> None:
         self._shapes.clear()

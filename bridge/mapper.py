@@ -7,6 +7,7 @@ rules are walked once per distinct StatsD name.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bridge.line import COUNTER, GAUGE, OBSERVER
@@ -107,6 +108,17 @@ class Mapper:
                 self._cache.clear()
             route = self._cache[key] = self._resolve(name, kind)
         return route
+
+    def forget_gone(self, exists: Callable[[str], bool]) -> None:
+        """Drop cached routes whose every metric is gone (ttl or the reaper removed it).
+
+        Under a churn of unique names the cache would otherwise fill to CACHE_LIMIT with
+        names nobody sends any more, and memory would climb and fall with it.
+        """
+        cache = self._cache
+        gone = [key for key, route in cache.items() if route.targets and not any(exists(t.name) for t in route.targets)]
+        for key in gone:
+            del cache[key]
 
     def _resolve(self, name: str, kind: str) -> Route:
         for rule in self.rules:

@@ -125,6 +125,7 @@ class Store:
         self.series_count = 0
         self.max_series = DEFAULT_MAX_SERIES
         self.generation = 0  # bumped whenever a series is removed, so caches of series know to let go
+        self._removed: set[int] = set()  # ids of series removed since take_removed(), for those caches
         # The reaper: series indexed by the value of one label (a worker, a host), so that
         # dropping a silent source costs its own series, never a walk over all of them.
         self.reap_label = ""
@@ -188,6 +189,7 @@ class Store:
             del family.series[series.key]
             self.series_count -= 1
             self.generation += 1
+            self._removed.add(id(series))
         self._expiring.pop(id(series), None)
         if series.source is not None:
             indexed = self._by_source.get(series.source)
@@ -195,6 +197,12 @@ class Store:
                 indexed.pop(id(series), None)
         if not family.series:
             self._drop_family(family)
+
+    def take_removed(self) -> set[int]:
+        """Ids of the series removed since the last call. A cache holding a series keeps it alive,
+        so an id in here can't have been reused by a series the cache also holds."""
+        removed, self._removed = self._removed, set()
+        return removed
 
     def _drop_family(self, family: Family) -> None:
         if self.families.get(family.name) is family:

@@ -404,3 +404,21 @@ def test_self_metrics_count_what_happened(bridge):
     assert sample(samples, "statsd_bridge_events_unmapped_total") == 3
     assert sample(samples, "statsd_bridge_events_actions_total", action="map") == 1
     assert sample(samples, "statsd_bridge_metrics", type="counter") == 2
+
+
+def test_caches_let_go_of_removed_series_and_keep_live_ones():
+    bridge = pipeline("mappings:\n- match: churn.*\n  name: churn_$1\n  ttl: 10s\n")
+    for generation in range(20):
+        bridge.send(*(f"churn.g{generation}_{i}:1|c" for i in range(50)), "steady:1|c", "level:3|g")
+        bridge.clock.now += 6
+        bridge.store.sweep(bridge.clock.now)
+    bridge.send("steady:1|c")  # the batch that notices the removals
+    ingest = bridge.ingest
+    # two generations are alive at a time (ttl 10 s, a new one every 6 s), plus steady and level
+    assert len(ingest.mapper._cache) <= 2 * 50 + 2
+    assert len(ingest._shapes) <= 2 * 50 + 2
+    steady = bridge.store.families["steady"].series[()]
+    assert any(shape.series is steady for shape in ingest._shapes.values())
+    assert sample(bridge.samples(), "steady") == 21
+    bridge.send("churn.g0_0:1|c", "churn.g0_0:1|c")  # long gone: comes back fresh, not into a dead series
+    assert sample(bridge.samples(), "churn_g0_0") == 2
