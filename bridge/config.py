@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bridge.logs import LEVELS
 from bridge.mapping import LABEL_NAME, MappingConfig, parse_duration
 from bridge.net import parse_address
+from bridge.relay import DEFAULT_PACKET_LENGTH, MAX_UDP_PAYLOAD
 from bridge.store import DEFAULT_MAX_SERIES
 
 # Datagrams wait here while a scrape holds the GIL: 0.2 s of rendering 100k series at 750k lines/s
@@ -40,6 +41,9 @@ class Config:
     reap_interval: str | None = None
     max_series: int = DEFAULT_MAX_SERIES
     web_enable_lifecycle: bool = False
+    web_enable_openmetrics: bool = False
+    statsd_relay_address: tuple[str, ...] = ()
+    statsd_relay_packet_length: int = DEFAULT_PACKET_LENGTH
 
     def validate(self) -> None:
         """Raise ConfigError for the first bad value."""
@@ -80,6 +84,15 @@ class Config:
             raise ConfigError("--reap-label", f"{self.reap_label!r} is not a label name")
         if self.max_series < 0:
             raise ConfigError("--max-series", "must be 0 (no cap) or a number of series")
+        for target in self.statsd_relay_address:
+            try:
+                _, port = parse_address(target)
+            except ValueError as error:
+                raise ConfigError("--statsd-relay-address", str(error)) from None
+            if port == 0:
+                raise ConfigError("--statsd-relay-address", f"{target!r}: port 0 is no place to send to")
+        if not 1 < self.statsd_relay_packet_length <= MAX_UDP_PAYLOAD:
+            raise ConfigError("--statsd-relay-packet-length", f"must be from 2 to {MAX_UDP_PAYLOAD} bytes")
         if not (self.statsd_listen_udp or self.statsd_listen_tcp or self.statsd_listen_unixgram):
             raise ConfigError("--statsd-listen-udp", "every StatsD listener is disabled; enable at least one")
 

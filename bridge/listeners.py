@@ -1,4 +1,4 @@
-"""Transports: UDP and unixgram as asyncio datagram protocols, TCP as asyncio streams. Bytes in, Ingest out."""
+"""Transports: UDP and unixgram sockets read on readiness, TCP as asyncio streams. Bytes in, batches out."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import os
 import socket
 from collections.abc import Callable
 
-from bridge.ingest import Ingest
 from bridge.logs import log
 from bridge.net import bound_socket
+from bridge.stats import Stats
 
 logger = logging.getLogger("bridge.listeners")
 
@@ -38,7 +38,10 @@ def set_receive_buffer(sock: socket.socket, size: int, where: str) -> int:
 DRAIN_BATCH = 256
 
 
-def serve_datagrams(sock: socket.socket, ingest: Ingest, counter: str) -> Callable[[], None]:
+Receive = Callable[[list[bytes]], None]  # takes every batch of datagrams (or TCP lines) read
+
+
+def serve_datagrams(sock: socket.socket, receive: Receive, stats: Stats, counter: str) -> Callable[[], None]:
     """Start receiving on a bound datagram socket (UDP or unixgram); returns the function that stops it.
 
     On each readiness callback the socket is read until it is empty. Measured here on uvloop
@@ -49,8 +52,6 @@ def serve_datagrams(sock: socket.socket, ingest: Ingest, counter: str) -> Callab
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
     recv = sock.recv
-    packets = ingest.packets
-    stats = ingest.stats
 
     def on_readable() -> int:
         batch = []
@@ -63,7 +64,7 @@ def serve_datagrams(sock: socket.socket, ingest: Ingest, counter: str) -> Callab
             log(logger, logging.WARNING, "datagram socket error", error=str(error))
         if batch:
             setattr(stats, counter, getattr(stats, counter) + len(batch))
-            packets(batch)  # one call for the batch: the clock and the counts once, not per datagram
+            receive(batch)  # one call for the batch: the clock and the counts once, not per datagram
         return len(batch)
 
     fd = sock.fileno()
@@ -98,10 +99,9 @@ def unixgram_socket(path: str, mode: int, read_buffer: int) -> socket.socket:
     return sock
 
 
-async def tcp_server(host: str, port: int, ingest: Ingest) -> asyncio.Server:
+async def tcp_server(host: str, port: int, receive: Receive, stats: Stats) -> asyncio.Server:
     sock = bound_socket(host, port, socket.SOCK_STREAM)
     sock.listen(128)
-    stats = ingest.stats
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         stats.tcp_connections += 1
@@ -112,14 +112,14 @@ async def tcp_server(host: str, port: int, ingest: Ingest) -> asyncio.Server:
                     raw = await reader.readuntil(b"\n")
                 except asyncio.IncompleteReadError as end:
                     if end.partial:
-                        ingest.packet(end.partial)  # the last line needs no newline
+                        receive([end.partial])  # the last line needs no newline
                     break
                 except asyncio.LimitOverrunError:
                     stats.tcp_too_long_lines += 1
                     log(logger, logging.WARNING, "TCP line too long, closing connection", peer=peer,
                         limit=MAX_TCP_LINE)  # fmt: skip
                     break
-                ingest.packet(raw[:-1])
+                receive([raw[:-1]])
         except (ConnectionError, OSError) as error:
             stats.tcp_connection_errors += 1
             log(logger, logging.INFO, "TCP connection error", peer=peer, error=str(error))

@@ -10,6 +10,7 @@ from bridge import __version__
 from bridge.config import DEFAULT_READ_BUFFER, Config, ConfigError
 from bridge.logs import LEVELS, setup
 from bridge.mapping import MappingError
+from bridge.relay import DEFAULT_PACKET_LENGTH
 from bridge.server import load_mapping, main
 from bridge.store import DEFAULT_MAX_SERIES
 
@@ -127,6 +128,27 @@ from bridge.store import DEFAULT_MAX_SERIES
     "--web.enable-lifecycle",
     is_flag=True,
     help="Enable POST /-/reload (re-read the mapping file) and POST /-/quit.",
+)
+@click.option(
+    "--web-enable-openmetrics",
+    is_flag=True,
+    help="Serve OpenMetrics to scrapers that ask for it (text format 0.0.4 otherwise, as statsd_exporter).",
+)
+@click.option(
+    "--statsd-relay-address",
+    "--statsd.relay.address",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Forward every received line, unchanged, to this StatsD server over UDP; may be repeated.",
+)
+@click.option(
+    "--statsd-relay-packet-length",
+    "--statsd.relay.packet-length",
+    default=DEFAULT_PACKET_LENGTH,
+    show_default=True,
+    type=int,
+    metavar="BYTES",
+    help="Largest relayed packet; lines are packed up to it.",
 )
 @click.version_option(__version__, "--version", prog_name="statsd-bridge")
 def cli(check_config: bool, **options: object) -> None:

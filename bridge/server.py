@@ -25,6 +25,7 @@ from bridge.logs import log
 from bridge.mapper import Mapper
 from bridge.mapping import MappingConfig, MappingError, load_mapping_file
 from bridge.net import format_address, parse_address
+from bridge.relay import Relay
 from bridge.stats import Stats, self_metrics
 from bridge.store import Store
 
@@ -97,6 +98,7 @@ class Bridge:
         self.closers: list[Callable[[], None]] = []  # stop the datagram listeners
         self.http = None
         self.addresses: dict[str, str] = {}
+        self.relays: list[Relay] = []
 
     def reload(self) -> bool:
         """Re-read the mapping file; a bad one keeps the old rules."""
@@ -116,25 +118,31 @@ class Bridge:
         config = self.config
         loop = self.loop = asyncio.get_running_loop()
         try:
+            self.relays = [Relay(target, config.statsd_relay_packet_length) for target in config.statsd_relay_address]
+        except OSError as error:
+            raise StartupError(f"cannot relay: {error}") from None
+        self.stats.relays = [relay.stats for relay in self.relays]
+        self.receive = self.ingest.packets if not self.relays else self._relay_and_ingest
+        try:
             if config.statsd_listen_udp:
                 host, port = parse_address(config.statsd_listen_udp)
                 sock = udp_socket(host, port, config.statsd_read_buffer)
                 self.addresses["udp"] = format_address(sock.getsockname())
-                self.closers.append(serve_datagrams(sock, self.ingest, "udp_packets"))
+                self.closers.append(serve_datagrams(sock, self.receive, self.stats, "udp_packets"))
             if config.statsd_listen_tcp:
                 host, port = parse_address(config.statsd_listen_tcp)
-                server = await tcp_server(host, port, self.ingest)
+                server = await tcp_server(host, port, self.receive, self.stats)
                 self.servers.append(server)
                 self.addresses["tcp"] = format_address(server.sockets[0].getsockname())
             if config.statsd_listen_unixgram:
                 mode = int(config.statsd_unixsocket_mode, 8)
                 sock = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
                 self.addresses["unixgram"] = config.statsd_listen_unixgram
-                self.closers.append(serve_datagrams(sock, self.ingest, "unixgram_packets"))
+                self.closers.append(serve_datagrams(sock, self.receive, self.stats, "unixgram_packets"))
             host, port = parse_address(config.web_listen_address)
             lifecycle = {"/-/reload": self._reload_from_http, "/-/quit": self._quit_from_http}
             app = App(self.store, self.registry, time.monotonic, config.web_telemetry_path, lambda: self.ready,
-                      lifecycle if config.web_enable_lifecycle else None)  # fmt: skip
+                      lifecycle if config.web_enable_lifecycle else None, config.web_enable_openmetrics)  # fmt: skip
             self.http, _ = serve(app, host, port)
             self.addresses["web"] = format_address(self.http.server_address)
         except OSError as error:
@@ -148,6 +156,11 @@ class Bridge:
         self.ready = True
         for name, address in self.addresses.items():
             log(logger, logging.INFO, "listening", listener=name, address=address)
+
+    def _relay_and_ingest(self, batch: list[bytes]) -> None:
+        for relay in self.relays:
+            relay.receive(batch)
+        self.ingest.packets(batch)
 
     def _reload_from_http(self) -> tuple[bool, str]:
         """Runs on an HTTP thread: the reload itself runs on the event loop, which owns the mapper."""
@@ -189,6 +202,8 @@ class Bridge:
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2.0)
+        for relay in self.relays:
+            relay.close()  # after the listeners drained: what they read goes out too
         if self.http is not None:
             self.http.shutdown()
             self.http.server_close()

@@ -37,6 +37,7 @@ class Stats:
         self.reaped_series = 0
         self.reaped_sources = 0
         self.tracked_sources = 0
+        self.relays: list = []  # RelayStats of each --statsd-relay-address
 
 
 def _counter(name: str, documentation: str, value: float) -> Metric:
@@ -80,7 +81,23 @@ def self_metrics(stats: Stats) -> Iterator[Metric]:
     yield _counter("reaped_series_total", "Series dropped because their source went silent.", stats.reaped_series)
     yield _counter("reaped_sources_total", "Sources that went silent and were reaped.", stats.reaped_sources)
     yield GaugeMetricFamily(PREFIX + "reaper_sources", "Sources the reaper is tracking.", value=stats.tracked_sources)
+    yield from _relay_metrics(stats.relays)
     series = GaugeMetricFamily(PREFIX + "metrics", "Series held, by Prometheus type.", labels=["type"])
     for kind, count in sorted(stats.series_by_type.items()):
         series.add_metric([kind], count)
     yield series
+
+
+def _relay_metrics(relays: list) -> Iterator[Metric]:
+    lines = CounterMetricFamily(PREFIX + "relay_lines_total", "Lines queued to relay, by target.", labels=["target"])
+    packets = CounterMetricFamily(PREFIX + "relay_packets_total", "Packets sent to relay targets.", labels=["target"])
+    dropped = CounterMetricFamily(PREFIX + "relay_dropped_lines_total", "Lines not relayed, by target and reason "
+                                  "(too_long, send_buffer_full, send_error).", labels=["target", "reason"])  # fmt: skip
+    for relay in relays:
+        lines.add_metric([relay.target], relay.lines)
+        packets.add_metric([relay.target], relay.packets)
+        for reason, count in sorted(relay.dropped.items()):
+            dropped.add_metric([relay.target, reason], count)
+    yield lines
+    yield packets
+    yield dropped
