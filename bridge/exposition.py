@@ -207,6 +207,7 @@ class App:
         telemetry_path: str = "/metrics",
         ready: Callable[[], bool] = lambda: True,
         lifecycle: dict[str, Callable[[], tuple[bool, str]]] | None = None,
+        openmetrics: bool = False,
     ) -> None:
         self.store = store
         # "/-/reload" and "/-/quit" -> what they do, answering (ok, message); None: the endpoints are off
@@ -215,10 +216,13 @@ class App:
         self.clock = clock
         self.telemetry_path = telemetry_path
         self.ready = ready
-        self.openmetrics = OpenMetricsView(store, self_metrics, clock)
+        # Off by default, as in statsd_exporter: OpenMetrics writes le="1.0" where the text format writes
+        # le="1", and Prometheus 2 stores either as sent, so dashboards written against statsd_exporter
+        # would lose their buckets.
+        self.openmetrics = OpenMetricsView(store, self_metrics, clock) if openmetrics else None
 
     def metrics(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
-        content_type, encoder = negotiate(environ.get("HTTP_ACCEPT", ""))
+        content_type, encoder = negotiate(environ.get("HTTP_ACCEPT", "") if self.openmetrics else "")
         if encoder is not None:
             body = encoder(self.openmetrics)
         else:

@@ -15,6 +15,10 @@ import pytest
 
 from tests.conftest import assert_promtool_parses, sample, start_bridge
 
+# what Prometheus 2.42 sends
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")  # fmt: skip
+
 
 def test_udp_lines_reach_metrics(bridge):
     bridge.send_udp("e2e.hits:1|c|#env:prod", "e2e.hits:2|c|#env:prod", "e2e.temp:21.5|g", "e2e.lat:250|ms")
@@ -96,10 +100,19 @@ def test_http_endpoints(bridge):
     assert caught.value.headers["Allow"] == "GET, HEAD"
 
 
-def test_content_negotiation_and_gzip(bridge):
+def test_text_format_unless_openmetrics_is_enabled(bridge):
+    bridge.send_udp("neg.c:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "neg_c") == 1) is not None
+    _status, headers, body = bridge.get(headers={"Accept": PROMETHEUS_ACCEPT})
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert b"\nneg_c 1\n" in body
+
+
+def test_content_negotiation_and_gzip(bridge_factory):
+    bridge = bridge_factory("--web-enable-openmetrics")
     bridge.send_udp("neg.c:1|c", "neg.d_total:1|c")
     assert bridge.wait_for(lambda s: sample(s, "neg_d_total") == 1) is not None
-    _status, headers, body = bridge.get(headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    _status, headers, body = bridge.get(headers={"Accept": PROMETHEUS_ACCEPT})
     assert headers["Content-Type"].startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
     assert b"# TYPE neg_d counter\n" in body
