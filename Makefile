@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install bench bench-smoke clean
+.PHONY: run test lint install bench bench-smoke clean test-tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,7 +15,23 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/statsd-bridge $(ARGS)
 
-test: $(STAMP)
+NODE_CLIENTS := tests/clients/node_modules/.installed
+
+# Node's hot-shots for the client tests, pinned by tests/clients/package-lock.json
+$(NODE_CLIENTS): tests/clients/package-lock.json
+	-npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error && touch $@
+
+# Programs some tests need beyond the venv: named here, so a missing one is no mystery. Those tests
+# skip without them on a workstation and fail in CI (.ci/run installs them and sets CI=true).
+test-tools:
+	@missing=""; \
+	for tool in prometheus:prometheus promtool:prometheus node:nodejs systemd-analyze:systemd; do \
+		command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool%%:*} (apt-get install $${tool##*:})"; \
+	done; \
+	test -d tests/clients/node_modules/hot-shots || missing="$$missing hot-shots (npm ci --prefix tests/clients)"; \
+	if [ -n "$$missing" ]; then echo "make test: missing, so their tests will skip:$$missing"; fi
+
+test: $(STAMP) $(NODE_CLIENTS) test-tools
 	$(PY) -m ruff check bridge tests
 	$(PY) -m pytest -q -n 4 $(PYTEST_ARGS)
 

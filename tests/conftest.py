@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -11,8 +12,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -123,6 +126,7 @@ class BridgeProcess:
     process: subprocess.Popen
     addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    telemetry_path: str = "/metrics"
 
     @property
     def web(self) -> str:
@@ -138,7 +142,7 @@ class BridgeProcess:
             return error.code, dict(error.headers), error.read()
 
     def metrics(self) -> str:
-        status, _, body = self.get()
+        status, _, body = self.get(self.telemetry_path)
         assert status == 200
         return body.decode()
 
@@ -197,6 +201,9 @@ def start_bridge(*args: str) -> BridgeProcess:
     ]  # fmt: skip
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     bridge = BridgeProcess(process)
+    for flag, value in itertools.pairwise(args):
+        if flag in ("--web-telemetry-path", "--web.telemetry-path"):
+            bridge.telemetry_path = value
     started = threading.Event()
 
     def read_log() -> None:
@@ -227,8 +234,14 @@ def bridge_factory():
         return bridge
 
     yield factory
-    for bridge in started:
-        bridge.stop()
+    try:
+        for bridge in started:
+            if bridge.process.poll() is None:
+                # whatever a test sent and whatever its mapping made of it, the page stays valid
+                assert_promtool_parses(bridge.metrics())
+    finally:
+        for bridge in started:
+            bridge.stop()
 
 
 @pytest.fixture
@@ -236,14 +249,19 @@ def bridge(bridge_factory) -> BridgeProcess:
     return bridge_factory()
 
 
-def promtool() -> str:
-    """promtool's path; in CI (CI=true) its absence fails the test rather than skipping it."""
-    path = shutil.which("promtool")
+def require(tool: str, how: str) -> str:
+    """The path of `tool`; in CI (CI=true) its absence fails the test rather than skipping it."""
+    path = shutil.which(tool)
     if path is None:
+        message = f"{tool} is missing: {how}"
         if os.environ.get("CI"):
-            pytest.fail("promtool is missing: .ci/run installs Debian's prometheus package")
-        pytest.skip("promtool not installed (apt-get install prometheus); CI runs this test")
+            pytest.fail(message + " (.ci/run installs it)")
+        pytest.skip(message + "; CI runs this test")
     return path
+
+
+def promtool() -> str:
+    return require("promtool", "apt-get install prometheus")
 
 
 def assert_promtool_parses(text: str) -> None:
@@ -251,3 +269,62 @@ def assert_promtool_parses(text: str) -> None:
     result = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True)
     assert result.returncode in (0, 3), result.stdout + result.stderr
     assert "error while linting" not in result.stdout + result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Prometheus:
+    """A Prometheus server on a free loopback port, with its own config and storage under `workdir`."""
+
+    def __init__(self, binary: str, config_text: str, workdir: Path) -> None:
+        config = workdir / "prometheus.yml"
+        config.write_text(config_text)
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise AssertionError("prometheus did not start: " + (self.process.stderr.read() or ""))
+            time.sleep(0.2)
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def query(self, expression: str) -> dict[frozenset, float]:
+        """Instant query: {labels without __name__: value}."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return {
+            frozenset((k, v) for k, v in item["metric"].items() if k != "__name__"): float(item["value"][1])
+            for item in body["data"]["result"]
+        }
+
+    def wait_for(self, expression: str, predicate, timeout: float = 15.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.query(expression)
+            if predicate(result) or time.monotonic() > deadline:
+                return result
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
