@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
+from dataclasses import asdict
 
 import click
 
 from bridge import __version__
 from bridge.config import DEFAULT_READ_BUFFER, Config, ConfigError
+from bridge.explain import explain_lines, format_text
+from bridge.lint import ERROR, has_errors, lint
 from bridge.logs import LEVELS, setup
-from bridge.mapping import MappingError
+from bridge.mapping import MappingConfig, MappingError, load_mapping_file
 from bridge.relay import DEFAULT_PACKET_LENGTH
 from bridge.server import load_mapping, main
 from bridge.store import DEFAULT_MAX_SERIES
 
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+@click.group(invoke_without_command=True, context_settings=CONTEXT)
 @click.option(
     "--statsd-listen-udp",
     "--statsd.listen-udp",
@@ -79,7 +86,7 @@ from bridge.store import DEFAULT_MAX_SERIES
     metavar="FILE",
     help="statsd_exporter-style YAML mapping file.",
 )
-@click.option("--check-config", is_flag=True, help="Validate flags and the mapping file, then exit.")
+@click.option("--check-config", is_flag=True, help="Validate flags, load and lint the mapping file, then exit.")
 @click.option(
     "--log-level",
     "--log.level",
@@ -151,8 +158,14 @@ from bridge.store import DEFAULT_MAX_SERIES
     help="Largest relayed packet; lines are packed up to it.",
 )
 @click.version_option(__version__, "--version", prog_name="statsd-bridge")
-def cli(check_config: bool, **options: object) -> None:
-    """Receive StatsD / DogStatsD lines and serve them to Prometheus."""
+@click.pass_context
+def cli(context: click.Context, check_config: bool, **options: object) -> None:
+    """Receive StatsD / DogStatsD lines and serve them to Prometheus.
+
+    With no command, runs the bridge. `statsd-bridge explain --help` for the line explainer.
+    """
+    if context.invoked_subcommand is not None:
+        return
     config = Config(**options)  # type: ignore[arg-type]
     try:
         config.validate()
@@ -165,6 +178,68 @@ def cli(check_config: bool, **options: object) -> None:
         click.echo(f"statsd-bridge: bad mapping file: {error}", err=True)
         sys.exit(1)
     if check_config:
-        click.echo(f"configuration OK ({len(mapping.rules)} mapping rules)")
-        return
+        sys.exit(report_lint(mapping, ok=f"configuration OK ({len(mapping.rules)} mapping rules"))
     sys.exit(main(config, mapping))
+
+
+def report_lint(mapping: MappingConfig, ok: str) -> int:
+    """Print the lint's findings (to stderr) and a verdict; the exit code: 1 when there are errors."""
+    findings = lint(mapping)
+    for finding in findings:
+        click.echo(str(finding), err=True)
+    errors = sum(finding.severity == ERROR for finding in findings)
+    if errors:
+        click.echo(f"statsd-bridge: mapping file has {errors} error(s)", err=True)
+        return 1
+    warnings = len(findings)
+    click.echo(ok + (f", {warnings} lint warning{'s' if warnings != 1 else ''})" if warnings else ")"))
+    return 0
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("lines", nargs=-1)
+@click.option(
+    "--mapping-config",
+    "--statsd.mapping-config",
+    default="",
+    metavar="FILE",
+    help="The mapping file to explain against; none: every line is unmapped.",
+)
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text for people, json for scripts.",
+)  # fmt: skip
+@click.option("--lint", "run_lint", is_flag=True, help="Lint the mapping file too; exit 1 when it has errors.")
+def explain(lines: tuple[str, ...], mapping_config: str, output_format: str, run_lint: bool) -> None:
+    """Show what the bridge makes of StatsD LINES (arguments, or one per line on stdin).
+
+    For each line: how it parses, which rule matches, and which series it touches and how, or why
+    it is rejected. Runs the daemon's own parser, mapper and store; nothing listens.
+    """
+    logging.disable(logging.CRITICAL)  # the daemon's warnings about rejected lines: the explanation says it
+    try:
+        mapping = load_mapping_file(mapping_config) if mapping_config else MappingConfig()
+    except MappingError as error:
+        click.echo(f"statsd-bridge: bad mapping file: {error}", err=True)
+        sys.exit(1)
+    if not lines and not run_lint:
+        stdin = sys.stdin.buffer
+        if stdin.isatty():
+            raise click.UsageError("give StatsD lines as arguments or on stdin")
+        # bytes that are not UTF-8 ride along as surrogates, so their line is explained (as rejected)
+        lines = tuple(line.rstrip(b"\r\n").decode("utf-8", "surrogateescape") for line in stdin)
+    findings = lint(mapping) if run_lint else []
+    results = explain_lines(lines, mapping)
+    if output_format == "json":
+        document: dict = {"mapping": mapping_config or None, "lines": results}
+        if run_lint:
+            document["lint"] = [asdict(finding) for finding in findings]
+        click.echo(json.dumps(document, indent=2))
+    else:
+        if run_lint:
+            for finding in findings:
+                click.echo(str(finding))
+            click.echo(f"lint: {len(findings)} finding(s)" if findings else "lint: no findings")
+        if results:
+            click.echo("\n\n".join(format_text(result) for result in results))
+    sys.exit(1 if has_errors(findings) else 0)

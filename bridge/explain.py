@@ -1,0 +1,216 @@
+"""Explain lines: what the daemon would make of each, worded for a person (or as JSON for scripts).
+
+Each line goes through the daemon's own Ingest into a store of its own, so the answer can't
+disagree with the daemon: the parse and the rule are read off the same parser and mapper, and what
+happens to the series is the difference in that store before and after the line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from bridge.exposition import format_value
+from bridge.ingest import Ingest
+from bridge.line import LineError, TagStats, parse_line
+from bridge.mapper import Mapper
+from bridge.mapping import MappingConfig
+from bridge.stats import Stats
+from bridge.store import Histogram, Store, Summary, render_labels
+
+# LineError and event-error reasons, for a person
+REASONS = {
+    "malformed_line": "not a StatsD line: it needs name:value|type",
+    "invalid_utf8": "the line is not valid UTF-8",
+    "not_enough_parts_after_colon": "no |type after the value",
+    "malformed_component": "one of the name:value|type parts is incomplete",
+    "malformed_value": "the value is not a number",
+    "invalid_sample_factor": "the sample rate (@...) or an extra |field is not understood; a rate must be in (0, 1]",
+    "malformed_timestamp": "the |T timestamp is not a number of seconds",
+    "mixed_tagging_styles": "tags in two dialects on one line (in the name and after |#)",
+    "invalid_extended_aggregate_type": "several values (name:1:2|type) are allowed only for ms, h, d and g",
+    "illegal_event": "the type is not one of c, g, ms, h, d",
+    "set_unsupported": "sets (|s) count distinct values, which Prometheus has no type for",
+    "dogstatsd_event_unsupported": "DogStatsD events (_e{...}) have no Prometheus counterpart",
+    "service_check_unsupported": "DogStatsD service checks (_sc|...) have no Prometheus counterpart",
+    "illegal_negative_counter": "a counter can't go down: a negative increment is rejected (use a gauge)",
+    "non_finite_counter": "a counter can't take NaN or infinity",
+    "non_finite_observation": "a histogram or summary can't take NaN or infinity",
+    "empty_metric_name": "the rule's name template came out empty for this line",
+}
+
+_TYPE_WORDS = {"c": "counter", "g": "gauge", "ms": "timer", "h": "histogram", "d": "distribution"}
+_KIND_OF_WORD = {"counter": "counter", "gauge": "gauge", "timer": "observer", "histogram": "observer",
+                 "distribution": "observer"}  # fmt: skip
+
+
+def _snapshot(store: Store) -> dict[tuple[str, tuple], tuple[str, Any]]:
+    state = {}
+    for family in store.families.values():
+        for key, series in family.series.items():
+            if isinstance(series, Histogram):
+                value: Any = (tuple(series.counts), series.sum)
+            elif isinstance(series, Summary):
+                value = (series.count, series.sum)
+            else:
+                value = series.value
+            state[(family.name, key)] = (family.type, value)
+    return state
+
+
+def _effect(kind: str, before: Any, after: Any, bounds: tuple[float, ...], relative: bool, one_value: bool) -> str:
+    """What a line did to one series, from its state before and after; `one_value`: the line had one value."""
+    if kind == "counter":
+        old = before or 0.0
+        return f"add {format_value(after - old)} (now {format_value(after)})"
+    if kind == "gauge":
+        if relative:  # a new series starts from 0
+            change = after - (before or 0.0)
+            return f"change by {'+' if change >= 0 else ''}{format_value(change)} (now {format_value(after)})"
+        return f"set {format_value(after)}"
+    if kind == "histogram":
+        old_counts, old_sum = before or ((0,) * len(after[0]), 0.0)
+        grew = {i: a - b for i, (a, b) in enumerate(zip(after[0], old_counts, strict=True)) if a != b}
+        observed = sum(grew.values())
+        names = [format_value(bounds[i]) if i < len(bounds) else "+Inf" for i in grew]
+        if len(grew) == 1 and one_value:
+            value = (after[1] - old_sum) / observed
+            times = f", counted {observed} times," if observed != 1 else ""
+            return f"observe {format_value(value)}{times} into bucket le={names[0]}"
+        buckets = ", ".join(f"+{count} in le={name}" for name, count in zip(names, grew.values(), strict=True))
+        return f"{observed} observations, sum {format_value(after[1] - old_sum)}: {buckets}"
+    old_count, old_sum = before or (0, 0.0)
+    observed = after[0] - old_count
+    if not one_value:
+        return f"{observed} observations, sum {format_value(after[1] - old_sum)}"
+    value = (after[1] - old_sum) / observed if observed else 0.0
+    return f"observe {format_value(value)}" + (f", counted {observed} times" if observed != 1 else "")
+
+
+def _statsd_type_and_rate(line: str) -> tuple[str, float]:
+    fields = line.partition(":")[2].partition("|")[2].split("|")
+    rate = next((float(field[1:]) for field in fields[1:] if field.startswith("@")), 1.0)
+    return _TYPE_WORDS.get(fields[0], fields[0]), rate
+
+
+def _problems(before: Stats, after: Stats) -> list[dict[str, str]]:
+    problems = []
+    for reason, count in (Counter(after.sample_errors) - Counter(before.sample_errors)).items():
+        problems += [{"reason": reason, "message": REASONS.get(reason, reason)}] * count
+    for reason, count in (Counter(after.event_errors) - Counter(before.event_errors)).items():
+        problems += [{"reason": reason, "message": REASONS.get(reason, reason)}] * count
+    for (kind, name), _ in (Counter(after.conflicts) - Counter(before.conflicts)).items():
+        problems.append({"reason": "conflict", "message": f"{name} already exists with another type or its sample "
+                         f"names are taken, so this {kind} is not applied"})  # fmt: skip
+    for (name, tag), _ in (Counter(after.output_skips) - Counter(before.output_skips)).items():
+        problems.append({"reason": "skipped", "message": f"output {name} skipped: tag {tag!r} is missing or empty"})
+    for name in Counter(after.series_dropped) - Counter(before.series_dropped):
+        problems.append({"reason": "series_cap", "message": f"a new series of {name} would pass --max-series"})
+    if after.tag_errors > before.tag_errors:
+        problems.append({"reason": "tag_error", "message": f"{after.tag_errors - before.tag_errors} tag(s) skipped "
+                         "as malformed (no key, no value, or a label the type writes itself)"})  # fmt: skip
+    return problems
+
+
+def _copy_counts(stats: Stats) -> Stats:
+    copy = Stats()
+    copy.sample_errors = Counter(stats.sample_errors)
+    copy.event_errors = Counter(stats.event_errors)
+    copy.conflicts = Counter(stats.conflicts)
+    copy.output_skips = Counter(stats.output_skips)
+    copy.series_dropped = Counter(stats.series_dropped)
+    copy.tag_errors = stats.tag_errors
+    return copy
+
+
+class Explainer:
+    """A store of its own and the daemon's ingest; lines are explained in order, each seeing the last."""
+
+    def __init__(self, mapping: MappingConfig, clock=lambda: 0.0) -> None:
+        self.mapping = mapping
+        self.stats = Stats()
+        self.store = Store()
+        self.ingest = Ingest(Mapper(mapping), self.store, self.stats, clock)
+        self.ingest.shape_limit = 0  # every line by the full path: nothing cached between explanations
+
+    def explain(self, line: str) -> dict[str, Any]:
+        result: dict[str, Any] = {"line": line, "samples": [], "series": [], "problems": []}
+        try:
+            raw = line.encode()
+            samples, _errors, dialect = parse_line(line, TagStats())
+        except UnicodeEncodeError:  # bytes that were not UTF-8, carried here as surrogates
+            raw, samples, dialect = line.encode("utf-8", "surrogateescape"), [], ""
+        except LineError:
+            samples, dialect = [], ""
+        result["dialect"] = dialect or ("none" if samples else "")
+        statsd_type, rate = _statsd_type_and_rate(line) if samples else ("", 1.0)
+        for sample in samples:
+            route = self.ingest.mapper.map(sample.name, sample.kind)
+            if route.drop:
+                outcome = "dropped"
+            elif route.mapped:
+                outcome = "mapped"
+            else:
+                outcome = "unmapped"
+            rule = route.rule
+            result["samples"].append({
+                "name": sample.name,
+                "type": statsd_type if _KIND_OF_WORD.get(statsd_type) == sample.kind else sample.kind,
+                "kind": sample.kind,
+                "value": float(f"{sample.value / sample.factor:.12g}"),  # as sent, before rate and ms scaling
+                "relative": sample.relative,
+                "sample_rate": rate,
+                "tags": dict(sample.tags),
+                "outcome": outcome,
+                "metric": route.targets[0].name if outcome == "unmapped" else None,
+                "rule": None if rule is None else {"file": self.mapping.path or "<mapping>", "line": rule.line,
+                                                   "match": rule.match, "match_type": rule.match_type,
+                                                   "action": rule.action},
+            })  # fmt: skip
+        before_state, before_stats = _snapshot(self.store), _copy_counts(self.stats)
+        self.ingest.raw_line(raw)
+        after_state = _snapshot(self.store)
+        relative = any(sample["relative"] for sample in result["samples"])
+        for (name, key), (kind, value) in after_state.items():
+            old = before_state.get((name, key), (kind, None))[1]
+            if old == value and (name, key) in before_state:
+                continue
+            family = self.store.families[name]
+            result["series"].append({
+                "name": name, "type": kind, "labels": dict(key),
+                "effect": _effect(kind, old, value, family.buckets, relative, len(result["samples"]) == 1),
+            })  # fmt: skip
+        result["problems"] = _problems(before_stats, self.stats)
+        return result
+
+
+def explain_lines(lines: Iterable[str], mapping: MappingConfig) -> list[dict[str, Any]]:
+    explainer = Explainer(mapping)
+    return [explainer.explain(line) for line in lines if line.strip()]
+
+
+def format_text(result: dict[str, Any]) -> str:
+    out = [result["line"]]
+    for sample in result["samples"]:
+        tags = ", ".join(f"{k}={v}" for k, v in sample["tags"].items())
+        value = format_value(sample["value"])
+        value = f"change by {'+' if sample['value'] >= 0 else ''}{value}" if sample["relative"] else f"value {value}"
+        rate = f", sample rate {format_value(sample['sample_rate'])}" if sample["sample_rate"] != 1 else ""
+        out.append(f"  parsed:  {sample['name']}, {sample['type']}, {value}"
+                   f"{rate}" + (f", tags {tags} ({result['dialect']})" if tags else ", no tags"))  # fmt: skip
+        rule = sample["rule"]
+        if sample["outcome"] == "unmapped":
+            out.append(f"  rule:    none matched (unmapped): the metric is named {sample['metric']}")
+        else:
+            out.append(f"  rule:    {rule['file']}:{rule['line']} `{rule['match']}` ({rule['match_type']})"
+                       + (" drops it" if sample["outcome"] == "dropped" else ""))  # fmt: skip
+    for series in result["series"]:
+        labels = render_labels(tuple(series["labels"].items()))
+        out.append(f"  series:  {series['name']}{'{' + labels + '}' if labels else ''} {series['type']}: "
+                   f"{series['effect']}")  # fmt: skip
+    for problem in result["problems"]:
+        out.append(f"  {'rejected' if not result['series'] else 'note'}: {problem['message']} ({problem['reason']})")
+    if not result["series"] and not result["problems"] and all(s["outcome"] == "dropped" for s in result["samples"]):
+        out.append("  series:  none (the rule drops it)")
+    return "\n".join(out)

@@ -1,0 +1,205 @@
+"""Mapping lint: what a mapping file will do wrong before any line arrives.
+
+Errors are rules that cannot work as written (a `$3` the pattern has no third group for, a label
+Prometheus reserves, one metric name with two types); warnings are rules that work but not as their
+author probably meant (a rule an earlier one always wins over, a label set that differs by rule) or
+that are slow in statsd_exporter (globs that make its matcher backtrack). Load errors (bad YAML,
+unknown keys, a regex that does not compile) come from the loader, as MappingError.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import combinations
+
+from bridge.mapper import Mapper
+from bridge.mapping import MappingConfig, MappingError, Output, Rule, load_mapping_file
+
+ERROR, WARNING = "error", "warning"
+
+# $1, ${1}, $name, ${name}: what Go's Regexp.Expand (and statsd_exporter's glob formatter) substitute
+_REFERENCE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+_CATCH_ALL_REGEXES = {".*", ".+"}
+# sample-name suffixes each type writes besides its own name
+_SUFFIXES = {"counter": (), "gauge": (), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
+_RESERVED_BY_TYPE = {"histogram": "le", "summary": "quantile"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # ERROR or WARNING
+    path: str
+    line: int
+    check: str  # a short name of the check, for scripts
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.severity}: {self.message} [{self.check}]"
+
+
+def lint_file(path: str) -> list[Finding]:
+    """Findings for a mapping file, its load error (if any) as the only finding."""
+    try:
+        config = load_mapping_file(path)
+    except MappingError as error:
+        return [Finding(ERROR, error.path, error.line or 0, "load", f"{error.key + ': ' if error.key else ''}"
+                        f"{error.message}")]  # fmt: skip
+    return lint(config)
+
+
+def lint(config: MappingConfig) -> list[Finding]:
+    path = config.path or "<mapping>"
+    findings = []
+    rules = Mapper(config).rules  # the order they are tried in
+    for rule in rules:
+        findings += [Finding(ERROR, path, line, "unfillable_reference", message)
+                     for line, message in _unfillable_references(rule)]  # fmt: skip
+        findings += [Finding(ERROR, path, line, "invalid_label_name", message)
+                     for line, message in _invalid_label_names(rule, config)]  # fmt: skip
+    for later_index, later in enumerate(rules):
+        for earlier in rules[:later_index]:
+            if _covers(earlier, later):
+                findings.append(Finding(WARNING, path, later.line, "shadowed",
+                                        f"rule `{later.match}` never matches: the rule at line {earlier.line} "
+                                        f"(`{earlier.match}`) takes every name it would"))  # fmt: skip
+                break
+    findings += _backtracking(rules, path)
+    findings += _name_conflicts(rules, config, path)
+    return sorted(findings, key=lambda finding: (finding.line, finding.check))
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(finding.severity == ERROR for finding in findings)
+
+
+def _groups(rule: Rule) -> tuple[int, set[str]]:
+    """How many numbered groups the pattern fills, and its group names."""
+    return rule.pattern.groups, set(rule.pattern.groupindex) if rule.match_type == "regex" else set()
+
+
+def _unfillable_references(rule: Rule):
+    count, names = _groups(rule)
+    for output in rule.outputs:
+        texts = [("name", output.name)] + [(f"label {label}", value) for label, value in output.labels.items()]
+        for where, text in texts:
+            for found in _REFERENCE.finditer(text):
+                reference = found.group(1) or found.group(2)
+                if (reference.isdigit() and int(reference) <= count) or reference in names:
+                    continue
+                named = f" ({', '.join(sorted(names))})" if names else ""
+                yield output.line or rule.line, (f"{where}: ${reference} can never be filled: `{rule.match}` has "
+                                                 f"{count} group(s){named}; it would be empty")  # fmt: skip
+
+
+def output_type(rule: Rule, output: Output, config: MappingConfig) -> str:
+    """The Prometheus type an output produces, or "" when it follows the kind of each line."""
+    if output.type:
+        return output.type
+    if rule.match_metric_type == "counter":
+        return "counter"
+    if rule.match_metric_type == "gauge":
+        return "gauge"
+    if rule.match_metric_type == "observer":
+        return output.observer_type or config.observer_type
+    return ""
+
+
+def _invalid_label_names(rule: Rule, config: MappingConfig):
+    for output in rule.outputs:
+        labels = set(output.labels) | set(output.tags or {})
+        for label in sorted(labels):
+            if label.startswith("__"):
+                yield output.line or rule.line, f"label {label}: names starting with __ are reserved for Prometheus"
+        kind = output_type(rule, output, config) or output.observer_type
+        reserved = _RESERVED_BY_TYPE.get(kind)
+        if reserved in labels:
+            yield output.line or rule.line, f"label {reserved}: a {kind} writes {reserved} itself"
+
+
+def _component_covers(earlier: str, later: str) -> bool:
+    if earlier == "*" or earlier == later:
+        return True
+    if "*" in later or "*" not in earlier:
+        return False
+    return re.fullmatch(re.escape(earlier).replace(r"\*", "[^.]*"), later) is not None
+
+
+def _types_cover(earlier: Rule, later: Rule) -> bool:
+    return not earlier.match_metric_type or earlier.match_metric_type == later.match_metric_type
+
+
+def _covers(earlier: Rule, later: Rule) -> bool:
+    """Whether every name `later` matches is taken by `earlier` first."""
+    if not _types_cover(earlier, later):
+        return False
+    if earlier.match_type == "glob" and later.match_type == "glob":
+        a, b = earlier.match.split("."), later.match.split(".")
+        return len(a) == len(b) and all(_component_covers(x, y) for x, y in zip(a, b, strict=True))
+    if earlier.match_type == "regex":
+        bare = re.sub(r"[()^$]", "", earlier.match)
+        return bare in _CATCH_ALL_REGEXES or (later.match_type == "regex" and earlier.match == later.match)
+    return False
+
+
+def _backtracking(rules: list[Rule], path: str) -> list[Finding]:
+    """Pairs of globs that make statsd_exporter's matcher backtrack.
+
+    Its matcher walks the name's components down a tree of the globs, preferring a literal
+    component over `*`. When a name goes down the literal branch and fails further on, while the
+    `*` branch would have matched, it has to come back and try again.
+    """
+    findings = []
+    globs = [rule for rule in rules if rule.match_type == "glob"]
+    for first, second in combinations(globs, 2):
+        a, b = first.match.split("."), second.match.split(".")
+        for i in range(min(len(a), len(b))):
+            if a[i] == b[i]:
+                continue
+            if ("*" in a[i]) == ("*" in b[i]):
+                break  # two literals (or two wildcards) part here for good
+            literal, wild = (a, b) if "*" not in a[i] else (b, a)
+            # a name that takes the literal branch falls back unless the literal rule matches it too
+            rest_covered = len(literal) == len(wild) and all(
+                _component_covers(x, y) for x, y in zip(literal[i + 1 :], wild[i + 1 :], strict=True)
+            )
+            if not rest_covered:
+                line = max(first.line, second.line)
+                findings.append(Finding(WARNING, path, line, "backtracking",
+                                        f"globs `{first.match}` (line {first.line}) and `{second.match}` "
+                                        f"(line {second.line}) need backtracking in statsd_exporter's matcher "
+                                        f"at component {i + 1}: slower there"))  # fmt: skip
+            break
+    return findings
+
+
+def _name_conflicts(rules: list[Rule], config: MappingConfig, path: str) -> list[Finding]:
+    """One fixed metric name produced with two types, or with two label-name sets."""
+    findings = []
+    seen: dict[str, tuple[str, str, int]] = {}  # sample name -> (metric, type, line) of the first writer
+    label_sets: dict[str, tuple[frozenset, int]] = {}
+    for rule in rules:
+        if rule.action == "drop":
+            continue
+        for output in rule.outputs:
+            if "$" in output.name:
+                continue  # the name depends on the line: nothing fixed to compare
+            line = output.line or rule.line
+            kind = output_type(rule, output, config)
+            if kind:
+                for sample_name in [output.name] + [output.name + suffix for suffix in _SUFFIXES[kind]]:
+                    owner, owner_kind, owner_line = seen.setdefault(sample_name, (output.name, kind, line))
+                    if (owner, owner_kind) != (output.name, kind):
+                        findings.append(Finding(ERROR, path, line, "type_conflict",
+                                                f"{output.name} ({kind}) writes {sample_name}, as does {owner} "
+                                                f"({owner_kind}) at line {owner_line}: only the first to arrive is "
+                                                "kept"))  # fmt: skip
+                        break
+            labels = frozenset(output.labels) | frozenset(output.tags or {})
+            earlier_labels = label_sets.setdefault(output.name, (labels, line))
+            if earlier_labels[0] != labels:
+                findings.append(Finding(WARNING, path, line, "label_conflict",
+                                        f"{output.name} gets labels {{{', '.join(sorted(labels))}}} here and "
+                                        f"{{{', '.join(sorted(earlier_labels[0]))}}} at line {earlier_labels[1]}: "
+                                        "two series sets under one name"))  # fmt: skip
+    return findings

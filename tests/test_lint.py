@@ -1,0 +1,150 @@
+"""Mapping lint: each check in its own test, through --check-config and explain --lint."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.lint import lint
+from bridge.mapping import load_mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def findings(text: str) -> list[tuple[str, str, int]]:
+    return [(finding.check, finding.severity, finding.line) for finding in lint(load_mapping(text, "m.yml"))]
+
+
+def check_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
+    mapping = tmp_path / "m.yml"
+    mapping.write_text(text)
+    return subprocess.run([sys.executable, "-m", "bridge", "--mapping-config", str(mapping), "--check-config"],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+
+
+def test_a_glob_shadowed_by_an_earlier_one():
+    text = "mappings:\n- match: api.*.count\n  name: a\n- match: api.home.count\n  name: b\n"
+    assert findings(text) == [("shadowed", "warning", 4)]
+
+
+def test_shadowing_respects_metric_types_and_order():
+    typed = "mappings:\n- match: api.*\n  name: a\n  match_metric_type: gauge\n- match: api.x\n  name: b\n"
+    assert findings(typed) == []  # the earlier rule takes gauges only: counters still reach the later one
+    reversed_order = "mappings:\n- match: api.x\n  name: b\n- match: api.*\n  name: a\n"
+    assert findings(reversed_order) == []
+
+
+def test_a_regex_after_a_catch_all_or_its_twin():
+    text = ("mappings:\n- match: (.*)\n  match_type: regex\n  name: all\n"
+            "- match: x\\.(\\w+)\n  match_type: regex\n  name: x_$1\n")  # fmt: skip
+    assert findings(text) == [("shadowed", "warning", 5)]
+    twins = ("mappings:\n- match: a\\.(\\w+)\n  match_type: regex\n  name: one\n"
+             "- match: a\\.(\\w+)\n  match_type: regex\n  name: two\n")  # fmt: skip
+    assert findings(twins) == [("shadowed", "warning", 5)]
+
+
+def test_globs_that_need_backtracking():
+    text = ("mappings:\n- match: client.*.request.count\n  name: requests\n"
+            "- match: client.*.*.size\n  name: sizes\n")  # fmt: skip
+    assert findings(text) == [("backtracking", "warning", 4)]
+    apart = "mappings:\n- match: client.*.request.count\n  name: requests\n- match: server.*.*.size\n  name: sizes\n"
+    assert findings(apart) == []
+
+
+def test_one_name_with_two_types_is_an_error():
+    text = ("mappings:\n- match: a.*\n  name: things\n  match_metric_type: counter\n"
+            "- match: b.*\n  name: things\n  match_metric_type: gauge\n")  # fmt: skip
+    assert findings(text) == [("type_conflict", "error", 5)]
+
+
+def test_sample_names_that_collide_across_types():
+    text = ("mappings:\n- match: a.*\n  name: latency\n  match_metric_type: observer\n"
+            "- match: b.*\n  name: latency_count\n  match_metric_type: counter\n")  # fmt: skip
+    assert findings(text) == [("type_conflict", "error", 5)]
+
+
+def test_one_name_with_two_label_sets_is_a_warning():
+    text = ("mappings:\n- match: a.*\n  name: jobs\n  labels:\n    team: $1\n"
+            "- match: b.*.*\n  name: jobs\n  labels:\n    team: $1\n    region: $2\n")  # fmt: skip
+    assert findings(text) == [("label_conflict", "warning", 6)]
+
+
+@pytest.mark.parametrize("match,match_type,name", [
+    ("api.*", "glob", "api_$2"),
+    (r"api\.(\w+)", "regex", "api_${2}"),
+    (r"api\.(?P<route>\w+)", "regex", "api_$path"),
+])  # fmt: skip
+def test_a_reference_the_pattern_cannot_fill(match, match_type, name):
+    text = f"mappings:\n- match: '{match}'\n  match_type: {match_type}\n  name: {name}\n"
+    assert findings(text) == [("unfillable_reference", "error", 2)]
+
+
+def test_references_the_pattern_fills_are_fine():
+    text = ("mappings:\n- match: api.*.*\n  name: api_$1\n  labels:\n    x: ${2}\n"
+            "- match: 'web\\.(?P<route>\\w+)'\n  match_type: regex\n  name: web\n"
+            "  labels:\n    r: $route\n")  # fmt: skip
+    assert findings(text) == []
+
+
+def test_a_label_in_a_label_value_beyond_the_groups():
+    text = "mappings:\n- match: api.*\n  name: api\n  labels:\n    route: $1\n    part: $3\n"
+    assert findings(text) == [("unfillable_reference", "error", 2)]
+
+
+def test_label_names_prometheus_reserves():
+    text = ("mappings:\n- match: a.*\n  name: a\n  labels:\n    __secret: x\n"
+            "- match: b.*\n  name: b\n  match_metric_type: observer\n  observer_type: histogram\n"
+            "  labels:\n    le: $1\n")  # fmt: skip
+    assert findings(text) == [("invalid_label_name", "error", 2), ("invalid_label_name", "error", 6)]
+
+
+def test_check_config_exits_non_zero_on_errors_naming_file_and_line(tmp_path):
+    result = check_config(tmp_path, "mappings:\n- match: api.*\n  name: api_$2\n")
+    assert result.returncode == 1
+    assert f"{tmp_path / 'm.yml'}:2: error: name: $2 can never be filled" in result.stderr
+    assert "mapping file has 1 error(s)" in result.stderr
+
+
+def test_check_config_warns_and_exits_zero(tmp_path):
+    result = check_config(tmp_path, "mappings:\n- match: a.*\n  name: a\n- match: a.b\n  name: b\n")
+    assert result.returncode == 0, result.stderr
+    assert ":4: warning: rule `a.b` never matches: the rule at line 2" in result.stderr
+    assert "configuration OK (2 mapping rules, 1 lint warning)" in result.stdout
+
+
+def test_a_regex_that_does_not_compile(tmp_path):
+    result = check_config(tmp_path, "mappings:\n- match: '(unclosed'\n  match_type: regex\n  name: x\n")
+    assert result.returncode == 1
+    assert f"{tmp_path / 'm.yml'}:2: match: invalid regex" in result.stderr
+    mapping = str(tmp_path / "m.yml")
+    explained = subprocess.run([sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", mapping],
+                               capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert explained.returncode == 1
+    assert f"{mapping}:2: match: invalid regex" in explained.stderr
+
+
+def test_an_invalid_label_name_is_a_load_error(tmp_path):
+    result = check_config(tmp_path, "mappings:\n- match: a.*\n  name: a\n  labels:\n    bad-name: $1\n")
+    assert result.returncode == 1
+    assert f"{tmp_path / 'm.yml'}:5: bad-name: invalid label name" in result.stderr
+
+
+def test_explain_lint_reports_and_exits_by_severity(tmp_path):
+    mapping = tmp_path / "m.yml"
+    mapping.write_text("mappings:\n- match: a.*\n  name: a\n- match: a.b\n  name: b\n")
+    result = subprocess.run([sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", str(mapping),
+                             "a.b:1|c"], capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"{mapping}:4: warning: rule `a.b` never matches" in result.stdout
+    assert "  rule:    " + f"{mapping}:2 `a.*` (glob)" in result.stdout  # the shadowing rule takes the line
+    mapping.write_text("mappings:\n- match: a.*\n  name: a_$4\n")
+    result = subprocess.run([sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", str(mapping)],
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 1
+    assert "error: name: $4 can never be filled" in result.stdout
+
+
+@pytest.mark.parametrize("shipped", sorted((ROOT / "mappings").glob("*.yml")), ids=lambda path: path.name)
+def test_shipped_mapping_files_lint_clean(shipped):
+    assert lint(load_mapping(shipped.read_text(), str(shipped))) == []
