@@ -24,6 +24,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from bridge.net import resolve_bind_address
+from bridge.status import Status
+from bridge.status import render as render_status
 from bridge.store import Family, Store
 
 logger = logging.getLogger("bridge.exposition")
@@ -208,6 +210,7 @@ class App:
         ready: Callable[[], bool] = lambda: True,
         lifecycle: dict[str, Callable[[], tuple[bool, str]]] | None = None,
         openmetrics: bool = False,
+        status: Callable[[], Status] | None = None,
     ) -> None:
         self.store = store
         # "/-/reload" and "/-/quit" -> what they do, answering (ok, message); None: the endpoints are off
@@ -220,6 +223,7 @@ class App:
         # le="1", and Prometheus 2 stores either as sent, so dashboards written against statsd_exporter
         # would lose their buckets.
         self.openmetrics = OpenMetricsView(store, self_metrics, clock) if openmetrics else None
+        self.status = status  # what the page at / shows; None: a plain landing page
 
     def metrics(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
         content_type, encoder = negotiate(environ.get("HTTP_ACCEPT", "") if self.openmetrics else "")
@@ -237,6 +241,8 @@ class App:
         return _page("200 OK", "OK\n") if self.ready() else _page("503 Service Unavailable", "not ready\n")
 
     def _landing_page(self, _environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
+        if self.status is not None:
+            return _page("200 OK", render_status(self.status()), "text/html")
         return _page("200 OK", LANDING_PAGE.format(path=html.escape(self.telemetry_path)), "text/html")
 
     def _lifecycle(self, path: str, method: str) -> tuple[str, list[tuple[str, str]], bytes]:

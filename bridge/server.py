@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -27,6 +28,7 @@ from bridge.mapping import MappingConfig, MappingError, load_mapping_file
 from bridge.net import format_address, parse_address
 from bridge.relay import Relay
 from bridge.stats import Stats, self_metrics
+from bridge.status import Rates, Status
 from bridge.store import Store
 
 logger = logging.getLogger("bridge.server")
@@ -56,6 +58,12 @@ class _SelfMetrics:
         stats.reaped_series, stats.reaped_sources = store.reaped_series, store.reaped_sources
         stats.tracked_sources = len(store.last_seen)
         yield from self_metrics(self.stats)
+
+
+def errors_total(stats: Stats) -> int:
+    """Lines or samples rejected, whatever the reason: what errors/s on the status page counts."""
+    return (sum(dict(stats.sample_errors).values()) + sum(dict(stats.event_errors).values())
+            + sum(dict(stats.conflicts).values()) + sum(dict(stats.series_dropped).values()))  # fmt: skip
 
 
 def self_registry(stats: Stats, store: Store) -> CollectorRegistry:
@@ -99,6 +107,11 @@ class Bridge:
         self.http = None
         self.addresses: dict[str, str] = {}
         self.relays: list[Relay] = []
+        self.started = time.monotonic()
+        self.mapping_loaded = time.time()
+        self.rates = Rates()
+        self.reaper_last_sweep: float | None = None
+        self.reaper_last_removed = 0
 
     def reload(self) -> bool:
         """Re-read the mapping file; a bad one keeps the old rules."""
@@ -110,6 +123,7 @@ class Bridge:
             return False
         self.ingest.set_mapper(Mapper(mapping))
         self.stats.loaded_mappings = len(mapping.rules)
+        self.mapping_loaded = time.time()
         self.stats.config_reloads["success"] += 1
         log(logger, logging.INFO, "mapping reloaded", file=self.config.mapping_config, rules=len(mapping.rules))
         return True
@@ -142,7 +156,8 @@ class Bridge:
             host, port = parse_address(config.web_listen_address)
             lifecycle = {"/-/reload": self._reload_from_http, "/-/quit": self._quit_from_http}
             app = App(self.store, self.registry, time.monotonic, config.web_telemetry_path, lambda: self.ready,
-                      lifecycle if config.web_enable_lifecycle else None, config.web_enable_openmetrics)  # fmt: skip
+                      lifecycle if config.web_enable_lifecycle else None, config.web_enable_openmetrics,
+                      self.status)  # fmt: skip
             self.http, _ = serve(app, host, port)
             self.addresses["web"] = format_address(self.http.server_address)
         except OSError as error:
@@ -176,7 +191,9 @@ class Bridge:
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
-            removed = self.store.sweep(time.monotonic())
+            now = time.monotonic()
+            self.rates.record(now, self.stats.lines, errors_total(self.stats))
+            removed = self.store.sweep(now)
             if removed:
                 log(logger, logging.DEBUG, "expired series removed", count=removed)
 
@@ -184,9 +201,45 @@ class Bridge:
         while True:
             await asyncio.sleep(self.reaper.interval)
             removed = self.store.reap(time.monotonic(), self.reaper.after)
+            self.reaper_last_sweep, self.reaper_last_removed = time.time(), removed
             if removed:
                 log(logger, logging.INFO, "reaped the series of silent sources", series=removed,
                     label=self.reaper.label)  # fmt: skip
+
+    def status(self) -> Status:
+        """What the page at / shows. Runs on an HTTP thread: it only reads, copying what it walks."""
+        stats, store = self.stats, self.store
+        rejections = Counter(dict(stats.sample_errors))
+        rejections.update(dict(stats.event_errors))
+        rejections["type_conflict"] += sum(dict(stats.conflicts).values())
+        rejections["series_cap"] += sum(dict(stats.series_dropped).values())
+        rejections["tcp_line_too_long"] += stats.tcp_too_long_lines
+        rejections["output_skipped"] += sum(dict(stats.output_skips).values())  # a required tag was missing
+        families = sorted(((len(f.series), f.name, f.type) for f in list(store.families.values())), reverse=True)
+        lines_per_second, errors_per_second = self.rates.per_second()
+        return Status(
+            version=__version__,
+            uptime=time.monotonic() - self.started,
+            listeners=dict(self.addresses),
+            telemetry_path=self.config.web_telemetry_path,
+            lines_per_second=lines_per_second,
+            errors_per_second=errors_per_second,
+            lines_total=stats.lines,
+            rejections={reason: count for reason, count in rejections.items() if count},
+            series_total=store.series_count,
+            max_series=self.config.max_series,
+            largest=[(name, kind, count) for count, name, kind in families[:20]],
+            mapping_file=self.config.mapping_config,
+            mapping_rules=stats.loaded_mappings,
+            mapping_loaded=self.mapping_loaded,
+            reaper_label=self.reaper.label,
+            reaper_after=self.reaper.after,
+            reaper_interval=self.reaper.interval,
+            reaper_sources=len(store.last_seen),
+            reaper_last_sweep=self.reaper_last_sweep,
+            reaper_last_removed=self.reaper_last_removed,
+            relays=[(r.target, r.stats.lines, sum(dict(r.stats.dropped).values())) for r in self.relays],
+        )
 
     async def stop(self) -> None:
         self.ready = False

@@ -1,0 +1,112 @@
+"""The status page at /, loaded by a real headless browser (Debian's chromium) and a terminal browser (w3m)."""
+
+import subprocess
+import time
+from html.parser import HTMLParser
+
+from tests.conftest import require, sample
+
+MAPPING = """
+reaper:
+  label: worker
+  after: 1h
+  interval: 1s
+mappings:
+- match: jobs.*.done
+  name: jobs_done
+  labels:
+    worker: $1
+"""
+
+
+class Tables(HTMLParser):
+    """Every table row's cell texts, and every link, of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.links: list[str] = []
+        self._cell: list[str] | None = None
+        self.has_script = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "a":
+            self.links.append(dict(attrs)["href"])
+        elif tag == "script":
+            self.has_script = True
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def chromium_dom(url: str, tmp_path) -> str:
+    browser = require("chromium", "apt-get install chromium")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_status_page_in_a_real_browser(bridge_factory, tmp_path):
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text(MAPPING)
+    bridge = bridge_factory("--mapping-config", str(mapping), "--max-series", "1000")
+    # traffic over a few seconds, so the last minute's rates have readings to work from
+    for _ in range(3):
+        bridge.send_udp(*(f"jobs.w{i}.done:1|c" for i in range(10)), "big.metric:1|c|#k:a", "big.metric:1|c|#k:b",
+                        "big.metric:1|c|#k:c", "not a line", "neg:-1|c")  # fmt: skip
+        time.sleep(1.0)
+    samples = bridge.wait_for(lambda s: sample(s, "statsd_bridge_lines_total") == 45)
+    assert samples is not None, bridge.metrics()
+    time.sleep(1.2)  # a reaper pass after the traffic
+    page = Tables()
+    page.feed(chromium_dom(bridge.web + "/", tmp_path))
+    assert not page.has_script
+    assert "/metrics" in page.links
+    rows = {row[0]: row[1:] for row in page.rows if row}
+    assert rows["version"] == ["0.1.0"]
+    udp_host, udp_port = bridge.addresses["udp"]
+    assert rows["listener udp"] == [f"{udp_host}:{udp_port}"]
+    assert rows["listener tcp"] == [f"{bridge.addresses['tcp'][0]}:{bridge.addresses['tcp'][1]}"]
+    lines_per_second = float(rows["lines/s (last minute)"][0].replace(",", ""))
+    errors_per_second = float(rows["errors/s (last minute)"][0].replace(",", ""))
+    assert 3 <= lines_per_second <= 30  # 15 lines a second, give or take where the readings fall
+    assert 0.2 <= errors_per_second <= 4  # 2 of the 15 are rejected
+    assert rows["lines since start"] == ["45"]
+    assert rows["series"] == ["13"]
+    assert rows["series cap"] == ["13 of 1,000 (1.3 %)"]
+    assert rows["mapping file"] == [str(mapping)]
+    assert rows["mapping rules"] == ["1"]
+    assert rows["malformed_line"] == ["3"]
+    assert rows["illegal_negative_counter"] == ["3"]
+    assert rows["jobs_done"] == ["counter", "10"]  # the largest metric, listed first
+    largest = [row[0] for row in page.rows if len(row) == 3 and row[1] in ("counter", "gauge", "type")]
+    assert largest[:3] == ["metric", "jobs_done", "big_metric"]
+    assert rows["label"] == ["worker"]
+    assert rows["sources tracked"] == ["10"]
+    assert rows["last sweep"][0] != "not yet"
+
+
+def test_status_page_reads_in_a_terminal_browser(bridge_factory):
+    w3m = require("w3m", "apt-get install w3m")
+    bridge = bridge_factory()
+    bridge.send_udp("hello:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "hello") == 1) is not None
+    text = subprocess.run([w3m, "-dump", bridge.web + "/"], capture_output=True, text=True, timeout=60).stdout
+    assert "statsd-bridge" in text and "Metrics (/metrics)" in text
+    assert any(line.split() == ["series", "1"] for line in text.splitlines()), text
+    assert "off (no reap label)" in text
