@@ -53,12 +53,12 @@ def mixed_mapping() -> str:
 
 
 class Bridge:
-    def __init__(self, mapping: str | None = None) -> None:
+    def __init__(self, mapping: str | None = None, extra: tuple[str, ...] = ()) -> None:
         self.udp_port = free_port(socket.SOCK_DGRAM)
         self.web_port = free_port(socket.SOCK_STREAM)
         command = [sys.executable, "-m", "bridge", "--statsd-listen-udp", f"127.0.0.1:{self.udp_port}",
                    "--statsd-listen-tcp", "", "--web-listen-address", f"127.0.0.1:{self.web_port}",
-                   "--log-level", "warn", "--max-series", "0"]  # fmt: skip
+                   "--log-level", "warn", "--max-series", "0", *extra]  # fmt: skip
         self._mapping_file = write_temp(mapping, ".yml") if mapping else None
         if self._mapping_file:
             command += ["--mapping-config", self._mapping_file]
@@ -283,23 +283,32 @@ def main() -> int:
     results: dict = {"date": time.strftime("%Y-%m-%d"), "smoke": smoke, "cores": os.cpu_count()}
     rows = []
 
-    for load, prefixes, start in (("batched", ("bench_counter",), 50_000), ("single", ("bench_counter",), 20_000),
-                                  ("mixed", ("app", "svc"), 50_000)):  # fmt: skip
-        bridge = Bridge(mixed_mapping() if load == "mixed" else None)
+    # the relay's target: a socket nobody reads, so the bridge pays for every send and the kernel drops them
+    relay_sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    relay_sink.bind(("127.0.0.1", 0))
+    relay = ("--statsd-relay-address", f"127.0.0.1:{relay_sink.getsockname()[1]}")
+    for label, load, prefixes, start, extra in (
+        ("batched", "batched", ("bench_counter",), 50_000, ()),
+        ("single", "single", ("bench_counter",), 20_000, ()),
+        ("mixed", "mixed", ("app", "svc"), 50_000, ()),
+        ("relaying", "batched", ("bench_counter",), 50_000, relay),
+    ):
+        bridge = Bridge(mixed_mapping() if load == "mixed" else None, extra)
         try:
             ours = lossless_rate(bridge, load, prefixes, seconds, start, steps)
         finally:
             bridge.stop()
         theirs = None
-        if have_statsd and load != "mixed":
+        if have_statsd and label in ("batched", "single"):
             daemon = StatsdDaemon()
             try:
                 theirs = lossless_rate(daemon, load, ("bench.counter",), seconds, start / 2, steps)
             finally:
                 daemon.stop()
-        results[load] = {"bridge": ours, "statsd": theirs}
+        results[label] = {"bridge": ours, "statsd": theirs}
         ratio = f"{ours['rate'] / theirs['rate']:.1f}x" if theirs and theirs["rate"] else "n/a"
-        rows.append((load, ours, theirs, ratio))
+        rows.append((label, ours, theirs, ratio))
+    relay_sink.close()
 
     print("\nLossless rate (< 0.1 % lost), lines/s, loopback UDP, sender in its own process")
     print(f"{'load':<10}{'statsd-bridge':>16}{'statsd (node)':>16}{'ratio':>8}")
@@ -308,6 +317,7 @@ def main() -> int:
         their_rate = (fmt_rate(theirs["rate"]) + ("+" if theirs["sender_bound"] else "")) if theirs else "-"
         print(f"{load:<10}{fmt_rate(ours['rate']) + mark:>16}{their_rate:>16}{ratio:>8}")
     print("(+: the sender could go no faster; the real limit is higher)")
+    print("(relaying: the batched load with --statsd-relay-address pointing at a socket nobody reads)")
     if smoke:
         print("smoke run: two short trials per load, so the rates and ratios are floors, not measurements")
     if not have_statsd:

@@ -88,6 +88,21 @@ def _effect(kind: str, before: Any, after: Any, bounds: tuple[float, ...], relat
     return f"observe {format_value(value)}" + (f", counted {observed} times" if observed != 1 else "")
 
 
+def _ignored_fields(line: str) -> list[str]:
+    """DogStatsD metadata the parser accepts and sets aside, described."""
+    ignored = []
+    for field in line.partition(":")[2].partition("|")[2].split("|")[1:]:
+        if field.startswith("c:"):
+            ignored.append(f"container id {field[2:]} (no label: one per container restart would never end)")
+        elif field.startswith("T"):
+            ignored.append("client timestamp (Prometheus stamps samples when it scrapes)")
+        elif field.startswith("e:"):
+            ignored.append("external data (origin detection)")
+        elif field.startswith("card:"):
+            ignored.append("cardinality hint")
+    return ignored
+
+
 def _statsd_type_and_rate(line: str) -> tuple[str, float]:
     fields = line.partition(":")[2].partition("|")[2].split("|")
     rate = next((float(field[1:]) for field in fields[1:] if field.startswith("@")), 1.0)
@@ -144,6 +159,7 @@ class Explainer:
         except LineError:
             samples, dialect = [], ""
         result["dialect"] = dialect or ("none" if samples else "")
+        result["ignored"] = _ignored_fields(line) if samples else []
         statsd_type, rate = _statsd_type_and_rate(line) if samples else ("", 1.0)
         for sample in samples:
             route = self.ingest.mapper.map(sample.name, sample.kind)
@@ -205,6 +221,8 @@ def format_text(result: dict[str, Any]) -> str:
         else:
             out.append(f"  rule:    {rule['file']}:{rule['line']} `{rule['match']}` ({rule['match_type']})"
                        + (" drops it" if sample["outcome"] == "dropped" else ""))  # fmt: skip
+    for ignored in result["ignored"]:
+        out.append(f"  ignored: {ignored}")
     for series in result["series"]:
         labels = render_labels(tuple(series["labels"].items()))
         out.append(f"  series:  {series['name']}{'{' + labels + '}' if labels else ''} {series['type']}: "
