@@ -102,6 +102,11 @@ def test_relay_to_a_silent_port_costs_no_line(bridge_factory):
         time.sleep(0.02)
     samples = bridge.wait_for(lambda s: sum(v for (name, _), v in s.items() if name == "lonely") == 20)
     assert samples is not None, bridge.metrics()
+    # the connected relay socket hears the target's refusals, and says so
+    target = f"127.0.0.1:{closed_port}"
+    refused = bridge.wait_for(lambda s: sample(s, "statsd_bridge_relay_dropped_lines_total", target=target,
+                                               reason="send_error"))  # fmt: skip
+    assert refused is not None, bridge.metrics()
 
 
 def test_bad_relay_settings_exit_non_zero_naming_the_flag():
