@@ -20,6 +20,7 @@ logger = logging.getLogger("bridge.relay")
 
 DEFAULT_PACKET_LENGTH = 1400
 MAX_UDP_PAYLOAD = 65507  # IPv4's limit
+SEND_BUFFER = 4 * 1024 * 1024  # bursts wait here rather than count as send_buffer_full
 FLUSH_INTERVAL = 0.2  # seconds a line may wait for company; StatsD backends flush every 10 s anyway
 
 
@@ -75,6 +76,7 @@ class Relay:
         family, _, _, _, address = socket.getaddrinfo(host or "localhost", port, type=socket.SOCK_DGRAM)[0]
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         # connected: a quarter less per send than sendto (measured 4.6 vs 6.1 us), and a target that is
         # down is reported (ECONNREFUSED, counted as send_error) rather than silently lost
         self.sock.connect(address)
