@@ -40,6 +40,7 @@ class Config:
     reap_after: str | None = None
     reap_interval: str | None = None
     max_series: int = DEFAULT_MAX_SERIES
+    max_series_per_metric: int = 0
     web_enable_lifecycle: bool = False
     web_enable_openmetrics: bool = False
     statsd_relay_address: tuple[str, ...] = ()
@@ -84,6 +85,8 @@ class Config:
             raise ConfigError("--reap-label", f"{self.reap_label!r} is not a label name")
         if self.max_series < 0:
             raise ConfigError("--max-series", "must be 0 (no cap) or a number of series")
+        if self.max_series_per_metric < 0:
+            raise ConfigError("--max-series-per-metric", "must be 0 (no cap) or a number of series")
         for target in self.statsd_relay_address:
             try:
                 _, port = parse_address(target)

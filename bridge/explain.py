@@ -122,6 +122,9 @@ def _problems(before: Stats, after: Stats) -> list[dict[str, str]]:
         problems.append({"reason": "skipped", "message": f"output {name} skipped: tag {tag!r} is missing or empty"})
     for name in Counter(after.series_dropped) - Counter(before.series_dropped):
         problems.append({"reason": "series_cap", "message": f"a new series of {name} would pass --max-series"})
+    for name in Counter(after.metric_series_dropped) - Counter(before.metric_series_dropped):
+        problems.append({"reason": "metric_series_cap",
+                         "message": f"a new series of {name} would pass --max-series-per-metric"})  # fmt: skip
     if after.tag_errors > before.tag_errors:
         problems.append({"reason": "tag_error", "message": f"{after.tag_errors - before.tag_errors} tag(s) skipped "
                          "as malformed (no key, no value, or a label the type writes itself)"})  # fmt: skip
@@ -135,6 +138,7 @@ def _copy_counts(stats: Stats) -> Stats:
     copy.conflicts = Counter(stats.conflicts)
     copy.output_skips = Counter(stats.output_skips)
     copy.series_dropped = Counter(stats.series_dropped)
+    copy.metric_series_dropped = Counter(stats.metric_series_dropped)
     copy.tag_errors = stats.tag_errors
     return copy
 

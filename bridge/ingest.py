@@ -14,7 +14,16 @@ from collections.abc import Iterable
 from bridge.line import COUNTER, GAUGE, OBSERVER, LineError, Sample, TagStats, parse_line
 from bridge.logs import RateLimited, log
 from bridge.mapper import Mapper, Route, Target, escape_name
-from bridge.store import RESERVED_LABELS, ConflictError, Histogram, Series, SeriesLimitError, Store, Summary
+from bridge.store import (
+    RESERVED_LABELS,
+    ConflictError,
+    Histogram,
+    MetricSeriesLimitError,
+    Series,
+    SeriesLimitError,  # fmt: skip
+    Store,
+    Summary,
+)
 
 logger = logging.getLogger("bridge.ingest")
 
@@ -304,6 +313,11 @@ class Ingest:
             self._refused.clear()
             self._refused_since = self.now
 
+    def _refuse_metric_series(self, name: str) -> None:
+        self.stats.metric_series_dropped[name] += 1
+        self._warn(logging.WARNING, "per-metric series cap reached: new series of this metric are refused",
+                   metric=name, max_series_per_metric=self.store.max_series_per_metric)  # fmt: skip
+
     def _skip(self, target: Target, missing: str) -> None:
         self.stats.output_skips[(target.name, missing)] += 1
         self._warn(logging.WARNING, "output skipped: a required tag is missing or empty", metric=target.name,
@@ -349,6 +363,9 @@ class Ingest:
         except ConflictError as error:
             stats.conflicts[(target.type, target.name)] += 1
             self._warn(logging.WARNING, "metric type conflict", metric=target.name, error=str(error))
+            return None
+        except MetricSeriesLimitError:
+            self._refuse_metric_series(target.name)
             return None
         except SeriesLimitError:
             self._refuse_series(target.name)

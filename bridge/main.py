@@ -131,6 +131,14 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     help="Cap on the series held; past it new series are refused (and counted), existing ones update. 0: no cap.",
 )
 @click.option(
+    "--max-series-per-metric",
+    default=0,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="Cap on the series of any one metric, so that one runaway tag can't use up --max-series. 0: no cap.",
+)
+@click.option(
     "--web-enable-lifecycle",
     "--web.enable-lifecycle",
     is_flag=True,

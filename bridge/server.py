@@ -63,7 +63,8 @@ class _SelfMetrics:
 def errors_total(stats: Stats) -> int:
     """Lines or samples rejected, whatever the reason: what errors/s on the status page counts."""
     return (sum(dict(stats.sample_errors).values()) + sum(dict(stats.event_errors).values())
-            + sum(dict(stats.conflicts).values()) + sum(dict(stats.series_dropped).values()))  # fmt: skip
+            + sum(dict(stats.conflicts).values()) + sum(dict(stats.series_dropped).values())
+            + sum(dict(stats.metric_series_dropped).values()))  # fmt: skip
 
 
 def self_registry(stats: Stats, store: Store) -> CollectorRegistry:
@@ -97,6 +98,7 @@ class Bridge:
         self.reaper = reaper_settings(config, mapping)
         self.store.reap_label = self.reaper.label
         self.store.max_series = config.max_series or math.inf
+        self.store.max_series_per_metric = config.max_series_per_metric or math.inf
         self.stats.max_series = config.max_series
         self.stop_requested = asyncio.Event()
         self.stats.loaded_mappings = len(mapping.rules)
@@ -213,6 +215,7 @@ class Bridge:
         rejections.update(dict(stats.event_errors))
         rejections["type_conflict"] += sum(dict(stats.conflicts).values())
         rejections["series_cap"] += sum(dict(stats.series_dropped).values())
+        rejections["metric_series_cap"] += sum(dict(stats.metric_series_dropped).values())
         rejections["tcp_line_too_long"] += stats.tcp_too_long_lines
         rejections["output_skipped"] += sum(dict(stats.output_skips).values())  # a required tag was missing
         families = sorted(((len(f.series), f.name, f.type) for f in list(store.families.values())), reverse=True)

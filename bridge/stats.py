@@ -32,6 +32,7 @@ class Stats:
         self.config_reloads: Counter[str] = Counter()
         self.output_skips: Counter[tuple[str, str]] = Counter()
         self.series_dropped: Counter[str] = Counter()
+        self.metric_series_dropped: Counter[str] = Counter()
         self.max_series = 0
         self.series_by_type: dict[str, int] = {}
         self.reaped_series = 0
@@ -78,6 +79,8 @@ def self_metrics(stats: Stats) -> Iterator[Metric]:
     yield _labelled("series_dropped_total", "New series refused because the series cap was reached, by metric.",
                     ["metric_name"], stats.series_dropped)  # fmt: skip
     yield GaugeMetricFamily(PREFIX + "max_series", "The series cap (--max-series).", value=stats.max_series)
+    yield _labelled("metric_series_dropped_total", "New series refused because their metric reached "
+                    "--max-series-per-metric, by metric.", ["metric_name"], stats.metric_series_dropped)  # fmt: skip
     yield _counter("reaped_series_total", "Series dropped because their source went silent.", stats.reaped_series)
     yield _counter("reaped_sources_total", "Sources that went silent and were reaped.", stats.reaped_sources)
     yield GaugeMetricFamily(PREFIX + "reaper_sources", "Sources the reaper is tracking.", value=stats.tracked_sources)

@@ -9,6 +9,7 @@ The event loop is the only writer; the HTTP thread reads snapshots
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable
 
 from bridge.mapper import Target
@@ -27,6 +28,10 @@ RESERVED_LABELS = {"histogram": "le", "summary": "quantile"}
 
 class SeriesLimitError(Exception):
     """A new series would pass the store's cap; the argument is the metric name."""
+
+
+class MetricSeriesLimitError(SeriesLimitError):
+    """A new series would pass the per-metric cap of its metric."""
 
 
 class ConflictError(Exception):
@@ -124,6 +129,7 @@ class Store:
         self._expiring: dict[int, tuple[Family, Series, float]] = {}
         self.series_count = 0
         self.max_series = DEFAULT_MAX_SERIES
+        self.max_series_per_metric: float = math.inf  # one runaway tag can't take every metric's room
         self.generation = 0  # bumped whenever a series is removed, so caches of series know to let go
         self._removed: set[int] = set()  # ids of series removed since take_removed(), for those caches
         # The reaper: series indexed by the value of one label (a worker, a host), so that
@@ -158,7 +164,8 @@ class Store:
         """The series of `target` with labels `key`, created if need be.
 
         Raises ConflictError when the name is taken by another type, SeriesLimitError when a
-        new series would pass `max_series` (existing series still update).
+        new series would pass `max_series`, MetricSeriesLimitError when it would pass
+        `max_series_per_metric` (existing series still update).
         """
         family = self.families.get(target.name)
         if family is not None and family.type == target.type:
@@ -167,6 +174,8 @@ class Store:
                 return series
         if self.series_count >= self.max_series:
             raise SeriesLimitError(target.name)
+        if family is not None and len(family.series) >= self.max_series_per_metric:
+            raise MetricSeriesLimitError(target.name)
         if family is None or family.type != target.type:
             family = self.family(target)
         series = family.series[key] = family.new_series(key, now)

@@ -72,6 +72,19 @@ def test_series_cap_flag_end_to_end(bridge_factory):
     assert any("series cap reached" in line and "fastest_growing=c" in line for line in bridge.log)
 
 
+def test_per_metric_cap_stops_one_runaway_metric_and_leaves_room_for_the_rest(bridge_factory):
+    bridge = bridge_factory("--max-series-per-metric", "5", "--max-series", "100")
+    bridge.send_udp("\n".join(f"runaway:1|c|#request_id:{i}" for i in range(50)))
+    bridge.send_udp("steady:1|c|#host:a", "steady:1|c|#host:b", "runaway:1|c|#request_id:0")
+    samples = bridge.wait_for(lambda s: sample(s, "steady", host="b") == 1)
+    assert samples is not None, bridge.metrics()
+    assert sum(1 for name, _ in samples if name == "runaway") == 5
+    assert sample(samples, "runaway", request_id="0") == 2  # an existing series still updates
+    assert sample(samples, "statsd_bridge_metric_series_dropped_total", metric_name="runaway") == 45
+    assert sample(samples, "statsd_bridge_series_dropped_total", metric_name="runaway") is None
+    assert any("per-metric series cap reached" in line and "metric=runaway" in line for line in bridge.log)
+
+
 def post(bridge, path: str, method: str = "POST") -> tuple[int, str]:
     request = urllib.request.Request(bridge.web + path, method=method, data=b"" if method != "GET" else None)
     try:
@@ -127,7 +140,9 @@ def test_idle_and_slow_http_clients_do_not_delay_a_scrape(bridge):
             conn.close()
 
 
-@pytest.mark.parametrize("flag", ["--max-series=-1", "--reap-after=0s", "--reap-interval=soon"])
+@pytest.mark.parametrize(
+    "flag", ["--max-series=-1", "--max-series-per-metric=-2", "--reap-after=0s", "--reap-interval=soon"]
+)
 def test_bad_flags_exit_with_the_flag_named(flag):
     import subprocess
     import sys
