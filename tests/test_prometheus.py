@@ -101,3 +101,14 @@ def test_a_reaped_series_goes_stale_in_prometheus(bridge_factory, tmp_path, prom
     assert sample(bridge.samples(), "app_tasks", worker="w1") is None
     # stale, not merely old: the lookback window (5 minutes) would still show it otherwise
     assert only_value(prometheus.query('count_over_time(app_tasks{worker="w1"}[1m])')) >= 1
+
+
+def test_openmetrics_when_enabled_and_why_it_is_not_the_default(bridge_factory, tmp_path, prometheus_for):
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text(MAPPING)
+    bridge = bridge_factory("--mapping-config", str(mapping), "--web-enable-openmetrics")
+    prometheus = prometheus_for(bridge)
+    bridge.send_udp("app.latency:300|ms")
+    buckets = prometheus.wait_for("app_latency_seconds_bucket", lambda r: len(r) == 4)
+    # Prometheus 2 negotiates OpenMetrics and stores le as written there: "1.0", not the text format's "1"
+    assert {dict(labels)["le"] for labels in buckets} == {"0.1", "0.5", "1.0", "+Inf"}
