@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.line import Dialects
 from bridge.logs import LEVELS
 from bridge.mapping import LABEL_NAME, MappingConfig, parse_duration
 from bridge.net import parse_address
@@ -45,6 +46,23 @@ class Config:
     web_enable_openmetrics: bool = False
     statsd_relay_address: tuple[str, ...] = ()
     statsd_relay_packet_length: int = DEFAULT_PACKET_LENGTH
+    statsd_parse_dogstatsd_tags: bool = True
+    statsd_parse_influxdb_tags: bool = True
+    statsd_parse_librato_tags: bool = True
+    statsd_parse_signalfx_tags: bool = True
+    # statsd_exporter's machinery flags: checked as it checks them, then logged as inert (main.INERT_FLAGS)
+    statsd_cache_size: int = 1000
+    statsd_cache_type: str = "lru"
+    statsd_event_queue_size: int = 10000
+    statsd_event_flush_threshold: int = 1000
+    statsd_event_flush_interval: str = "200ms"
+    statsd_udp_packet_queue_size: int = 10000
+    debug_dump_fsm: str = ""
+
+    @property
+    def dialects(self) -> Dialects:
+        return Dialects(self.statsd_parse_dogstatsd_tags, self.statsd_parse_influxdb_tags,
+                        self.statsd_parse_librato_tags, self.statsd_parse_signalfx_tags)  # fmt: skip
 
     def validate(self) -> None:
         """Raise ConfigError for the first bad value."""
@@ -60,7 +78,7 @@ class Config:
                     raise ConfigError(flag, str(error)) from None
         if not self.web_telemetry_path.startswith("/"):
             raise ConfigError("--web-telemetry-path", f"{self.web_telemetry_path!r} must start with /")
-        if self.web_telemetry_path in ("/", "/-/healthy", "/-/ready"):
+        if self.web_telemetry_path in ("/-/healthy", "/-/ready", "/-/reload", "/-/quit"):
             raise ConfigError("--web-telemetry-path", f"{self.web_telemetry_path} is taken by another page")
         if self.statsd_read_buffer < 0:
             raise ConfigError("--statsd-read-buffer", "must be 0 (the kernel's default) or a size in bytes")
@@ -96,6 +114,19 @@ class Config:
                 raise ConfigError("--statsd-relay-address", f"{target!r}: port 0 is no place to send to")
         if not 1 < self.statsd_relay_packet_length <= MAX_UDP_PAYLOAD:
             raise ConfigError("--statsd-relay-packet-length", f"must be from 2 to {MAX_UDP_PAYLOAD} bytes")
+        if self.statsd_cache_size < 0:
+            # statsd_exporter: "Unable to setup metric mapper cache"; 0 turns its cache off
+            raise ConfigError("--statsd.cache-size", "must be 0 (no cache) or a positive size")
+        if self.statsd_cache_type not in ("lru", "random"):
+            raise ConfigError("--statsd.cache-type", "must be lru or random")
+        if self.statsd_event_queue_size < 0:
+            raise ConfigError("--statsd.event-queue-size", "must be 0 or more (an unsigned integer)")
+        if self.statsd_udp_packet_queue_size < 0:
+            raise ConfigError("--statsd.udp-packet-queue-size", "must be 0 or more")
+        try:
+            parse_duration(self.statsd_event_flush_interval)
+        except ValueError as error:
+            raise ConfigError("--statsd.event-flush-interval", str(error)) from None
         if not (self.statsd_listen_udp or self.statsd_listen_tcp or self.statsd_listen_unixgram):
             raise ConfigError("--statsd-listen-udp", "every StatsD listener is disabled; enable at least one")
 

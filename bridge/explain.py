@@ -26,7 +26,7 @@ REASONS = {
     "not_enough_parts_after_colon": "no |type after the value",
     "malformed_component": "one of the name:value|type parts is incomplete",
     "malformed_value": "the value is not a number",
-    "invalid_sample_factor": "the sample rate (@...) or an extra |field is not understood; a rate must be in (0, 1]",
+    "invalid_sample_factor": "an observer's sample rate (@...) must be in (0, 1], or an extra |field is not understood",
     "malformed_timestamp": "the |T timestamp is not a number of seconds",
     "mixed_tagging_styles": "tags in two dialects on one line (in the name and after |#)",
     "invalid_extended_aggregate_type": "several values (name:1:2|type) are allowed only for ms, h, d and g",
@@ -92,9 +92,7 @@ def _ignored_fields(line: str) -> list[str]:
     """DogStatsD metadata the parser accepts and sets aside, described."""
     ignored = []
     for field in line.partition(":")[2].partition("|")[2].split("|")[1:]:
-        if field.startswith("c:"):
-            ignored.append(f"container id {field[2:]} (no label: one per container restart would never end)")
-        elif field.startswith("T"):
+        if field.startswith("T"):
             ignored.append("client timestamp (Prometheus stamps samples when it scrapes)")
         elif field.startswith("e:"):
             ignored.append("external data (origin detection)")

@@ -259,8 +259,8 @@ class App:
         if path in ("/-/reload", "/-/quit"):
             return self._lifecycle(path, method)
         pages = {
-            self.telemetry_path: self.metrics,
             "/": self._landing_page,
+            self.telemetry_path: self.metrics,  # after "/": --web.telemetry-path=/ serves metrics there
             "/-/healthy": lambda _: _page("200 OK", "OK\n"),
             "/-/ready": self._ready_page,
         }

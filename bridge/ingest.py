@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 
-from bridge.line import COUNTER, GAUGE, OBSERVER, LineError, Sample, TagStats, parse_line
+from bridge.line import ALL_DIALECTS, COUNTER, GAUGE, OBSERVER, Dialects, LineError, Sample, TagStats, parse_line
 from bridge.logs import RateLimited, log
 from bridge.mapper import Mapper, Route, Target, escape_name
 from bridge.store import (
@@ -50,8 +50,10 @@ class Shape:
 
 
 class Ingest:
-    def __init__(self, mapper: Mapper, store: Store, stats, clock=time.monotonic) -> None:
+    def __init__(self, mapper: Mapper, store: Store, stats, clock=time.monotonic,
+                 dialects: Dialects = ALL_DIALECTS) -> None:  # fmt: skip
         self.clock = clock  # tests pass a fake one to step through TTLs and summary windows
+        self.dialects = dialects
         self.mapper = mapper
         self.store = store
         self.stats = stats
@@ -201,9 +203,9 @@ class Ingest:
         stats = self.stats
         stats.lines += 1
         tag_stats = self.tag_stats
-        errors_before, tags_before = tag_stats.errors, tag_stats.received
+        errors_before, tags_before, rates_before = tag_stats.errors, tag_stats.received, tag_stats.rate_errors
         try:
-            samples, errors, _dialect = parse_line(line, tag_stats)
+            samples, errors, _dialect = parse_line(line, tag_stats, self.dialects)
         except LineError as error:
             stats.samples += 1
             self._reject(error, line)
@@ -211,12 +213,15 @@ class Ingest:
         finally:
             stats.tag_errors += tag_stats.errors - errors_before
             stats.tags += tag_stats.received - tags_before
+            if tag_stats.rate_errors != rates_before:
+                stats.sample_errors["invalid_sample_factor"] += tag_stats.rate_errors - rates_before
+                self._warn(logging.WARNING, "unreadable sample rate, sample kept unscaled", line=line[:200])
         stats.samples += len(samples) + len(errors)
         for error in errors:
             self._reject(error, line)
         if len(samples) == 1 and not errors:
             applied = self.sample(samples[0])
-            if applied is not None and tag_stats.errors == errors_before:
+            if applied is not None and tag_stats.errors == errors_before and tag_stats.rate_errors == rates_before:
                 self._remember_shape(line, samples[0], *applied)
             return
         for sample in samples:

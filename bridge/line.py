@@ -24,8 +24,8 @@ TYPE_CODES = {
     "d": (OBSERVER, 1.0),
 }
 MULTI_VALUE_TYPES = frozenset(("ms", "h", "d"))
-# DogStatsD fields whose own colon must not be read as the old a:1|c:2|c multi-metric form
-_COLON_FIELDS = ("|c:", "|e:", "|card:")
+# Components of one sample, value and type included, as statsd_exporter 0.29 and later allow
+MAX_COMPONENTS = 5
 
 # Observers with a sample rate repeat 1/rate times; a hostile rate must not
 # turn one line into a billion observations, so the weight is carried as a
@@ -43,6 +43,18 @@ class Sample(NamedTuple):
     factor: float = 1.0  # what the sent value was multiplied by: 1/rate for counters, 1/1000 for timers
 
 
+class Dialects(NamedTuple):
+    """Which tag dialects are read (statsd_exporter's --[no-]statsd.parse-*-tags); a dialect off is plain text."""
+
+    dogstatsd: bool = True
+    influxdb: bool = True
+    librato: bool = True
+    signalfx: bool = True
+
+
+ALL_DIALECTS = Dialects()
+
+
 class LineError(ValueError):
     """A line (or one sample of it) is rejected; `reason` is a stable label value."""
 
@@ -55,18 +67,26 @@ class LineError(ValueError):
 class TagStats:
     """Counts of tags seen and tags skipped, kept by the caller across lines."""
 
-    __slots__ = ("errors", "received")
+    __slots__ = ("errors", "rate_errors", "received")
 
     def __init__(self) -> None:
         self.errors = 0
         self.received = 0
+        self.rate_errors = 0  # unreadable sample rates, counted while their sample is kept
 
 
 def parse_number(text: str) -> float:
-    """Parse a StatsD value as Go's strconv.ParseFloat would, without its range errors."""
-    # Python's float() also takes "1_000" and surrounding blanks; StatsD does not.
-    if not text or "_" in text or text[0].isspace() or text[-1].isspace():
+    """Parse a StatsD value as Go's strconv.ParseFloat would, without its range errors.
+
+    Both take `1_000` (underscores between digits); Go also takes hexadecimal floats with a
+    `p` exponent (`0x1p-3`), which Python reads with float.fromhex; neither takes blanks.
+    """
+    if not text or text[0].isspace() or text[-1].isspace():
         raise ValueError(text)
+    if "x" in text or "X" in text:
+        if "p" not in text.lower() or "_" in text:
+            raise ValueError(text)  # Go: a hexadecimal mantissa requires a 'p' exponent
+        return float.fromhex(text)
     value = float(text)
     if math.isinf(value) and "inf" not in text.lower():
         raise ValueError(f"{text[:20]}... is out of range")
@@ -88,45 +108,52 @@ def _parse_tag_list(text: str, separator: str, tags: dict[str, str], stats: TagS
         _parse_tag(tag, separator, tags, stats)
 
 
-def split_name_tags(name: str, tags: dict[str, str], stats: TagStats) -> tuple[str, str]:
+def split_name_tags(
+    name: str, tags: dict[str, str], stats: TagStats, dialects: Dialects = ALL_DIALECTS
+) -> tuple[str, str]:
     """Strip name-side tags (SignalFX, Librato, InfluxDB) into `tags`; return (name, dialect)."""
-    start, end = name.find("["), name.find("]")
-    if start != -1 and end != -1 and start < end:
-        _parse_tag_list(name[start + 1 : end], "=", tags, stats, hashes=False)
-        return name[:start] + name[end + 1 :], "signalfx"
-    if (start != -1) != (end != -1) or start > end:
-        stats.errors += 1  # a lone bracket: keep the name as sent, it escapes to "_"
-        return name, ""
+    if dialects.signalfx:
+        start, end = name.find("["), name.find("]")
+        if start != -1 and end != -1 and start < end:
+            _parse_tag_list(name[start + 1 : end], "=", tags, stats, hashes=False)
+            return name[:start] + name[end + 1 :], "signalfx"
+        if (start != -1) != (end != -1) or start > end:
+            stats.errors += 1  # a lone bracket: keep the name as sent, it escapes to "_"
+            return name, ""
     for i, char in enumerate(name):
-        if char == "#":
+        if char == "#" and dialects.librato:
             _parse_tag_list(name[i + 1 :], "=", tags, stats, hashes=False)
             return name[:i], "librato"
-        if char == ",":
+        if char == "," and dialects.influxdb:
             _parse_tag_list(name[i + 1 :], "=", tags, stats, hashes=False)
             return name[:i], "influxdb"
     return name, ""
 
 
-def _apply_extension(field: str, tags: dict[str, str], stats: TagStats) -> float | None:
+def _apply_extension(field: str, tags: dict[str, str], stats: TagStats, dialects: Dialects) -> float | None:
     """Handle one `|...` field after the type; return a sample rate if it is one."""
     first = field[0]
     if first == "@":
         try:
-            rate = float(field[1:])
+            rate = parse_number(field[1:])
         except ValueError:
-            raise LineError("invalid_sample_factor", field) from None
-        if not 0.0 < rate <= 1.0:
-            raise LineError("invalid_sample_factor", field)
-        return rate
+            # statsd_exporter counts the error and keeps the sample, unscaled
+            stats.rate_errors += 1
+            return 1.0
+        return rate or 1.0  # as statsd_exporter: @0 means unsampled; other ranges are judged per kind
     if first == "#":
-        _parse_tag_list(field[1:], ":", tags, stats, hashes=True)
+        if dialects.dogstatsd:
+            _parse_tag_list(field[1:], ":", tags, stats, hashes=True)
         return None
     if first == "T":
         if not field[1:].isdigit():
             raise LineError("malformed_timestamp", field)
         return None  # a client timestamp is not forwarded: Prometheus stamps at scrape
-    if field.startswith(("c:", "e:", "card:")):
-        return None  # DogStatsD origin detection and cardinality hints: metadata, not labels
+    if field.startswith("c:") and len(field) > 2:
+        tags["container_id"] = field[2:]  # DogStatsD 1.2 origin: a label, as statsd_exporter 0.29 and later
+        return None
+    if field.startswith(("e:", "card:")):
+        return None  # DogStatsD external data and cardinality hints: metadata, not labels
     raise LineError("invalid_sample_factor", f"unknown field {field[:40]!r}")
 
 
@@ -137,7 +164,7 @@ class _Suffix(NamedTuple):
     rate: float
 
 
-def _parse_suffix(fields: list[str], tags: dict[str, str], stats: TagStats) -> _Suffix:
+def _parse_suffix(fields: list[str], tags: dict[str, str], stats: TagStats, dialects: Dialects) -> _Suffix:
     """The `|type|@rate|#tags|...` part of a sample, shared by all values of a multi-value line."""
     type_code = fields[0]
     if type_code == "s":
@@ -146,10 +173,12 @@ def _parse_suffix(fields: list[str], tags: dict[str, str], stats: TagStats) -> _
         raise LineError("illegal_event", f"unknown type {type_code[:20]!r}")
     kind, factor = TYPE_CODES[type_code]
     rate = 1.0
+    if len(fields) + 1 - sum(field[:1] == "T" for field in fields) > MAX_COMPONENTS:
+        raise LineError("malformed_component", f"more than {MAX_COMPONENTS} |-separated components")
     for field in fields[1:]:
         if not field:
             raise LineError("malformed_component", "empty field")
-        found = _apply_extension(field, tags, stats)
+        found = _apply_extension(field, tags, stats, dialects)
         if found is not None:
             rate = found
     return _Suffix(type_code, kind, factor, rate)
@@ -164,21 +193,35 @@ def _make_sample(name: str, value_text: str, suffix: _Suffix, tags: dict[str, st
     weight = 1
     factor = 1.0
     if kind == COUNTER:
-        if not math.isfinite(value):
+        factor = 1.0 / suffix.rate  # any rate, as statsd_exporter: @2 halves the increment
+        if not math.isfinite(value * factor):
             raise LineError("non_finite_counter", value_text[:40])
-        if value < 0:
+        if value * factor < 0:
             raise LineError("illegal_negative_counter", value_text[:40])
-        factor = 1.0 / suffix.rate
     elif kind == OBSERVER:
         if not math.isfinite(value):
             raise LineError("non_finite_observation", value_text[:40])
+        if not 0.0 < suffix.rate <= 1.0:
+            # statsd_exporter makes int(1/rate) observations of it: none at all, silently
+            raise LineError("invalid_sample_factor", f"rate {suffix.rate} of an observer is not in (0, 1]")
         factor = suffix.factor
         weight = min(int(1.0 / suffix.rate), MAX_OBSERVER_WEIGHT)
     relative = kind == GAUGE and value_text[0] in "+-"
     return Sample(name, kind, value * factor, relative, weight, tags, factor)
 
 
-def parse_line(line: str, stats: TagStats) -> tuple[list[Sample], list[LineError], str]:
+def _is_multi_metric(rest: str) -> bool:
+    """Whether `rest` is the old multi-metric form 1|c:2|g, every piece a value and a known type."""
+    for piece in rest.split(":"):
+        _value, bar, suffix = piece.partition("|")
+        if not bar or (suffix.split("|", 1)[0] not in TYPE_CODES and suffix.split("|", 1)[0] != "s"):
+            return False
+    return True
+
+
+def parse_line(
+    line: str, stats: TagStats, dialects: Dialects = ALL_DIALECTS
+) -> tuple[list[Sample], list[LineError], str]:
     """Parse one line into its samples, the errors of its rejected samples, and the tag dialect.
 
     A LineError raised here rejects the whole line; errors returned alongside
@@ -191,12 +234,12 @@ def parse_line(line: str, stats: TagStats) -> tuple[list[Sample], list[LineError
     if not found or not name_part:
         raise LineError("malformed_line", line[:80])
     tags: dict[str, str] = {}
-    name, dialect = split_name_tags(name_part, tags, stats)
+    name, dialect = split_name_tags(name_part, tags, stats, dialects)
     dogstatsd = "|#" in rest
     if dogstatsd:
-        if dialect:
+        if tags:
             raise LineError("mixed_tagging_styles", line[:80])
-        dialect = "dogstatsd"
+        dialect = "dogstatsd" if dialects.dogstatsd else ""
     if not name:
         raise LineError("malformed_line", "empty metric name")
 
@@ -207,10 +250,11 @@ def parse_line(line: str, stats: TagStats) -> tuple[list[Sample], list[LineError
         # DogStatsD extended aggregation: name:1:2:3|ms shares one suffix
         if suffix_text.split("|", 1)[0] not in MULTI_VALUE_TYPES:
             raise LineError("invalid_extended_aggregate_type", line[:80])
-        suffix = _parse_suffix(suffix_text.split("|"), tags, stats)
+        suffix = _parse_suffix(suffix_text.split("|"), tags, stats, dialects)
         pieces = [(value, suffix) for value in head.split(":")]
-    elif dogstatsd or any(marker in suffix_text for marker in _COLON_FIELDS):
-        pieces = [(head, _parse_suffix(suffix_text.split("|"), tags, stats))]
+    elif dogstatsd or ":" not in suffix_text or not _is_multi_metric(rest):
+        # a colon after the type that doesn't start another value|type is a DogStatsD field's (|c:<id>)
+        pieces = [(head, _parse_suffix(suffix_text.split("|"), tags, stats, dialects))]
     else:
         pieces = []  # the old StatsD multi-metric form a:1|c:2|g, each with its own suffix
         for sample in rest.split(":"):
@@ -219,7 +263,7 @@ def parse_line(line: str, stats: TagStats) -> tuple[list[Sample], list[LineError
                 pieces.append((value, LineError("malformed_component", sample[:80])))
                 continue
             try:
-                pieces.append((value, _parse_suffix(sample_suffix.split("|"), tags, stats)))
+                pieces.append((value, _parse_suffix(sample_suffix.split("|"), tags, stats, dialects)))
             except LineError as error:
                 pieces.append((value, error))
 

@@ -64,6 +64,7 @@ def lint(config: MappingConfig) -> list[Finding]:
                                         f"rule `{later.match}` never matches: the rule at line {earlier.line} "
                                         f"(`{earlier.match}`) takes every name it would"))  # fmt: skip
                 break
+    findings += [Finding(WARNING, path, line, "unknown_key", message) for line, message in config.warnings]
     findings += _backtracking(rules, path)
     findings += _name_conflicts(rules, config, path)
     return sorted(findings, key=lambda finding: (finding.line, finding.check))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import click
 
 from bridge import __version__
 from bridge.config import DEFAULT_READ_BUFFER, Config, ConfigError
 from bridge.explain import explain_lines, format_text
-from bridge.lint import ERROR, has_errors, lint
+from bridge.lint import ERROR, WARNING, has_errors, lint
 from bridge.logs import LEVELS, setup
 from bridge.mapping import MappingConfig, MappingError, load_mapping_file
 from bridge.relay import DEFAULT_PACKET_LENGTH
@@ -20,6 +20,39 @@ from bridge.server import load_mapping, main
 from bridge.store import DEFAULT_MAX_SERIES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def tag_dialect_option(dialect: str, what: str):
+    """--[no-]statsd.parse-<dialect>-tags, as statsd_exporter spells them (kingpin's --no- form included)."""
+    return click.option(
+        f"--statsd-parse-{dialect}-tags/--no-statsd-parse-{dialect}-tags",
+        f"--statsd.parse-{dialect}-tags/--no-statsd.parse-{dialect}-tags",
+        default=True,
+        show_default=True,
+        help=f"Parse {what} Off: the text stays in the name or is ignored, as in statsd_exporter.",
+    )
+
+
+# statsd_exporter flags that tune machinery the bridge doesn't have, and why each changes nothing
+INERT_FLAGS = {
+    "statsd_cache_size": "mapping results are cached per live series, with no size to set",
+    "statsd_cache_type": "mapping results are cached per live series, with no eviction policy to choose",
+    "statsd_event_queue_size": "events apply to the series as they are parsed; there is no queue",
+    "statsd_event_flush_threshold": "events apply to the series as they are parsed; there is no batch",
+    "statsd_event_flush_interval": "events apply to the series as they are parsed; there is no flush delay",
+    "statsd_udp_packet_queue_size": "datagrams wait in the socket's receive buffer (--statsd-read-buffer), not a queue",
+    "debug_dump_fsm": "glob rules are not compiled into a state machine here; `explain` shows what matches",
+}
+
+
+def inert_flags(context: click.Context) -> list[tuple[str, str]]:
+    """(flag, reason) for each of INERT_FLAGS given on the command line, to say once at start-up."""
+    given = []
+    for parameter in context.command.params:
+        source = context.get_parameter_source(parameter.name) if parameter.name in INERT_FLAGS else None
+        if source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
+            given.append((parameter.opts[-1], INERT_FLAGS[parameter.name]))
+    return given
 
 
 @click.group(invoke_without_command=True, context_settings=CONTEXT)
@@ -86,7 +119,14 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     metavar="FILE",
     help="statsd_exporter-style YAML mapping file.",
 )
-@click.option("--check-config", is_flag=True, help="Validate flags, load and lint the mapping file, then exit.")
+@click.option(
+    "--check-config/--no-check-config",
+    help="Validate flags, load and lint the mapping file, then exit: 0 for whatever statsd_exporter accepts, "
+    "lint findings printed as warnings.",
+)
+@click.option(
+    "--lint-strict", is_flag=True, help="With --check-config: exit 1 when the lint finds errors (CI for mapping files)."
+)
 @click.option(
     "--log-level",
     "--log.level",
@@ -139,14 +179,12 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     help="Cap on the series of any one metric, so that one runaway tag can't use up --max-series. 0: no cap.",
 )
 @click.option(
-    "--web-enable-lifecycle",
-    "--web.enable-lifecycle",
-    is_flag=True,
+    "--web-enable-lifecycle/--no-web-enable-lifecycle",
+    "--web.enable-lifecycle/--no-web.enable-lifecycle",
     help="Enable POST /-/reload (re-read the mapping file) and POST /-/quit.",
 )
 @click.option(
-    "--web-enable-openmetrics",
-    is_flag=True,
+    "--web-enable-openmetrics/--no-web-enable-openmetrics",
     help="Serve OpenMetrics to scrapers that ask for it (text format 0.0.4 otherwise, as statsd_exporter).",
 )
 @click.option(
@@ -165,9 +203,72 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     metavar="BYTES",
     help="Largest relayed packet; lines are packed up to it.",
 )
+@tag_dialect_option("dogstatsd", "DogStatsD tags (name:1|c|#tag:value).")
+@tag_dialect_option("influxdb", "InfluxDB tags (name,tag=value:1|c).")
+@tag_dialect_option("librato", "Librato tags (name#tag=value:1|c).")
+@tag_dialect_option("signalfx", "SignalFX tags (name[tag=value]:1|c).")
+@click.option(
+    "--statsd-cache-size",
+    "--statsd.cache-size",
+    default=1000,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="statsd_exporter's mapping cache size; accepted and checked, no effect here (README: Migrating).",
+)
+@click.option(
+    "--statsd-cache-type",
+    "--statsd.cache-type",
+    default="lru",
+    show_default=True,
+    type=click.Choice(["lru", "random"]),
+    help="statsd_exporter's mapping cache policy; accepted and checked, no effect here.",
+)
+@click.option(
+    "--statsd-event-queue-size",
+    "--statsd.event-queue-size",
+    default=10000,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="statsd_exporter's event queue size; accepted and checked, no effect here (events apply at once).",
+)
+@click.option(
+    "--statsd-event-flush-threshold",
+    "--statsd.event-flush-threshold",
+    default=1000,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="statsd_exporter's event batch size; accepted and checked, no effect here.",
+)
+@click.option(
+    "--statsd-event-flush-interval",
+    "--statsd.event-flush-interval",
+    default="200ms",
+    show_default=True,
+    metavar="DURATION",
+    help="statsd_exporter's event batch delay; accepted and checked, no effect here (no batching delay).",
+)
+@click.option(
+    "--statsd-udp-packet-queue-size",
+    "--statsd.udp-packet-queue-size",
+    default=10000,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="statsd_exporter's UDP packet queue; accepted and checked, no effect here (see --statsd-read-buffer).",
+)
+@click.option(
+    "--debug-dump-fsm",
+    "--debug.dump-fsm",
+    default="",
+    metavar="FILE",
+    help="statsd_exporter's glob FSM dump; accepted, no effect here (globs are not an FSM here).",
+)
 @click.version_option(__version__, "--version", prog_name="statsd-bridge")
 @click.pass_context
-def cli(context: click.Context, check_config: bool, **options: object) -> None:
+def cli(context: click.Context, check_config: bool, lint_strict: bool, **options: object) -> None:
     """Receive StatsD / DogStatsD lines and serve them to Prometheus.
 
     With no command, runs the bridge. `statsd-bridge explain --help` for the line explainer.
@@ -180,19 +281,28 @@ def cli(context: click.Context, check_config: bool, **options: object) -> None:
     except ConfigError as error:
         raise click.BadParameter(str(error).split(": ", 1)[1], param_hint=f"'{error.flag}'") from None
     setup(config.log_level, config.log_format)
+    for flag, reason in inert_flags(context):
+        fields = {"flag": flag, "reason": reason}
+        logging.getLogger("bridge.main").info("flag has no effect here", extra={"fields": fields})
     try:
         mapping = load_mapping(config)
     except MappingError as error:
         click.echo(f"statsd-bridge: bad mapping file: {error}", err=True)
         sys.exit(1)
     if check_config:
-        sys.exit(report_lint(mapping, ok=f"configuration OK ({len(mapping.rules)} mapping rules"))
+        sys.exit(report_lint(mapping, f"configuration OK ({len(mapping.rules)} mapping rules", lint_strict))
     sys.exit(main(config, mapping))
 
 
-def report_lint(mapping: MappingConfig, ok: str) -> int:
-    """Print the lint's findings (to stderr) and a verdict; the exit code: 1 when there are errors."""
+def report_lint(mapping: MappingConfig, ok: str, strict: bool) -> int:
+    """Print the lint's findings (to stderr) and a verdict; the exit code: 1 for errors, and only when strict.
+
+    Without --lint-strict every finding is a warning: statsd_exporter accepts these files, and a
+    pipeline that runs --check-config on them must keep passing after the swap.
+    """
     findings = lint(mapping)
+    if not strict:
+        findings = [replace(finding, severity=WARNING) for finding in findings]
     for finding in findings:
         click.echo(str(finding), err=True)
     errors = sum(finding.severity == ERROR for finding in findings)

@@ -130,31 +130,55 @@ class Reaper:
 @dataclass
 class MappingConfig:
     rules: list[Rule] = field(default_factory=list)
-    observer_type: str = "histogram"
+    observer_type: str = "summary"  # statsd_exporter's default: see README "Migrating"
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
     summary: SummaryOptions = field(default_factory=SummaryOptions)
     ttl: float = 0.0
     glob_disable_ordering: bool = False
     path: str = ""
     reaper: Reaper = field(default_factory=Reaper)
+    warnings: list[tuple[int, str]] = field(default_factory=list)  # (line, message) for the lint
 
 
 class _Located(dict):
-    """A YAML mapping that remembers the line of itself and of each key."""
+    """A YAML mapping that remembers the line of itself and of each key, and each scalar's text."""
 
     line: int = 0
     key_lines: dict[str, int]
+    # key -> the value's text as written, for plain scalars: go-yaml decodes a scalar into a
+    # string field as its text (`1.10`, `010`, `yes` stay so), where PyYAML would give 1.1, 8, True
+    texts: dict[str, str]
+
+
+# go-yaml v2's float resolution: `1e-6`, `1E3` and `.5` are numbers there, strings in YAML 1.1
+_GO_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 
 
 class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Located:  # type: ignore[override]
-        located = _Located(super().construct_mapping(node, deep=True))
+        # keys are their text as written, as go-yaml decodes them into string-keyed maps
+        located = _Located()
         located.line = node.start_mark.line + 1
-        located.key_lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+        located.key_lines, located.texts = {}, {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(self.construct_object(key_node))
+            located[key] = self.construct_object(value_node, deep=True)
+            located.key_lines[key] = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.ScalarNode) and located[key] is not None:
+                located.texts[key] = value_node.value
         return located
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _GO_FLOAT, list("-+0123456789."))
+
+
+def _text(entry: _Located, key: str) -> Any:
+    """A string field's value as go-yaml gives it: the scalar's text, "" for null, else the value."""
+    value = entry.get(key)
+    if value is None:
+        return ""
+    return entry.texts.get(key, value) if isinstance(entry, _Located) else value
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -188,6 +212,7 @@ class _Checker:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.warnings: list[tuple[int, str]] = []  # (line, message): what statsd_exporter ignores, we point out
 
     def fail(self, where: _Located | None, key: str, message: str) -> MappingError:
         line = None
@@ -201,7 +226,9 @@ class _Checker:
         if not isinstance(value, dict):
             raise self.fail(where, key, f"must be a mapping, got {type(value).__name__}")
         for unknown in sorted(set(value) - allowed):
-            raise self.fail(value, str(unknown), f"unknown key (known: {', '.join(sorted(allowed))})")
+            # statsd_exporter's loader ignores keys it doesn't know (a typo, an `x-anchors:` holder): so do we, aloud
+            line = value.key_lines.get(unknown, value.line) if isinstance(value, _Located) else 0
+            self.warnings.append((line, f"unknown key `{unknown}` ignored (known: {', '.join(sorted(allowed))})"))
         return value
 
     def number(self, value: Any, where: _Located, key: str) -> float:
@@ -305,9 +332,9 @@ def _string_map(check: _Checker, entry: _Located, key: str, label_keys: bool) ->
     for name, value in block.items():
         if not isinstance(name, str) or (label_keys and not LABEL_NAME.match(name)):
             raise check.fail(block, str(name), "invalid label name (letters, digits, _; no leading digit)")
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        if isinstance(value, (dict, list)):
             raise check.fail(block, name, f"must be a string, got {value!r}")
-    return {k: str(v) for k, v in block.items()}
+    return {name: _text(block, name) for name in block}
 
 
 def _tag_list(check: _Checker, entry: _Located, key: str) -> tuple[str, ...]:
@@ -330,7 +357,7 @@ def _when(check: _Checker, entry: _Located) -> dict[str, tuple[str, ...]]:
 
 
 def _compile_output(check: _Checker, entry: _Located, config: MappingConfig, needs_name: bool) -> Output:
-    name = entry.get("name", "")
+    name = _text(entry, "name")
     if not isinstance(name, str):
         raise check.fail(entry, "name", f"must be a string, got {name!r}")
     if needs_name:
@@ -346,7 +373,7 @@ def _compile_output(check: _Checker, entry: _Located, config: MappingConfig, nee
         observer_type=options.get("observer_type", ""),
         buckets=options.get("buckets", config.buckets),
         summary=options.get("summary", config.summary),
-        help=str(entry.get("help") or ""),
+        help=str(_text(entry, "help")),
         ttl=check.duration(entry["ttl"], entry, "ttl") if entry.get("ttl") is not None else config.ttl,
         scale=None if scale is None else check.number(scale, entry, "scale"),
         honor_labels=bool(entry.get("honor_labels", False)),
@@ -373,7 +400,7 @@ def _compile_output(check: _Checker, entry: _Located, config: MappingConfig, nee
 
 def _compile_rule(check: _Checker, entry: Any, config: MappingConfig, match_type_default: str, index: int) -> Rule:
     entry = check.mapping(entry, None, f"mappings[{index}]", MAPPING_KEYS)
-    match = entry.get("match")
+    match = _text(entry, "match")
     if not isinstance(match, str) or not match:
         raise check.fail(entry, "match" if "match" in entry else "", "every mapping needs a non-empty `match`")
     match_type = check.choice(entry.get("match_type") or match_type_default, entry, "match_type", ("glob", "regex"))
@@ -434,7 +461,7 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
 
     defaults = check.mapping(top.get("defaults"), top, "defaults", DEFAULTS_KEYS)
     options = _observer_options(check, defaults, None)
-    config.observer_type = options.get("observer_type", "histogram")
+    config.observer_type = options.get("observer_type", "summary")
     config.buckets = options.get("buckets", DEFAULT_BUCKETS)
     config.summary = options.get("summary", SummaryOptions())
     if defaults.get("ttl") is not None:
@@ -446,6 +473,7 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     if not isinstance(mappings, list):
         raise check.fail(top, "mappings", "must be a list")
     config.rules = [_compile_rule(check, entry, config, match_type, i) for i, entry in enumerate(mappings)]
+    config.warnings = check.warnings
     return config
 
 

@@ -51,11 +51,25 @@ class QuantileWindow:
                     merged.merge(sketch)
         if merged.count == 0:
             return [math.nan] * len(wanted)
-        return [_clamp(merged.get_quantile_value(q), merged) for q in wanted]
+        return [_clamp(merged.get_quantile_value(_sketch_rank(q, merged.count)), merged) for q in wanted]
+
+
+def _sketch_rank(quantile: float, count: float) -> float:
+    """The sketch's quantile that lands on client_golang's rank for `quantile`.
+
+    client_golang's summaries (so statsd_exporter's) answer with the observation of
+    1-based rank ceil(q * n): the 0.9 quantile of 10, 20, 30 is 30. DDSketch reads rank
+    q * (n - 1) from 0 and takes the first bin whose running count exceeds it, so aim
+    half an observation below the wanted one's top.
+    """
+    if count <= 1:
+        return quantile
+    rank = max(1.0, math.ceil(quantile * count))
+    return min(1.0, (rank - 0.5) / (count - 1))
 
 
 def _clamp(value: float | None, sketch: DDSketch) -> float:
     if value is None:
         return math.nan
     # the sketch's bucket midpoint may lie just outside what was observed
-    return min(max(value, sketch._min), sketch._max)
+    return float(min(max(value, sketch._min), sketch._max))

@@ -94,7 +94,7 @@ class Bridge:
         self.store = Store()
         self.registry = self_registry(self.stats, self.store)
         self.store.reserve(reserved_names(self.registry))
-        self.ingest = Ingest(Mapper(mapping), self.store, self.stats)
+        self.ingest = Ingest(Mapper(mapping), self.store, self.stats, dialects=config.dialects)
         self.reaper = reaper_settings(config, mapping)
         self.store.reap_label = self.reaper.label
         self.store.max_series = config.max_series or math.inf

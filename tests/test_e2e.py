@@ -25,7 +25,8 @@ def test_udp_lines_reach_metrics(bridge):
     samples = bridge.wait_for(lambda s: sample(s, "e2e_lat_count") == 1 and sample(s, "e2e_hits", env="prod") == 3)
     assert samples is not None, bridge.metrics()
     assert sample(samples, "e2e_temp") == 21.5
-    assert sample(samples, "e2e_lat_bucket", le="0.25") == 1
+    # an unmapped timer is a summary, as in statsd_exporter; one observation is every quantile
+    assert sample(samples, "e2e_lat", quantile="0.99") == 0.25
     assert sample(samples, "statsd_bridge_udp_packets_total") == 4
 
 
@@ -231,10 +232,18 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_check_config_names_file_line_and_key(tmp_path):
     mapping = tmp_path / "bad.yml"
-    mapping.write_text("mappings:\n- match: a.b\n  name: ok\n- match: c.d\n  name: x\n  colour: red\n")
+    mapping.write_text("mappings:\n- match: a.b\n  name: ok\n- match: c.d\n  name: x\n  scale: big\n")
     result = run_cli("--mapping-config", str(mapping), "--check-config")
     assert result.returncode != 0
-    assert f"{mapping}:6: colour: unknown key" in result.stderr
+    assert f"{mapping}:6: scale: must be a number" in result.stderr
+
+
+def test_check_config_warns_of_unknown_keys_and_passes_as_statsd_exporter_does(tmp_path):
+    mapping = tmp_path / "typo.yml"
+    mapping.write_text("mappings:\n- match: a.b\n  name: ok\n- match: c.d\n  name: x\n  colour: red\n")
+    result = run_cli("--mapping-config", str(mapping), "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert f"{mapping}:6: warning: unknown key `colour` ignored" in result.stderr
 
 
 def test_check_config_rejects_a_bad_address():

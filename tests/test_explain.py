@@ -48,10 +48,10 @@ LINE_KINDS = [
     ("c:1|c|@0.25", "none", "add 4 (now 4)", None),
     ("g:7|g", "none", "set 7", None),
     ("g:-2|g", "none", "change by -2 (now -2)", None),
-    ("t:250|ms", "none", "observe 0.25 into bucket le=0.25", None),
-    ("h:3|h", "none", "observe 3 into bucket le=5", None),
-    ("d:0.5|d", "none", "observe 0.5 into bucket le=0.5", None),
-    ("m:1:2|ms", "none", "2 observations, sum 0.003: +2 in le=0.005", None),
+    ("t:250|ms", "none", "observe 0.25", None),  # unmapped observers are summaries, as in statsd_exporter
+    ("h:3|h", "none", "observe 3", None),
+    ("d:0.5|d", "none", "observe 0.5", None),
+    ("m:1:2|ms", "none", "2 observations, sum 0.003", None),
     ("old:1|c:2|c", "none", "add 3 (now 3)", None),
     ("tagged:1|c|#env:prod", "dogstatsd", "add 1 (now 1)", None),
     ("tagged,env=prod:1|c", "influxdb", "add 1 (now 1)", None),
@@ -65,7 +65,7 @@ LINE_KINDS = [
     ("no colon", "", None, "malformed_line"),
     ("x:1", "", None, "not_enough_parts_after_colon"),
     ("x:abc|c", "", None, "malformed_value"),
-    ("x:1|c|@2", "", None, "invalid_sample_factor"),
+    ("x:1|ms|@2", "", None, "invalid_sample_factor"),
     ("x:1|c|Tsoon", "", None, "malformed_timestamp"),
     ("x,a=b:1|c|#c:d", "", None, "mixed_tagging_styles"),
     ("x:1:2|c", "", None, "invalid_extended_aggregate_type"),
@@ -99,7 +99,7 @@ def test_invalid_utf8_on_stdin_is_explained_as_rejected():
 def test_json_names_the_rule_with_file_and_line():
     (result,) = explain("--mapping-config", EXAMPLE, "web.deploys.prod:2|c")["lines"]
     (sample,) = result["samples"]
-    assert sample["rule"] == {"file": EXAMPLE, "line": 11, "match": r"(\w+)\.deploys\.(\w+)$", "match_type": "regex",
+    assert sample["rule"] == {"file": EXAMPLE, "line": 12, "match": r"(\w+)\.deploys\.(\w+)$", "match_type": "regex",
                               "action": "map"}  # fmt: skip
     assert sample["outcome"] == "mapped"
     labels = {"env": "prod", "service": "web"}
@@ -134,7 +134,8 @@ def test_explain_agrees_with_a_running_bridge(bridge_factory):
     samples = bridge.wait_for(lambda s: ("size_count", frozenset()) in s)
     assert samples is not None, bridge.metrics()
     own = ("statsd_bridge_", "process_", "python_")
-    exposed = {(re.sub(r"_(bucket|sum|count)$", "", name), frozenset((k, v) for k, v in labels if k != "le"))
+    exposed = {(re.sub(r"_(bucket|sum|count)$", "", name),
+                frozenset((k, v) for k, v in labels if k not in ("le", "quantile")))
                for name, labels in samples if not name.startswith(own)}  # fmt: skip
     assert exposed == touched
     assert parse_samples(bridge.metrics())[("queue_depth", frozenset({("queue", "mail")}))] == 4
@@ -162,7 +163,7 @@ def test_explain_reads_lines_from_a_pipe():
 
 def test_explain_with_a_bad_mapping_file_exits_non_zero(tmp_path):
     mapping = tmp_path / "bad.yml"
-    mapping.write_text("mappings:\n- match: x\n  name: y\n  colour: red\n")
+    mapping.write_text("mappings:\n- match: x\n  name: y\n  scale: big\n")
     result = CliRunner().invoke(cli, ["explain", "--mapping-config", str(mapping), "x:1|c"])
     assert result.exit_code == 1
-    assert f"{mapping}:4: colour" in result.output
+    assert f"{mapping}:4: scale" in result.output

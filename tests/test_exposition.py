@@ -7,6 +7,8 @@ from bridge.exposition import OpenMetricsView, format_value, negotiate
 from tests.conftest import assert_promtool_parses, pipeline
 
 MAPPING = """
+defaults:
+  observer_type: histogram
 mappings:
 - match: req.time.*
   name: req_seconds

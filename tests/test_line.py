@@ -129,13 +129,39 @@ def test_old_statsd_multi_metric_form():
         "foo:1|c|#env:prod|T1656581400|c:abc",
         "foo:1|c|e:it-false,cn-x,pu-y",
         "foo:1|c|card:high",
-        "foo:1|c|@0.5|#env:prod|c:abc|T1656581400|card:low|e:x",
+        "foo:1|c|@0.5|#env:prod|c:abc|T1656581400",
     ],
 )
 def test_newer_dogstatsd_fields_never_drop_the_line(line):
     sample, _, _ = one(line)
     assert sample.name == "foo"
-    assert "container_id" not in sample.tags
+    # DogStatsD 1.2's container id is a label, as statsd_exporter 0.29 and later make it
+    assert sample.tags.get("container_id") == (line.split("|c:")[1].split("|")[0] if "|c:" in line else None)
+
+
+def test_a_container_id_line_without_tags_is_not_read_as_multi_metric():
+    # statsd_exporter 0.30 splits this at the id's colon and loses it (README: Differences)
+    sample, _, _ = one("foo:1|c|c:abc123")
+    assert (sample.value, sample.tags) == (1.0, {"container_id": "abc123"})
+    samples, errors, _, _ = parse("foo:1|g:2|c:3|ms")  # the old multi-metric form still is
+    assert errors == [] and [s.kind for s in samples] == [GAUGE, COUNTER, OBSERVER]
+
+
+@pytest.mark.parametrize(
+    ("line", "value", "rate_errors"),
+    [
+        ("foo:1|c|@0", 1.0, 0),  # statsd_exporter: a zero rate is no rate
+        ("foo:1|c|@2", 0.5, 0),  # any rate divides a counter, as statsd_exporter
+        ("foo:1|c|@abc", 1.0, 1),  # counted, and the sample kept unscaled, as statsd_exporter
+        ("foo:1|c|@", 1.0, 1),
+        ("foo:1_000|c", 1000.0, 0),  # Go's ParseFloat takes underscores between digits
+        ("foo:0x1p-2|g", 0.25, 0),  # and hexadecimal floats with a p exponent
+        ("foo:3|g|@0.1", 3.0, 0),  # gauges ignore their rate
+    ],
+)
+def test_values_and_rates_read_as_statsd_exporter_reads_them(line, value, rate_errors):
+    sample, _, stats = one(line)
+    assert (sample.value, stats.rate_errors) == (value, rate_errors)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +183,6 @@ def test_newer_dogstatsd_fields_never_drop_the_line(line):
         ("_sc|my.check|0|#env:prod", "service_check_unsupported"),
         ("foo:abc|c", "malformed_value"),
         ("foo:|c", "malformed_value"),
-        ("foo:1_000|c", "malformed_value"),
         ("foo: 1|c", "malformed_value"),
         ("foo:0x10|c", "malformed_value"),
         ("foo:" + "9" * 400 + "|g", "malformed_value"),
@@ -166,11 +191,10 @@ def test_newer_dogstatsd_fields_never_drop_the_line(line):
         ("foo:Inf|c", "non_finite_counter"),
         ("foo:+Inf|c", "non_finite_counter"),
         ("foo:NaN|ms", "non_finite_observation"),
-        ("foo:1|c|@0", "invalid_sample_factor"),
-        ("foo:1|c|@-1", "invalid_sample_factor"),
-        ("foo:1|c|@2", "invalid_sample_factor"),
-        ("foo:1|c|@abc", "invalid_sample_factor"),
-        ("foo:1|c|@", "invalid_sample_factor"),
+        ("foo:1|c|@-1", "illegal_negative_counter"),
+        ("foo:1|ms|@2", "invalid_sample_factor"),
+        ("foo:1|h|@-0.5", "invalid_sample_factor"),
+        ("foo:1|c|@0.5|#env:prod|c:abc|card:low|e:x", "malformed_component"),
         ("foo:1|c|", "malformed_component"),
         ("foo:1|c||#a:b", "malformed_component"),
         ("foo:1|c|Tabc", "malformed_timestamp"),
@@ -201,7 +225,7 @@ def test_parse_number_accepts_go_floats(text):
     parse_number(text)
 
 
-@pytest.mark.parametrize("text", ["", " 1", "1 ", "1_0", "0x1", "1e999", "abc"])
+@pytest.mark.parametrize("text", ["", " 1", "1 ", "1__0", "_1", "1_", "0x1", "0x1_0p1", "1e999", "abc"])
 def test_parse_number_rejects(text):
     with pytest.raises(ValueError):
         parse_number(text)

@@ -16,10 +16,10 @@ def findings(text: str) -> list[tuple[str, str, int]]:
     return [(finding.check, finding.severity, finding.line) for finding in lint(load_mapping(text, "m.yml"))]
 
 
-def check_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
+def check_config(tmp_path: Path, text: str, *flags: str) -> subprocess.CompletedProcess:
     mapping = tmp_path / "m.yml"
     mapping.write_text(text)
-    return subprocess.run([sys.executable, "-m", "bridge", "--mapping-config", str(mapping), "--check-config"],
+    return subprocess.run([sys.executable, "-m", "bridge", "--mapping-config", str(mapping), "--check-config", *flags],
                           capture_output=True, text=True, timeout=30)  # fmt: skip
 
 
@@ -100,8 +100,12 @@ def test_label_names_prometheus_reserves():
 
 
 def test_check_config_exits_non_zero_on_errors_naming_file_and_line(tmp_path):
-    result = check_config(tmp_path, "mappings:\n- match: api.*\n  name: api_$2\n")
+    result = check_config(tmp_path, "mappings:\n- match: api.*\n  name: api_$2\n", "--lint-strict")
     assert result.returncode == 1
+    # statsd_exporter accepts the file, so without --lint-strict neither does --check-config fail on it
+    relaxed = check_config(tmp_path, "mappings:\n- match: api.*\n  name: api_$2\n")
+    assert relaxed.returncode == 0, relaxed.stderr
+    assert f"{tmp_path / 'm.yml'}:2: warning: name: $2 can never be filled" in relaxed.stderr
     assert f"{tmp_path / 'm.yml'}:2: error: name: $2 can never be filled" in result.stderr
     assert "mapping file has 1 error(s)" in result.stderr
 

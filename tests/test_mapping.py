@@ -102,9 +102,6 @@ def error_of(text: str) -> MappingError:
 @pytest.mark.parametrize(
     ("text", "line", "key", "words"),
     [
-        ("mappings:\n- match: a.b\n  name: x\n  colour: red\n", 4, "colour", "unknown key"),
-        ("defaults:\n  frobnicate: 1\n", 2, "frobnicate", "unknown key"),
-        ("mapping:\n- match: a\n", 1, "mapping", "unknown key"),
         ("mappings:\n- match: a.b\n", 2, "", "needs a `name`"),
         ("mappings:\n- name: x\n", 2, "", "needs a non-empty `match`"),
         ("mappings:\n- match: a.b\n  name: 1x\n", 3, "name", "not a valid metric name"),
@@ -132,12 +129,6 @@ def error_of(text: str) -> MappingError:
             "quantile",
             "between 0 and 1",
         ),
-        (
-            "mappings:\n- match: a.b\n  name: x\n  summary_options:\n    age_buckets: 0\n    max_age: 1m\n    x: 1\n",
-            7,
-            "x",
-            "unknown key",
-        ),
         ("mappings:\n- match: a b.c\n  name: x\n", 2, "match", "invalid glob"),
         ("mappings: [\n", 2, "", "not valid YAML"),
         ("mappings: 3\n", 1, "mappings", "must be a list"),
@@ -151,6 +142,39 @@ def test_errors_name_file_line_and_key(text, line, key, words):
     assert error.key == key
     assert words in error.message
     assert str(error).startswith("bad.yml")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        ("mappings:\n- match: a.b\n  name: x\n  colour: red\n", 4, "colour"),
+        ("defaults:\n  frobnicate: 1\n", 2, "frobnicate"),
+        ("mapping:\n- match: a\n", 1, "mapping"),
+        ("x-anchors:\n  common: &c {help: h}\nmappings:\n- match: a\n  name: x\n", 1, "x-anchors"),
+        ("mappings:\n- match: a.b\n  name: x\n  summary_options:\n    max_age: 1m\n    x: 1\n", 6, "x"),
+        ("mappings:\n- match: a\n  outputs: [{name: y, colour: red}]\n", 3, "colour"),
+        ("reaper:\n  every: 1s\n", 2, "every"),
+    ],
+)
+def test_unknown_keys_are_warnings_with_their_line_as_statsd_exporter_ignores_them(text, line, key):
+    config = load_mapping(text, "m.yml")
+    assert [(found_line, f"`{key}`" in message) for found_line, message in config.warnings] == [(line, True)]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1e-6", 1e-6), ("1E3", 1000.0), (".5", 0.5), ("-2.5e+2", -250.0), ("3", 3.0)],
+)
+def test_numbers_in_every_yaml_form_go_yaml_reads(text, value):
+    config = load_mapping(f"mappings:\n- match: a\n  name: x\n  scale: {text}\n  buckets: [{text}]\n")
+    assert config.rules[0].outputs[0].scale == value
+    assert config.rules[0].outputs[0].buckets == (value,)
+
+
+def test_label_values_and_names_are_the_text_as_written():
+    text = "mappings:\n- match: a\n  name: x\n  labels:\n    a: yes\n    b: 1.10\n    c: 010\n    d: on\n    e: ~\n"
+    labels = load_mapping(text).rules[0].outputs[0].labels
+    assert labels == {"a": "yes", "b": "1.10", "c": "010", "d": "on", "e": ""}
 
 
 def test_empty_file_is_no_rules():

@@ -1,0 +1,207 @@
+"""Run statsd_exporter (the reference) and the bridge side by side and compare what they serve.
+
+Both get the same flags and mapping file and the same datagrams, in the same order, from one
+socket each. The comparison covers every family either serves, except each one's own
+self-metrics: names, TYPE, HELP, label sets, values (quantiles within their error) and buckets.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BridgeProcess, _parse_labels, free_port, start_bridge
+
+PEER_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "peers" / "statsd_exporter" / "statsd_exporter"
+# The families each side keeps about itself: never part of the comparison (tests/test_self_metrics.py
+# checks the counterparts instead).
+OWN_PREFIXES = (
+    "statsd_exporter_", "statsd_metric_mapper_cache_", "statsd_bridge_", "go_", "process_", "promhttp_", "python_",
+)  # fmt: skip
+# Sent after each batch; once both serve it, both have handled everything before it
+# (one socket each, loopback keeps the order).
+SENTINEL = "differential_sentinel"
+
+
+def reference_binary() -> str:
+    """statsd_exporter's path: STATSD_EXPORTER, else the shared peer; skip without it, fail in CI."""
+    path = os.environ.get("STATSD_EXPORTER") or str(PEER_DEFAULT)
+    if not os.access(path, os.X_OK):
+        message = f"statsd_exporter not found at {path} (set STATSD_EXPORTER)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@dataclass
+class Family:
+    name: str
+    type: str = "untyped"
+    help: str = ""
+    # (sample name, frozenset of labels) -> value
+    samples: dict[tuple[str, frozenset], float] = field(default_factory=dict)
+
+
+_SAMPLE_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def parse_families(text: str) -> dict[str, Family]:
+    """Families of a text exposition (0.0.4), sample names exactly as written."""
+    families: dict[str, Family] = {}
+    current: Family | None = None
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            _, keyword, name, *rest = line.split(" ", 3)
+            current = families.setdefault(name, Family(name))
+            if keyword == "HELP":
+                current.help = rest[0] if rest else ""
+            else:
+                current.type = rest[0]
+            continue
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE_NAME.match(line)
+        assert match, line
+        labels, i = ({}, match.end())
+        if line[i] == "{":
+            labels, i = _parse_labels(line, i)
+        owner = current if current is not None and match.group().startswith(current.name) else None
+        if owner is None:
+            owner = families.setdefault(match.group(), Family(match.group()))
+        owner.samples[(match.group(), frozenset(labels.items()))] = float(line[i:].split()[0])
+    return families
+
+
+def user_families(text: str) -> dict[str, Family]:
+    return {n: f for n, f in parse_families(text).items() if not n.startswith(OWN_PREFIXES) and n != SENTINEL}
+
+
+class Reference:
+    """A statsd_exporter process on free loopback ports."""
+
+    def __init__(self, binary: str, args: list[str]) -> None:
+        self.udp_port, self.web_port = free_port(), free_port()
+        self.process = subprocess.Popen(
+            [binary, f"--statsd.listen-udp=127.0.0.1:{self.udp_port}", f"--statsd.listen-tcp=127.0.0.1:{self.udp_port}",
+             f"--web.listen-address=127.0.0.1:{self.web_port}", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.metrics()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.process.kill()
+                    raise AssertionError("statsd_exporter did not start: " + self.process.stdout.read()) from None
+                time.sleep(0.05)
+
+    @property
+    def udp(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.udp_port)
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=10) as response:
+            return response.read().decode()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@dataclass
+class Pair:
+    reference: Reference
+    bridge: BridgeProcess
+    sent: int = 0
+
+    def send(self, datagrams: list[str | bytes]) -> None:
+        """Send the datagrams to both, then wait until both have handled them."""
+        self.sent += 1
+        marker = f"{SENTINEL}:{self.sent}|g"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for target in (self.reference.udp, self.bridge.addresses["udp"]):
+                for datagram in datagrams:
+                    sock.sendto(datagram.encode() if isinstance(datagram, str) else datagram, target)
+                    time.sleep(0)  # let a slow peer keep up: loopback drops what the buffer can't hold
+                sock.sendto(marker.encode(), target)
+        self._wait(lambda: self.reference.metrics())
+        self._wait(lambda: self.bridge.metrics())
+
+    def _wait(self, scrape) -> None:
+        deadline = time.monotonic() + 10
+        wanted = f"\n{SENTINEL} {self.sent}\n"
+        while wanted not in scrape():
+            assert time.monotonic() < deadline, "a peer never served the sentinel"
+            time.sleep(0.05)
+
+    def families(self) -> tuple[dict[str, Family], dict[str, Family]]:
+        return user_families(self.reference.metrics()), user_families(self.bridge.metrics())
+
+    def stop(self) -> None:
+        self.reference.stop()
+        self.bridge.stop()
+
+
+def start_pair(args: list[str], mapping: str | None = None, workdir: Path | None = None) -> Pair:
+    """Both processes with the same flags (statsd_exporter's spelling) and mapping file."""
+    args = list(args)
+    if mapping is not None:
+        assert workdir is not None
+        path = workdir / "mapping.yml"
+        path.write_text(mapping)
+        args.append(f"--statsd.mapping-config={path}")
+    reference = Reference(reference_binary(), args)
+    try:
+        bridge = start_bridge(*args)
+    except BaseException:
+        reference.stop()
+        raise
+    return Pair(reference, bridge)
+
+
+def compare(reference: dict[str, Family], bridge: dict[str, Family], observed: dict | None = None) -> list[str]:
+    """Differences as readable lines; [] when both serve the same."""
+    problems = []
+    for name in sorted(set(reference) | set(bridge)):
+        ours, theirs = bridge.get(name), reference.get(name)
+        if theirs is None:
+            problems.append(f"{name}: only the bridge serves it ({ours.type})")
+            continue
+        if ours is None:
+            problems.append(f"{name}: only statsd_exporter serves it ({theirs.type})")
+            continue
+        if ours.type != theirs.type:
+            problems.append(f"{name}: TYPE {ours.type} here, {theirs.type} in statsd_exporter")
+        if ours.help != theirs.help:
+            problems.append(f"{name}: HELP {ours.help!r} here, {theirs.help!r} in statsd_exporter")
+        for key in sorted(set(ours.samples) | set(theirs.samples), key=repr):
+            mine, reference_value = ours.samples.get(key), theirs.samples.get(key)
+            if mine is None or reference_value is None:
+                side = "statsd_exporter" if mine is None else "the bridge"
+                problems.append(f"{name}: sample {key[0]}{dict(key[1])} only in {side}")
+                continue
+            if not _same(mine, reference_value):
+                problems.append(f"{name}: {key[0]}{dict(key[1])} = {mine} here, {reference_value} in statsd_exporter")
+    return problems
+
+
+def _same(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
