@@ -51,7 +51,16 @@ class QuantileWindow:
                     merged.merge(sketch)
         if merged.count == 0:
             return [math.nan] * len(wanted)
-        return [_clamp(merged.get_quantile_value(_sketch_rank(q, merged.count)), merged) for q in wanted]
+        return [_quantile(merged, q) for q in wanted]
+
+
+def _quantile(sketch: DDSketch, quantile: float) -> float:
+    try:
+        return _clamp(sketch.get_quantile_value(_sketch_rank(quantile, sketch.count)), sketch)
+    except OverflowError:
+        # the rank fell in a bin near float's limit (values ~1e308), whose midpoint overflows
+        # to compute: that bin's values are all within the sketch's accuracy of the largest seen
+        return float(sketch._max)
 
 
 def _sketch_rank(quantile: float, count: float) -> float:
