@@ -20,6 +20,10 @@ ERROR, WARNING = "error", "warning"
 
 # $1, ${1}, $name, ${name}: what Go's Regexp.Expand (and statsd_exporter's glob formatter) substitute
 _REFERENCE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+# an unbraced reference as statsd_exporter's glob formatter reads it (`$` is a name character there)
+_GLOB_REFERENCE = re.compile(r"\$(\{)?([a-zA-Z0-9_$]+)\}?")
+# a capture number run on into more name characters: `$1_total` is the variable `1_total`
+_RUN_ON = re.compile(r"^(\d+)([\w$].*)$")
 _CATCH_ALL_REGEXES = {".*", ".+"}
 # sample-name suffixes each type writes besides its own name
 _SUFFIXES = {"counter": (), "gauge": (), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
@@ -55,6 +59,8 @@ def lint(config: MappingConfig) -> list[Finding]:
     for rule in rules:
         findings += [Finding(ERROR, path, line, "unfillable_reference", message)
                      for line, message in _unfillable_references(rule)]  # fmt: skip
+        findings += [Finding(WARNING, path, line, "run_on_reference", message)
+                     for line, message in _run_on_references(rule)]  # fmt: skip
         findings += [Finding(ERROR, path, line, "invalid_label_name", message)
                      for line, message in _invalid_label_names(rule, config)]  # fmt: skip
     for later_index, later in enumerate(rules):
@@ -88,9 +94,29 @@ def _unfillable_references(rule: Rule):
                 reference = found.group(1) or found.group(2)
                 if (reference.isdigit() and int(reference) <= count) or reference in names:
                     continue
+                if found.group(2) and _RUN_ON.match(reference):
+                    continue  # _run_on_references says it, with the fix
                 named = f" ({', '.join(sorted(names))})" if names else ""
                 yield output.line or rule.line, (f"{where}: ${reference} can never be filled: `{rule.match}` has "
                                                  f"{count} group(s){named}; it would be empty")  # fmt: skip
+
+
+def _run_on_references(rule: Rule):
+    """`$1_total`: a capture number run on into a longer name, empty in statsd_exporter and here."""
+    pattern = _GLOB_REFERENCE if rule.match_type == "glob" else _REFERENCE
+    for output in rule.outputs:
+        texts = [("name", output.name)] + [(f"label {label}", value) for label, value in output.labels.items()]
+        for where, text in texts:
+            for found in pattern.finditer(text):
+                braced = found.group(1) if rule.match_type == "glob" else found.group(1) is not None
+                name = found.group(2)
+                run_on = _RUN_ON.match(name or "")
+                if braced or not run_on:
+                    continue
+                yield output.line or rule.line, (
+                    f"{where}: `${name}` reads as the variable `{name}`, which is empty (Go's rule: the longest "
+                    f"name); for capture {run_on.group(1)} then `{run_on.group(2)}` write `${{{run_on.group(1)}}}"
+                    f"{run_on.group(2)}`")
 
 
 def output_type(rule: Rule, output: Output, config: MappingConfig) -> str:

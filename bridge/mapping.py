@@ -23,8 +23,9 @@ METRIC_TYPES = {"counter": "counter", "gauge": "gauge", "observer": "observer", 
 OBSERVER_TYPES = ("histogram", "summary")
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-# A metric name template: a valid name in which $n / ${n} may stand for captures.
-NAME_TEMPLATE = re.compile(r"^([a-zA-Z_:]|\$\{?\w+\}?)([a-zA-Z0-9_:]|\$\{?\w+\}?)*$")
+# A metric name template, as statsd_exporter checks it: letters, digits, _ and $n / ${n} (no colon,
+# no named group; labels may use those)
+NAME_TEMPLATE = re.compile(r"^([a-zA-Z_]|\$\{?\d+\}?)([a-zA-Z0-9_]|\$\{?\d+\}?)*$")
 GLOB_COMPONENT = re.compile(r"^[a-zA-Z0-9_*:-]+$")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w|y)")
