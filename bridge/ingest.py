@@ -57,6 +57,7 @@ class Ingest:
         self.mapper = mapper
         self.store = store
         self.stats = stats
+        stats.mapper = mapper
         self.tag_stats = TagStats()
         self._label_names: dict[str, str] = {}
         self._warn = RateLimited(logger)
@@ -82,6 +83,7 @@ class Ingest:
         rejects anything but ASCII); the counts of such lines go to the stats once per call.
         """
         now = self.now = self.clock()
+        self.stats.batches += 1
         if self.store.generation != self._generation:
             self._forget_removed()
         shapes = self._shapes
@@ -180,7 +182,7 @@ class Ingest:
         self._parse_line(line)
 
     def set_mapper(self, mapper: Mapper) -> None:
-        self.mapper = mapper
+        self.mapper = self.stats.mapper = mapper
         self._forget_shapes()
 
     def _forget_removed(self) -> None:
@@ -366,7 +368,7 @@ class Ingest:
         try:
             series = self.store.series(target, key, self.now)
         except ConflictError as error:
-            stats.conflicts[(target.type, target.name)] += 1
+            stats.conflicts[(sample.kind, target.name)] += 1  # the event's kind, as statsd_exporter labels it
             self._warn(logging.WARNING, "metric type conflict", metric=target.name, error=str(error))
             return None
         except MetricSeriesLimitError:

@@ -196,8 +196,7 @@ def _make_sample(name: str, value_text: str, suffix: _Suffix, tags: dict[str, st
         factor = 1.0 / suffix.rate  # any rate, as statsd_exporter: @2 halves the increment
         if not math.isfinite(value * factor):
             raise LineError("non_finite_counter", value_text[:40])
-        if value * factor < 0:
-            raise LineError("illegal_negative_counter", value_text[:40])
+        # a negative increment parses; the ingest refuses it as an event error, as statsd_exporter does
     elif kind == OBSERVER:
         if not math.isfinite(value):
             raise LineError("non_finite_observation", value_text[:40])
@@ -211,12 +210,9 @@ def _make_sample(name: str, value_text: str, suffix: _Suffix, tags: dict[str, st
 
 
 def _is_multi_metric(rest: str) -> bool:
-    """Whether `rest` is the old multi-metric form 1|c:2|g, every piece a value and a known type."""
-    for piece in rest.split(":"):
-        _value, bar, suffix = piece.partition("|")
-        if not bar or (suffix.split("|", 1)[0] not in TYPE_CODES and suffix.split("|", 1)[0] != "s"):
-            return False
-    return True
+    """Whether `rest` is the old multi-metric form 1|c:2|g (as statsd_exporter splits it): every piece
+    has a `|`. `1|c|c:abc123` doesn't ("abc123"): that colon is a DogStatsD container id's."""
+    return all("|" in piece for piece in rest.split(":"))
 
 
 def parse_line(

@@ -113,10 +113,14 @@ def _run_on_references(rule: Rule):
                 run_on = _RUN_ON.match(name or "")
                 if braced or not run_on:
                     continue
-                yield output.line or rule.line, (
-                    f"{where}: `${name}` reads as the variable `{name}`, which is empty (Go's rule: the longest "
-                    f"name); for capture {run_on.group(1)} then `{run_on.group(2)}` write `${{{run_on.group(1)}}}"
-                    f"{run_on.group(2)}`")
+                yield (
+                    output.line or rule.line,
+                    (
+                        f"{where}: `${name}` reads as the variable `{name}`, which is empty (Go's rule: the longest "
+                        f"name); for capture {run_on.group(1)} then `{run_on.group(2)}` write `${{{run_on.group(1)}}}"
+                        f"{run_on.group(2)}`"
+                    ),
+                )
 
 
 def output_type(rule: Rule, output: Output, config: MappingConfig) -> str:

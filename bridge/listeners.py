@@ -79,6 +79,26 @@ def serve_datagrams(sock: socket.socket, receive: Receive, stats: Stats, counter
     return stop
 
 
+def udp_drops(inodes: list[int]) -> int:
+    """Datagrams the kernel dropped on these UDP sockets (the `drops` column of /proc/net/udp{,6}).
+
+    statsd_exporter's udp_packet_drops_total counts its own queue's overflows; the loss that
+    matters here happens in the kernel, when the receive buffer is full, and only it can count it.
+    """
+    wanted, drops = {str(inode) for inode in inodes}, 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                next(handle, None)
+                for row in handle:
+                    fields = row.split()
+                    if len(fields) > 12 and fields[9] in wanted:
+                        drops += int(fields[12])
+        except OSError:
+            continue  # no procfs (not Linux): nothing to report
+    return drops
+
+
 def udp_socket(host: str, port: int, read_buffer: int) -> socket.socket:
     sock = bound_socket(host, port, socket.SOCK_DGRAM)
     set_receive_buffer(sock, read_buffer, "udp")

@@ -106,11 +106,22 @@ class Mapper:
             globs.sort(key=_glob_specificity)  # literal parts win over `*`, as statsd_exporter's FSM
         self.rules = globs + [r for r in self.config.rules if r.match_type == "regex"]
         self._cache: dict[tuple[str, str], Target] = {}
+        # statsd_exporter's statsd_metric_mapper_cache_{gets,hits}_total; lines the ingest's shape
+        # cache answers never ask the mapper, so these count the slower path only
+        self.cache_gets = 0
+        self.cache_hits = 0
+
+    @property
+    def cache_length(self) -> int:
+        return len(self._cache)
 
     def map(self, name: str, kind: str) -> Route:
         key = (name, kind)
         route = self._cache.get(key)
-        if route is None:
+        self.cache_gets += 1
+        if route is not None:
+            self.cache_hits += 1
+        else:
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
             route = self._cache[key] = self._resolve(name, kind)

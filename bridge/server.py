@@ -21,7 +21,7 @@ from bridge import __version__
 from bridge.config import Config, reaper_settings
 from bridge.exposition import App, serve
 from bridge.ingest import Ingest
-from bridge.listeners import serve_datagrams, tcp_server, udp_socket, unixgram_socket
+from bridge.listeners import serve_datagrams, tcp_server, udp_drops, udp_socket, unixgram_socket
 from bridge.logs import log
 from bridge.mapper import Mapper
 from bridge.mapping import MappingConfig, MappingError, load_mapping_file
@@ -57,6 +57,11 @@ class _SelfMetrics:
         stats.series_by_type = store.count_by_type()
         stats.reaped_series, stats.reaped_sources = store.reaped_series, store.reaped_sources
         stats.tracked_sources = len(store.last_seen)
+        stats.vectors_created = dict(store.vectors_created)
+        if stats.mapper is not None:
+            stats.mapper_cache = (stats.mapper.cache_length, stats.mapper.cache_gets, stats.mapper.cache_hits)
+        if stats.udp_inodes:
+            stats.udp_packet_drops = udp_drops(stats.udp_inodes)
         yield from self_metrics(self.stats)
 
 
@@ -144,6 +149,7 @@ class Bridge:
                 host, port = parse_address(config.statsd_listen_udp)
                 sock = udp_socket(host, port, config.statsd_read_buffer)
                 self.addresses["udp"] = format_address(sock.getsockname())
+                self.stats.udp_inodes.append(os.fstat(sock.fileno()).st_ino)
                 self.closers.append(serve_datagrams(sock, self.receive, self.stats, "udp_packets"))
             if config.statsd_listen_tcp:
                 host, port = parse_address(config.statsd_listen_tcp)

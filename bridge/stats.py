@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import platform
+import sys
 from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+
+from bridge import __version__
 
 PREFIX = "statsd_bridge_"
 
@@ -39,6 +43,12 @@ class Stats:
         self.reaped_sources = 0
         self.tracked_sources = 0
         self.relays: list = []  # RelayStats of each --statsd-relay-address
+        self.batches = 0  # datagram batches handed to the ingest: statsd_exporter's event queue flushes
+        self.udp_packet_drops = 0  # read from the kernel at scrape time
+        self.vectors_created: dict[str, int] = {}
+        self.mapper_cache = (0, 0, 0)  # length, gets, hits
+        self.mapper = None  # the ingest's Mapper, for its cache counts at scrape time
+        self.udp_inodes: list[int] = []  # the UDP sockets' inodes, to find their drop counters
 
 
 def _counter(name: str, documentation: str, value: float) -> Metric:
@@ -59,6 +69,10 @@ def self_metrics(stats: Stats) -> Iterator[Metric]:
     yield _counter("tags_total", "Lines received with tags.", stats.tags)
     yield _counter("tag_errors_total", "Tags skipped as malformed (no key, no value, reserved name).", stats.tag_errors)
     yield _counter("udp_packets_total", "UDP datagrams received.", stats.udp_packets)
+    yield _counter("udp_packet_drops_total", "UDP datagrams the kernel dropped on the bridge's sockets (receive "
+                   "buffer full), from its per-socket drop counter.", stats.udp_packet_drops)  # fmt: skip
+    yield _counter("event_queue_flushed_total", "Batches of datagrams applied to the series (statsd_exporter: "
+                   "event queue flushes).", stats.batches)  # fmt: skip
     yield _counter("unixgram_packets_total", "Unix datagram packets received.", stats.unixgram_packets)
     yield _counter("tcp_connections_total", "TCP connections accepted.", stats.tcp_connections)
     yield _counter("tcp_connection_errors_total", "TCP connections ended by a read error.", stats.tcp_connection_errors)
@@ -89,18 +103,42 @@ def self_metrics(stats: Stats) -> Iterator[Metric]:
     for kind, count in sorted(stats.series_by_type.items()):
         series.add_metric([kind], count)
     yield series
+    vectors = GaugeMetricFamily(PREFIX + "metrics_total", "Metrics created (a name and a set of label names), by "
+                                "type; never lowered, as statsd_exporter's.", labels=["type"])  # fmt: skip
+    for kind, count in sorted(stats.vectors_created.items()):
+        vectors.add_metric([kind], count)
+    yield vectors
+    length, gets, hits = stats.mapper_cache
+    yield GaugeMetricFamily(PREFIX + "metric_mapper_cache_length", "Routes in the mapper's cache.", value=length)
+    yield _counter("metric_mapper_cache_gets_total", "Mapper cache lookups (lines the shape cache answers don't "
+                   "look up).", gets)  # fmt: skip
+    yield _counter("metric_mapper_cache_hits_total", "Mapper cache lookups that found a route.", hits)
+    yield _build_info()
+
+
+def _build_info() -> Metric:
+    info = GaugeMetricFamily(PREFIX + "build_info", "A metric with a constant '1' value labeled by version, "
+                             "revision, branch, Python version, OS and architecture from which statsd-bridge "
+                             "was built.", labels=["version", "revision", "branch", "pythonversion", "os", "arch"])  # fmt: skip
+    info.add_metric([__version__, "", "", platform.python_version(), sys.platform, platform.machine()], 1)
+    return info
 
 
 def _relay_metrics(relays: list) -> Iterator[Metric]:
-    lines = CounterMetricFamily(PREFIX + "relay_lines_total", "Lines queued to relay, by target.", labels=["target"])
+    lines = CounterMetricFamily(PREFIX + "relay_lines_relayed_total", "Lines queued to relay, by target.",
+                                labels=["target"])  # fmt: skip
+    long_lines = CounterMetricFamily(PREFIX + "relay_long_lines_total", "Lines longer than the relay packet "
+                                     "length, not relayed, by target.", labels=["target"])  # fmt: skip
     packets = CounterMetricFamily(PREFIX + "relay_packets_total", "Packets sent to relay targets.", labels=["target"])
     dropped = CounterMetricFamily(PREFIX + "relay_dropped_lines_total", "Lines not relayed, by target and reason "
                                   "(too_long, send_buffer_full, send_error).", labels=["target", "reason"])  # fmt: skip
     for relay in relays:
         lines.add_metric([relay.target], relay.lines)
+        long_lines.add_metric([relay.target], relay.dropped.get("too_long", 0))
         packets.add_metric([relay.target], relay.packets)
         for reason, count in sorted(relay.dropped.items()):
             dropped.add_metric([relay.target, reason], count)
     yield lines
+    yield long_lines
     yield packets
     yield dropped

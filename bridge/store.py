@@ -139,6 +139,10 @@ class Store:
         self._by_source: dict[str, dict[int, tuple[Family, Series]]] = {}
         self.reaped_series = 0
         self.reaped_sources = 0
+        # (name, type, label names) of every series created: statsd_exporter's "metrics" (its vectors),
+        # which its statsd_exporter_metrics_total{type} counts and never lowers
+        self._vectors: set[tuple[str, str, tuple[str, ...]]] = set()
+        self.vectors_created: dict[str, int] = {}  # a type appears once it has one, as there
 
     def reserve(self, names: Iterable[str]) -> None:
         """Sample names written by someone else (the self-metrics), which no family may take."""
@@ -180,6 +184,10 @@ class Store:
             family = self.family(target)
         series = family.series[key] = family.new_series(key, now)
         self.series_count += 1
+        vector = (family.name, family.type, tuple(name for name, _ in key))
+        if vector not in self._vectors:
+            self._vectors.add(vector)
+            self.vectors_created[family.type] = self.vectors_created.get(family.type, 0) + 1
         if target.ttl > 0:
             self._expiring[id(series)] = (family, series, target.ttl)
         if self.reap_label:

@@ -40,7 +40,7 @@ def test_python_statsd_over_udp(bridge):
     assert samples is not None, bridge.metrics()
     assert sample(samples, "py_hits") == 6
     assert sample(samples, "py_left") is None
-    assert sample(samples, "statsd_bridge_sample_errors_total", reason="illegal_negative_counter") == 1
+    assert sample(samples, "statsd_bridge_events_error_total", reason="illegal_negative_counter") == 1
     assert sample(samples, "py_level") == 9
     assert sample(samples, "py_temp") == -12
     assert sample(samples, "py_query_count") == 1
@@ -140,7 +140,7 @@ def test_node_hot_shots(bridge, style):
     assert samples is not None, bridge.metrics()
     assert sample(samples, "hs_requests", team="web", route="/home") == 3
     assert sample(samples, "hs_inflight", team="web", route="/home") is None  # decrement: a negative counter
-    assert sample(samples, "statsd_bridge_sample_errors_total", reason="illegal_negative_counter") == 1
+    assert sample(samples, "statsd_bridge_events_error_total", reason="illegal_negative_counter") == 1
     assert sample(samples, "hs_queue", team="web", queue="mail") == 5
     assert sample(samples, "hs_latency_sum", team="web", route="/home") == 0.25
     assert sample(samples, "hs_payload_sum", team="web", route="/home") == 512

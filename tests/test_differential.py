@@ -45,46 +45,66 @@ class Divergence:
 # features statsd_exporter added after 0.23.0, where the bridge follows 0.30.0 (its source and tests).
 DIVERGENCES = [
     Divergence(
-        "container id", "cid:1|c|#env:prod|c:4f9c0e2a",
-        "0.23.0: no label (0.29.0 and later: a container_id label)", "a container_id label, as 0.29.0 and later",
-        "the reference predates DogStatsD 1.2 support (0.29.0)", r"\|c:",
+        "container id",
+        "cid:1|c|#env:prod|c:4f9c0e2a",
+        "0.23.0: no label (0.29.0 and later: a container_id label)",
+        "a container_id label, as 0.29.0 and later",
+        "the reference predates DogStatsD 1.2 support (0.29.0)",
+        r"\|c:",
     ),
     Divergence(
-        "extended aggregation", "ext:1:2:3|ms",
-        "0.23.0: one odd observation (0.27.1 and later: three)", "three observations, as 0.27.1 and later",
-        "the reference predates extended aggregation (0.27.1)", r"^[^|]*:[^|]*:",
+        "extended aggregation",
+        "ext:1:2:3|ms",
+        "0.23.0: one odd observation (0.27.1 and later: three)",
+        "three observations, as 0.27.1 and later",
+        "the reference predates extended aggregation (0.27.1)",
+        r"^[^|]*:[^|]*:",
     ),
     Divergence(
-        "five components", "five:1|c|@0.5|#a:b|#c:d",
-        "0.23.0: malformed_component beyond 4 (0.29.0 and later: beyond 5)", "up to 5, as 0.29.0 and later",
-        "0.29.0 made room for the container id field", r"^(?:[^|]*\|){4}",
+        "five components",
+        "five:1|c|@0.5|#a:b|#c:d",
+        "0.23.0: malformed_component beyond 4 (0.29.0 and later: beyond 5)",
+        "up to 5, as 0.29.0 and later",
+        "0.29.0 made room for the container id field",
+        r"^(?:[^|]*\|){4}",
     ),
     Divergence(
-        "non-finite observation", "nanobs:NaN|h",
-        "observed: the sum is NaN from then on", "rejected (non_finite_observation), counted and logged",
-        "one NaN would poison the series' sum and every rate() over it until a restart", r"(?i):[+-]?(nan|inf)",
+        "non-finite observation",
+        "nanobs:NaN|h",
+        "observed: the sum is NaN from then on",
+        "rejected (non_finite_observation), counted and logged",
+        "one NaN would poison the series' sum and every rate() over it until a restart",
+        r"(?i):[+-]?(nan|inf)",
     ),
     Divergence(
-        "observer rate outside (0, 1]", "bigrate:5|ms|@2",
-        "int(1/rate) observations: none, silently", "rejected (invalid_sample_factor), counted and logged",
+        "observer rate outside (0, 1]",
+        "bigrate:5|ms|@2",
+        "int(1/rate) observations: none, silently",
+        "rejected (invalid_sample_factor), counted and logged",
         "a line that silently does nothing is a bug nobody finds; a client sending it wants to know",
-        r"\|(ms|h|d)\|.*@(-|[1-9]|0*1\.0*[1-9])", error="invalid_sample_factor",
+        r"\|(ms|h|d)\|.*@(-|[1-9]|0*1\.0*[1-9])",
+        error="invalid_sample_factor",
     ),
     Divergence(
-        "container id without tags", "cidonly:1|c|c:4f9c0e2a",
+        "container id without tags",
+        "cidonly:1|c|c:4f9c0e2a",
         "0.23.0 counts an invalid_sample_factor and keeps it unlabelled; 0.30.0 splits the line at the id's "
-        "colon as the old multi-metric form and loses it", "read as DogStatsD: container_id label",
+        "colon as the old multi-metric form and loses it",
+        "read as DogStatsD: container_id label",
         "the datadog client sends exactly this when a container id is set and a metric has no tags",
         r"\|c:",
     ),
 ]
-DIVERGENCES.append(Divergence(
-    "unknown field", "odd.field:1|c|zz",
-    "0.23.0 counts an invalid_sample_factor and keeps the sample; 0.30.0 counts it and drops the sample",
-    "as 0.30.0: counted (invalid_sample_factor), the sample dropped",
-    "the reference predates 0.30.0's stricter reading; a field nobody knows may change the meaning",
-    r"^[^|]*\|[^|]*\|(?![@#T]|c:|e:|card:)",
-))
+DIVERGENCES.append(
+    Divergence(
+        "unknown field",
+        "odd.field:1|c|zz",
+        "0.23.0 counts an invalid_sample_factor and keeps the sample; 0.30.0 counts it and drops the sample",
+        "as 0.30.0: counted (invalid_sample_factor), the sample dropped",
+        "the reference predates 0.30.0's stricter reading; a field nobody knows may change the meaning",
+        r"^[^|]*\|[^|]*\|(?![@#T]|c:|e:|card:)",
+    )
+)
 # Inputs the reference can't be sent at all: a `quantile` tag on a summary or `le` on a histogram
 # makes statsd_exporter panic and exit (0.23.0 checked; 0.30.0 builds the vector the same way).
 # The bridge drops that tag, counts a tag error and keeps the line: tests/test_hardening.py.
@@ -276,8 +296,12 @@ def test_the_newer_features_behave_as_statsd_exporter_0_30_defines_them(bridge_f
     # where the reference (0.23.0) is older than the target (0.30.0), the bridge is checked against
     # 0.30.0's own tests: pkg/line/line_test.go (extended aggregation, container id, five components)
     bridge = bridge_factory()
-    bridge.send_udp("cid:1|c|#env:prod|c:4f9c0e2a", "ext:1:2:3|ms", "five:1|c|@0.5|#a:b|#c:d", "six:1|c|@1|#a:b|#c:d|#e:f")
-    samples = bridge.wait_for(lambda s: ("ext_count", frozenset()) in s and ("five", frozenset({("a", "b"), ("c", "d")})) in s)
+    bridge.send_udp(
+        "cid:1|c|#env:prod|c:4f9c0e2a", "ext:1:2:3|ms", "five:1|c|@0.5|#a:b|#c:d", "six:1|c|@1|#a:b|#c:d|#e:f"
+    )
+    samples = bridge.wait_for(
+        lambda s: ("ext_count", frozenset()) in s and ("five", frozenset({("a", "b"), ("c", "d")})) in s
+    )
     assert samples is not None, bridge.metrics()
     assert samples[("cid", frozenset({("env", "prod"), ("container_id", "4f9c0e2a")}))] == 1
     assert samples[("ext_count", frozenset())] == 3
@@ -337,7 +361,8 @@ NAMES = st.lists(_WORDS, min_size=1, max_size=3).map(".".join)
 TAG_KEYS = st.sampled_from(["env", "region", "k", "dash-key", "dot.key", "9k", ""])
 TAG_VALUES = st.sampled_from(["prod", "eu-1", "v", "", "a=b", "x:y", "s p"])
 VALUES = st.one_of(
-    st.integers(-5, 1000).map(str), st.sampled_from(["0.5", "+3", "-2", "1e3", ".25", "1.", "abc", "", "1_0", "0x1p1"]),
+    st.integers(-5, 1000).map(str),
+    st.sampled_from(["0.5", "+3", "-2", "1e3", ".25", "1.", "abc", "", "1_0", "0x1p1"]),
 )
 TYPES = st.sampled_from(["c", "c", "g", "ms", "h", "d", "s", "x"])
 RATES = st.sampled_from(["", "", "", "|@0.5", "|@0.1", "|@1", "|@0", "|@abc", "|@2"])

@@ -157,6 +157,8 @@ def test_a_container_id_line_without_tags_is_not_read_as_multi_metric():
         ("foo:1_000|c", 1000.0, 0),  # Go's ParseFloat takes underscores between digits
         ("foo:0x1p-2|g", 0.25, 0),  # and hexadecimal floats with a p exponent
         ("foo:3|g|@0.1", 3.0, 0),  # gauges ignore their rate
+        ("foo:-1|c", -1.0, 0),  # parsed; the ingest refuses it as an event error (illegal_negative_counter)
+        ("foo:1|c|@-1", -1.0, 0),
     ],
 )
 def test_values_and_rates_read_as_statsd_exporter_reads_them(line, value, rate_errors):
@@ -186,12 +188,10 @@ def test_values_and_rates_read_as_statsd_exporter_reads_them(line, value, rate_e
         ("foo: 1|c", "malformed_value"),
         ("foo:0x10|c", "malformed_value"),
         ("foo:" + "9" * 400 + "|g", "malformed_value"),
-        ("foo:-1|c", "illegal_negative_counter"),
         ("foo:NaN|c", "non_finite_counter"),
         ("foo:Inf|c", "non_finite_counter"),
         ("foo:+Inf|c", "non_finite_counter"),
         ("foo:NaN|ms", "non_finite_observation"),
-        ("foo:1|c|@-1", "illegal_negative_counter"),
         ("foo:1|ms|@2", "invalid_sample_factor"),
         ("foo:1|h|@-0.5", "invalid_sample_factor"),
         ("foo:1|c|@0.5|#env:prod|c:abc|card:low|e:x", "malformed_component"),

@@ -73,7 +73,7 @@ def test_one_name_with_two_label_sets_is_a_warning():
 @pytest.mark.parametrize("match,match_type,name", [
     ("api.*", "glob", "api_$2"),
     (r"api\.(\w+)", "regex", "api_${2}"),
-    (r"api\.(?P<route>\w+)", "regex", "api_$path"),
+    (r"api\.(?P<route>\w+)", "regex", "api\n  labels:\n    route: $path"),
 ])  # fmt: skip
 def test_a_reference_the_pattern_cannot_fill(match, match_type, name):
     text = f"mappings:\n- match: '{match}'\n  match_type: {match_type}\n  name: {name}\n"

@@ -203,10 +203,15 @@ def test_bad_durations(text):
 @pytest.mark.parametrize(
     ("template", "name", "expected"),
     [
-        ("$1_x", "a.b", "a_x"),  # globs read $1 then "_x", as statsd_exporter's formatter
+        # statsd_exporter's glob formatter takes the longest run of letters, digits, _ and $ as the
+        # variable: "$1_x" is the variable "1_x" and "$2$1" the variable "2$1", both empty (checked
+        # against the reference build: tests/test_differential.py); braces say where a number ends
+        ("$1_x", "a.b", ""),
         ("${1}_${2}", "a.b", "a_b"),
-        ("$2$1", "a.b", "ba"),
+        ("$2$1", "a.b", ""),
+        ("${2}${1}", "a.b", "ba"),
         ("x_$3", "a.b", "x_"),
+        ("x_$1", "a.b", "x_a"),
     ],
 )
 def test_glob_substitution(template, name, expected):

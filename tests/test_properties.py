@@ -72,4 +72,5 @@ def test_cached_line_shapes_give_the_same_result_as_full_parsing(parts):
             bridge.ingest.packet(datagram)
     no_self_metrics = CollectorRegistry()
     assert render_text(cached.store, no_self_metrics, 0) == render_text(uncached.store, no_self_metrics, 0)
-    assert vars(cached.stats) == vars(uncached.stats)
+    # the same counts; each keeps its own mapper (whose cache the shape cache spares)
+    assert {**vars(cached.stats), "mapper": None} == {**vars(uncached.stats), "mapper": None}

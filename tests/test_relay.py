@@ -78,7 +78,7 @@ def test_relay_forwards_udp_and_tcp_lines_unchanged_and_still_maps_them(bridge_f
         assert samples is not None, bridge.metrics()
         assert sample(samples, "relay_hits", env="prod", host="h39") == 39
         assert sample(samples, "relay_tcp") == 5
-        assert sample(samples, "statsd_bridge_relay_lines_total", target=target) == 42
+        assert sample(samples, "statsd_bridge_relay_lines_relayed_total", target=target) == 42
         assert sample(samples, "statsd_bridge_relay_dropped_lines_total", target=target, reason="too_long") == 1
 
 
