@@ -117,9 +117,10 @@ def self_metrics(stats: Stats) -> Iterator[Metric]:
 
 
 def _build_info() -> Metric:
+    labels = ["version", "revision", "branch", "pythonversion", "os", "arch"]
     info = GaugeMetricFamily(PREFIX + "build_info", "A metric with a constant '1' value labeled by version, "
                              "revision, branch, Python version, OS and architecture from which statsd-bridge "
-                             "was built.", labels=["version", "revision", "branch", "pythonversion", "os", "arch"])  # fmt: skip
+                             "was built.", labels=labels)  # fmt: skip
     info.add_metric([__version__, "", "", platform.python_version(), sys.platform, platform.machine()], 1)
     return info
 

@@ -83,7 +83,7 @@ def test_every_statsd_exporter_self_metric_has_a_counterpart(both):
         done = all(ours(f"statsd_exporter_{n}") in mine and f"statsd_exporter_{n}" in theirs for n in SAME_COUNTS)
         counts = {n: (theirs[f"statsd_exporter_{n}"].samples, mine[ours(f"statsd_exporter_{n}")].samples)
                   for n in SAME_COUNTS if done}  # fmt: skip
-        if done and all(a == b for a, b in counts.values()) or time.monotonic() > deadline:
+        if (done and all(a == b for a, b in counts.values())) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     missing, different = [], []
@@ -105,9 +105,9 @@ def test_every_statsd_exporter_self_metric_has_a_counterpart(both):
         newer = NEWER_LABELS.get(f"statsd_exporter_{name}", set())
         bridge_samples = {(sample, frozenset((k, v) for k, v in labels if k not in newer)): value
                           for (sample, labels), value in bridge_samples.items()}  # fmt: skip
-        assert {(n.removeprefix("statsd_bridge_"), l): v for (n, l), v in bridge_samples.items()} == {
-            (n.removeprefix("statsd_exporter_"), l): v for (n, l), v in reference_samples.items()
-        }, name
+        mine = {(n.removeprefix("statsd_bridge_"), labels): v for (n, labels), v in bridge_samples.items()}
+        theirs = {(n.removeprefix("statsd_exporter_"), labels): v for (n, labels), v in reference_samples.items()}
+        assert mine == theirs, name
 
 
 def test_kernel_drops_on_the_udp_socket_are_counted(bridge_factory):
