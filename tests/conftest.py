@@ -204,6 +204,9 @@ def start_bridge(*args: str) -> BridgeProcess:
     for flag, value in itertools.pairwise(args):
         if flag in ("--web-telemetry-path", "--web.telemetry-path"):
             bridge.telemetry_path = value
+    for arg in args:
+        if arg.startswith(("--web-telemetry-path=", "--web.telemetry-path=")):
+            bridge.telemetry_path = arg.partition("=")[2]
     started = threading.Event()
 
     def read_log() -> None:

@@ -411,3 +411,40 @@ def test_generated_lines_give_the_same_series(fuzz_pair, lines):
     theirs = {name: family for name, family in reference.items() if name.startswith(prefix)}
     problems = compare(theirs, mine)
     assert not problems, "\n".join(kept) + "\n" + "\n".join(problems)
+
+
+GO_REGEX_MAPPING = r"""
+mappings:
+- match: ^end\.(\w+)\z
+  match_type: regex
+  name: end_anchor
+  labels:
+    word: $1
+- match: ^letters\.(\pL+)$
+  match_type: regex
+  name: unicode_letters
+  labels:
+    word: $1
+- match: ^posix\.([[:alpha:]]+)$
+  match_type: regex
+  name: posix_class
+  labels:
+    word: $1
+- match: ^ascii\.(\w+)
+  match_type: regex
+  name: ascii_word
+  labels:
+    word: $1
+- match: ^(?i)CASE\.(x+)$
+  match_type: regex
+  name: case_insensitive
+  labels:
+    word: $1
+"""
+
+
+def test_go_regex_dialect(pair_factory):
+    pair = pair_factory(mapping=GO_REGEX_MAPPING)
+    pair.send(["end.abc:1|c", "end.abc.x:1|c", "letters.Ωméga:1|c", "posix.abc:1|c", "posix.ab1:1|c",
+               "ascii.abΩ:1|c", "case.xx:1|c", "CASE.XX:1|c"])  # fmt: skip
+    assert_same(pair)

@@ -159,3 +159,33 @@ def test_sigint_handles_what_was_received_and_exits_zero(bridge):
     bridge.process.send_signal(signal.SIGINT)
     assert bridge.process.wait(timeout=5) == 0
     assert not any("Traceback" in line for line in bridge.log)
+
+
+def test_a_backtracking_regex_cannot_stall_the_bridge(bridge_factory, tmp_path):
+    # with Python's re, `^(a+)+$` against 40 a's and a "!" backtracks for hours; RE2 (as Go) is linear
+    mapping = tmp_path / "redos.yml"
+    mapping.write_text("mappings:\n- match: ^(a+)+$\n  match_type: regex\n  name: all_a\n")
+    bridge = bridge_factory("--statsd.mapping-config", str(mapping))
+    bridge.send_udp("a" * 40 + "!:1|c", "a" * 40 + ":1|c", "after:1|c")
+    samples = bridge.wait_for(lambda s: ("after", frozenset()) in s)
+    assert samples is not None, "the bridge stalled on one datagram"
+    assert samples[("all_a", frozenset())] == 1
+    assert samples[("a" * 40 + "_", frozenset())] == 1  # unmapped: the regex did not match it
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        (r"^x\z", "x", True),
+        (r"^\pL+$", "Ωméga", True),
+        (r"^[[:alpha:]]+$", "abc", True),
+        (r"^\w+$", "abΩ", False),  # Go's \w is ASCII
+        (r"^(?P<n>a)$", "a", True),
+    ],
+)
+def test_regex_rules_speak_gos_dialect(pattern, name, matches):
+    from bridge.mapper import Mapper
+    from bridge.mapping import load_mapping
+
+    mapper = Mapper(load_mapping(f"mappings:\n- match: '{pattern}'\n  match_type: regex\n  name: hit\n"))
+    assert mapper.map(name, "counter").mapped is matches
