@@ -45,6 +45,20 @@ INERT_FLAGS = {
 }
 
 
+def inert_option(dotted: str, default: object, kind: object, metavar: str, what: str):
+    """A statsd_exporter flag for machinery the bridge doesn't have: both spellings, checked, inert."""
+    reason = INERT_FLAGS[dotted.replace(".", "_").replace("-", "_")]
+    return click.option(
+        "--" + dotted.replace(".", "-"),
+        "--" + dotted,
+        default=default,
+        show_default=default != "",
+        type=kind,
+        metavar=metavar or None,
+        help=f"statsd_exporter's {what}; accepted and checked, no effect here: {reason}.",
+    )
+
+
 def inert_flags(context: click.Context) -> list[tuple[str, str]]:
     """(flag, reason) for each of INERT_FLAGS given on the command line, to say once at start-up."""
     given = []
@@ -207,65 +221,13 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @tag_dialect_option("influxdb", "InfluxDB tags (name,tag=value:1|c).")
 @tag_dialect_option("librato", "Librato tags (name#tag=value:1|c).")
 @tag_dialect_option("signalfx", "SignalFX tags (name[tag=value]:1|c).")
-@click.option(
-    "--statsd-cache-size",
-    "--statsd.cache-size",
-    default=1000,
-    show_default=True,
-    type=int,
-    metavar="N",
-    help="statsd_exporter's mapping cache size; accepted and checked, no effect here (README: Migrating).",
-)
-@click.option(
-    "--statsd-cache-type",
-    "--statsd.cache-type",
-    default="lru",
-    show_default=True,
-    type=click.Choice(["lru", "random"]),
-    help="statsd_exporter's mapping cache policy; accepted and checked, no effect here.",
-)
-@click.option(
-    "--statsd-event-queue-size",
-    "--statsd.event-queue-size",
-    default=10000,
-    show_default=True,
-    type=int,
-    metavar="N",
-    help="statsd_exporter's event queue size; accepted and checked, no effect here (events apply at once).",
-)
-@click.option(
-    "--statsd-event-flush-threshold",
-    "--statsd.event-flush-threshold",
-    default=1000,
-    show_default=True,
-    type=int,
-    metavar="N",
-    help="statsd_exporter's event batch size; accepted and checked, no effect here.",
-)
-@click.option(
-    "--statsd-event-flush-interval",
-    "--statsd.event-flush-interval",
-    default="200ms",
-    show_default=True,
-    metavar="DURATION",
-    help="statsd_exporter's event batch delay; accepted and checked, no effect here (no batching delay).",
-)
-@click.option(
-    "--statsd-udp-packet-queue-size",
-    "--statsd.udp-packet-queue-size",
-    default=10000,
-    show_default=True,
-    type=int,
-    metavar="N",
-    help="statsd_exporter's UDP packet queue; accepted and checked, no effect here (see --statsd-read-buffer).",
-)
-@click.option(
-    "--debug-dump-fsm",
-    "--debug.dump-fsm",
-    default="",
-    metavar="FILE",
-    help="statsd_exporter's glob FSM dump; accepted, no effect here (globs are not an FSM here).",
-)
+@inert_option("statsd.cache-size", 1000, int, "N", "mapping cache size")
+@inert_option("statsd.cache-type", "lru", click.Choice(["lru", "random"]), "", "mapping cache policy")
+@inert_option("statsd.event-queue-size", 10000, int, "N", "event queue size")
+@inert_option("statsd.event-flush-threshold", 1000, int, "N", "event batch size")
+@inert_option("statsd.event-flush-interval", "200ms", str, "DURATION", "event batch delay")
+@inert_option("statsd.udp-packet-queue-size", 10000, int, "N", "UDP packet queue")
+@inert_option("debug.dump-fsm", "", str, "FILE", "glob FSM dump")
 @click.version_option(__version__, "--version", prog_name="statsd-bridge")
 @click.pass_context
 def cli(context: click.Context, check_config: bool, lint_strict: bool, **options: object) -> None:

@@ -102,15 +102,21 @@ def parse_samples(text: str) -> dict[tuple[str, frozenset], float]:
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
-        name = _SAMPLE_NAME.match(line)
-        assert name, line
-        labels, i = ({}, name.end())
-        if line[i] == "{":
-            labels, i = _parse_labels(line, i)
-        key = (name.group(), frozenset(labels.items()))
+        name, labels, value = parse_sample_line(line)
+        key = (name, frozenset(labels.items()))
         assert key not in samples, f"duplicate sample {key}"
-        samples[key] = float(line[i:].split()[0])
+        samples[key] = value
     return samples
+
+
+def parse_sample_line(line: str) -> tuple[str, dict[str, str], float]:
+    """(sample name, labels, value) of one sample line of the text format."""
+    name = _SAMPLE_NAME.match(line)
+    assert name, line
+    labels, i = ({}, name.end())
+    if line[i] == "{":
+        labels, i = _parse_labels(line, i)
+    return name.group(), labels, float(line[i:].split()[0])
 
 
 def parse_types(text: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from bridge.quantiles import RELATIVE_ACCURACY
-from tests.conftest import BridgeProcess, _parse_labels, free_port, start_bridge
+from tests.conftest import BridgeProcess, free_port, parse_sample_line, start_bridge
 
 PEER_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "peers" / "statsd_exporter" / "statsd_exporter"
 # The families each side keeps about itself: never part of the comparison (tests/test_self_metrics.py
@@ -53,9 +53,6 @@ class Family:
     samples: dict[tuple[str, frozenset], float] = field(default_factory=dict)
 
 
-_SAMPLE_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-
-
 def parse_families(text: str) -> dict[str, Family]:
     """Families of a text exposition (0.0.4), sample names exactly as written."""
     families: dict[str, Family] = {}
@@ -71,15 +68,11 @@ def parse_families(text: str) -> dict[str, Family]:
             continue
         if not line or line.startswith("#"):
             continue
-        match = _SAMPLE_NAME.match(line)
-        assert match, line
-        labels, i = ({}, match.end())
-        if line[i] == "{":
-            labels, i = _parse_labels(line, i)
-        owner = current if current is not None and match.group().startswith(current.name) else None
+        name, labels, value = parse_sample_line(line)
+        owner = current if current is not None and name.startswith(current.name) else None
         if owner is None:
-            owner = families.setdefault(match.group(), Family(match.group()))
-        owner.samples[(match.group(), frozenset(labels.items()))] = float(line[i:].split()[0])
+            owner = families.setdefault(name, Family(name))
+        owner.samples[(name, frozenset(labels.items()))] = value
     return families
 
 
