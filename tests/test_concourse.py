@@ -126,8 +126,12 @@ def test_seed_metric(bridge_factory, prefix, events, expected):
     bridge = bridge_factory("--mapping-config", CONCOURSE)
     payload = "\n".join(line(event, value, prefix, **tags) for event, value, tags in events)
     bridge.send_udp(payload)
-    samples = bridge.wait_for(lambda s: sample(s, "statsd_bridge_lines_total") == len(events))
-    assert samples is not None, bridge.metrics()
+    # lines are counted as they start through the pipeline: wait for the series as well (a loaded
+    # machine can scrape between the two)
+    samples = bridge.wait_for(
+        lambda s: sample(s, "statsd_bridge_lines_total") == len(events) and concourse_samples(s) == expected
+    )
+    assert samples is not None, (expected, bridge.metrics())
     assert concourse_samples(samples) == expected
     assert_promtool_parses(bridge.metrics())
 
