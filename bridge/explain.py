@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge.exposition import format_value
 from bridge.ingest import Ingest
-from bridge.line import LineError, TagStats, parse_line
+from bridge.line import LineError, TagStats, parse_line, parse_number
 from bridge.mapper import Mapper
 from bridge.mapping import MappingConfig
 from bridge.stats import Stats
@@ -26,7 +26,8 @@ REASONS = {
     "not_enough_parts_after_colon": "no |type after the value",
     "malformed_component": "one of the name:value|type parts is incomplete",
     "malformed_value": "the value is not a number",
-    "invalid_sample_factor": "an observer's sample rate (@...) must be in (0, 1], or an extra |field is not understood",
+    "invalid_sample_factor": "the sample rate (@...) is not a number (counted, and the sample kept unscaled, as "
+    "statsd_exporter does), an observer's rate is not in (0, 1], or an extra |field is not understood",
     "malformed_timestamp": "the |T timestamp is not a number of seconds",
     "mixed_tagging_styles": "tags in two dialects on one line (in the name and after |#)",
     "invalid_extended_aggregate_type": "several values (name:1:2|type) are allowed only for ms, h, d and g",
@@ -103,7 +104,11 @@ def _ignored_fields(line: str) -> list[str]:
 
 def _statsd_type_and_rate(line: str) -> tuple[str, float]:
     fields = line.partition(":")[2].partition("|")[2].split("|")
-    rate = next((float(field[1:]) for field in fields[1:] if field.startswith("@")), 1.0)
+    rate_text = next((field[1:] for field in fields[1:] if field.startswith("@")), "1")
+    try:
+        rate = parse_number(rate_text) or 1.0  # as the parser reads it: @0 is no rate
+    except ValueError:
+        rate = 1.0  # unreadable: counted, and the sample kept unscaled
     return _TYPE_WORDS.get(fields[0], fields[0]), rate
 
 

@@ -66,6 +66,9 @@ LINE_KINDS = [
     ("x:1", "", None, "not_enough_parts_after_colon"),
     ("x:abc|c", "", None, "malformed_value"),
     ("x:1|ms|@2", "", None, "invalid_sample_factor"),
+    ("x:1|c|@abc", "none", "add 1 (now 1)", "invalid_sample_factor"),  # counted, and the sample kept
+    ("x:1|c|@0", "none", "add 1 (now 1)", None),
+    ("x:1|c|@2", "none", "add 0.5 (now 0.5)", None),
     ("x:1|c|Tsoon", "", None, "malformed_timestamp"),
     ("x,a=b:1|c|#c:d", "", None, "mixed_tagging_styles"),
     ("x:1:2|c", "", None, "invalid_extended_aggregate_type"),
@@ -80,13 +83,13 @@ LINE_KINDS = [
 def test_every_line_kind_is_explained(line, dialect, effect, reason):
     (result,) = explain(line)["lines"]
     assert result["line"] == line
-    if reason is None:
+    if effect is not None:
         assert result["dialect"] == dialect
         assert [series["effect"] for series in result["series"]] == [effect]
-        assert result["problems"] == []
     else:
         assert result["series"] == []
-        assert [problem["reason"] for problem in result["problems"]] == [reason]
+    assert [problem["reason"] for problem in result["problems"]] == ([reason] if reason else [])
+    if reason:
         assert result["problems"][0]["message"] != reason  # worded for a person
 
 
