@@ -370,7 +370,7 @@ def main() -> int:
         print(f"Scraping {sizes[1]:,} series {label} ({scrapes} scrapes) at half the batched rate "
               f"({fmt_rate(during.achieved)} lines/s): {during.loss:.3%} of lines lost")  # fmt: skip
 
-    bridge = Bridge()
+    bridge = Bridge("defaults:\n  observer_type: histogram\n")  # unmapped timers are summaries otherwise
     try:
         base_rss = bridge.rss()
         count = sizes[1]
