@@ -399,6 +399,7 @@ def fuzz_pair(tmp_path_factory):
     pair.stop()
 
 
+@pytest.mark.timeout(max(120, FUZZ_EXAMPLES))  # about 0.25 s an example: both peers answer each one
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(lines=st.lists(statsd_lines(), min_size=1, max_size=12))
 def test_generated_lines_give_the_same_series(fuzz_pair, lines):
