@@ -451,3 +451,19 @@ def test_go_regex_dialect(pair_factory):
     pair.send(["end.abc:1|c", "end.abc.x:1|c", "letters.Ωméga:1|c", "posix.abc:1|c", "posix.ab1:1|c",
                "ascii.abΩ:1|c", "case.xx:1|c", "CASE.XX:1|c"])  # fmt: skip
     assert_same(pair)
+
+
+def test_buckets_out_of_order_are_refused_at_load_where_the_reference_panics_later(tmp_path):
+    mapping = tmp_path / "bad.yml"
+    mapping.write_text("mappings:\n- match: a.*\n  name: aa\n  observer_type: histogram\n"
+                       "  histogram_options:\n    buckets: [1, 0.5]\n")  # fmt: skip
+    assert accepts([reference_binary()], mapping)  # its --check-config passes...
+    reference = Reference(reference_binary(), [f"--statsd.mapping-config={mapping}"])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"a.x:1|h", reference.udp)
+        assert reference.process.wait(timeout=10) != 0  # ...and the first observation kills it
+        assert "histogram buckets must be in increasing order" in reference.process.stdout.read()
+    finally:
+        reference.stop()
+    assert not accepts([sys.executable, "-m", "bridge"], mapping)  # refused at load, naming file:line
