@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install bench bench-smoke clean test-tools
+.PHONY: run test lint install bench bench-smoke clean test-tools proto
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -56,6 +56,11 @@ bench: $(STAMP) $(STATSD_JS) bench/.build/blast
 
 bench-smoke: $(STAMP) $(STATSD_JS) bench/.build/blast
 	$(PY) bench/run.py --smoke
+
+# bridge/metrics_pb2.py from client_model's metrics.proto (checked in; regenerate after changing either)
+proto: $(STAMP)
+	$(PY) -m pip install --quiet 'grpcio-tools>=1.85'
+	$(PY) -m grpc_tools.protoc -I bridge/proto --python_out=bridge bridge/proto/metrics.proto
 
 clean:
 	rm -rf $(VENV) build *.egg-info

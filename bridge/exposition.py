@@ -23,6 +23,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from bridge import protobuf_format
 from bridge.net import resolve_bind_address
 from bridge.status import Status
 from bridge.status import render as render_status
@@ -183,12 +184,29 @@ def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric |
     return metric
 
 
-def negotiate(accept: str) -> tuple[str, Callable[[], bytes] | None]:
-    """('openmetrics' or 'text', OpenMetrics encoder or None) for an Accept header."""
-    encoder, content_type = choose_encoder(accept)
-    if content_type.startswith("application/openmetrics-text"):
-        return content_type, encoder
-    return TEXT_CONTENT_TYPE, None
+def negotiate(accept: str, openmetrics: bool = False) -> str:
+    """The format to answer an Accept header with, as client_golang's promhttp picks it: the first
+    format it serves in order of q. "protobuf" (delimited), "protobuf-text", "openmetrics" (only when
+    enabled) or "text", which is also the answer when nothing else fits."""
+    offers = []
+    for position, entry in enumerate(accept.split(",")):
+        media, *parameters = (part.strip() for part in entry.split(";"))
+        params = dict(p.partition("=")[::2] for p in parameters if "=" in p)
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 0.0
+        offers.append((-quality, position, media.lower(), params))
+    for _, _, media, params in sorted(offers):
+        if media == protobuf_format.MEDIA_TYPE and params.get("proto") == protobuf_format.PROTO:
+            encoding = params.get("encoding", "")
+            if encoding in ("delimited", "text"):
+                return "protobuf" if encoding == "delimited" else "protobuf-text"
+        elif media == "text/plain" and params.get("version", "0.0.4") == "0.0.4":
+            return "text"
+        elif media == "application/openmetrics-text" and openmetrics:
+            return "openmetrics"
+    return "text"
 
 
 LANDING_PAGE = """<!DOCTYPE html>
@@ -226,11 +244,16 @@ class App:
         self.status = status  # what the page at / shows; None: a plain landing page
 
     def metrics(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
-        content_type, encoder = negotiate(environ.get("HTTP_ACCEPT", "") if self.openmetrics else "")
-        if encoder is not None:
+        chosen = negotiate(environ.get("HTTP_ACCEPT", ""), openmetrics=self.openmetrics is not None)
+        if chosen == "openmetrics":
+            encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
             body = encoder(self.openmetrics)
+        elif chosen in ("protobuf", "protobuf-text"):
+            encoding = "delimited" if chosen == "protobuf" else "text"
+            content_type = protobuf_format.DELIMITED if chosen == "protobuf" else protobuf_format.TEXT
+            body = protobuf_format.render(self.store, self.self_metrics, self.clock(), encoding)
         else:
-            body = render_text(self.store, self.self_metrics, self.clock())
+            content_type, body = TEXT_CONTENT_TYPE, render_text(self.store, self.self_metrics, self.clock())
         headers = [("Content-Type", content_type)]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
             body = gzip.compress(body, compresslevel=1)

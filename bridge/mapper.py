@@ -45,6 +45,7 @@ class Target:
     mapped: bool = False
     help: str = DEFAULT_HELP
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    native: tuple[float, int] = (0.0, 0)  # (bucket factor, max buckets); factor <= 1: classic buckets only
     summary: SummaryOptions = field(default_factory=SummaryOptions)
     ttl: float = 0.0
     scale: float | None = None
@@ -169,6 +170,7 @@ class Mapper:
             name=escape_name(name),
             type=kind_type,
             buckets=config.buckets,
+            native=config.native,
             summary=config.summary,
             ttl=config.ttl,
             value=VALUE_OPS[kind_type][0],
@@ -192,6 +194,7 @@ class Mapper:
             mapped=True,
             help=output.help or DEFAULT_HELP,
             buckets=output.buckets,
+            native=output.native,
             summary=output.summary,
             ttl=output.ttl,
             scale=output.scale,

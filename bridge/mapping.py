@@ -18,6 +18,9 @@ DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 DEFAULT_QUANTILES = ((0.5, 0.05), (0.9, 0.01), (0.99, 0.001))
 DEFAULT_MAX_AGE = 600.0  # seconds, as client_golang's summaries
 DEFAULT_AGE_BUCKETS = 5
+# statsd_exporter's native histogram defaults once a mapping file is loaded (none without one)
+DEFAULT_NATIVE_FACTOR = 1.1
+DEFAULT_NATIVE_MAX_BUCKETS = 256
 
 # statsd_exporter's own names for the event kinds, "timer" being the old spelling.
 METRIC_TYPES = {"counter": "counter", "gauge": "gauge", "observer": "observer", "timer": "observer"}
@@ -85,6 +88,8 @@ class Output:
     labels: dict[str, str]
     observer_type: str = ""  # "", "histogram" or "summary"
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    # (bucket factor, max buckets) of the native histogram beside the classic buckets; factor <= 1: none
+    native: tuple[float, int] = (0.0, 0)
     summary: SummaryOptions = field(default_factory=SummaryOptions)
     help: str = ""
     ttl: float = 0.0
@@ -134,6 +139,7 @@ class MappingConfig:
     rules: list[Rule] = field(default_factory=list)
     observer_type: str = "summary"  # statsd_exporter's default: see README "Migrating"
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    native: tuple[float, int] = (0.0, 0)  # no native histograms without a mapping file, as statsd_exporter
     summary: SummaryOptions = field(default_factory=SummaryOptions)
     ttl: float = 0.0
     glob_disable_ordering: bool = False
@@ -238,6 +244,12 @@ class _Checker:
             raise self.fail(where, key, f"must be a number, got {value!r}")
         return float(value)
 
+    def count(self, value: Any, where: _Located, key: str) -> int:
+        """A whole number of 0 or more (statsd_exporter reads these into unsigned integers)."""
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+            raise self.fail(where, key, f"must be a whole number from 0 to {2**32 - 1}, got {value!r}")
+        return value
+
     def buckets(self, value: Any, where: _Located, key: str) -> tuple[float, ...]:
         if not isinstance(value, list) or not value:
             raise self.fail(where, key, "must be a non-empty list of numbers")
@@ -303,6 +315,13 @@ def _observer_options(check: _Checker, entry: _Located, base: MappingConfig | No
         raise check.fail(entry, "summary_options", "cannot use summary_options with observer_type histogram")
     if base is not None and out.get("observer_type") == "summary" and histogram is not None:
         raise check.fail(entry, "histogram_options", "cannot use histogram_options with observer_type summary")
+    if histogram:
+        if histogram.get("native_histogram_bucket_factor") is not None:
+            out["native_factor"] = check.number(histogram["native_histogram_bucket_factor"], histogram,
+                                                "native_histogram_bucket_factor")  # fmt: skip
+        if histogram.get("native_histogram_max_buckets") is not None:
+            out["native_max_buckets"] = check.count(histogram["native_histogram_max_buckets"], histogram,
+                                                    "native_histogram_max_buckets")  # fmt: skip
     if histogram and histogram.get("buckets"):
         out["buckets"] = check.buckets(histogram["buckets"], histogram, "buckets")
     elif entry.get("buckets"):
@@ -365,6 +384,13 @@ def _when(check: _Checker, entry: _Located) -> dict[str, tuple[str, ...]]:
     return when
 
 
+def _native_options(options: dict[str, Any], config: MappingConfig) -> tuple[float, int]:
+    """A mapping's (factor, max buckets): each the defaults' unless above 0, as statsd_exporter's registry."""
+    factor = options.get("native_factor", 0.0)
+    max_buckets = options.get("native_max_buckets", 0)
+    return (factor if factor > 0 else config.native[0], max_buckets if max_buckets > 0 else config.native[1])
+
+
 def _compile_output(check: _Checker, entry: _Located, config: MappingConfig, needs_name: bool) -> Output:
     name = _text(entry, "name")
     if not isinstance(name, str):
@@ -381,6 +407,7 @@ def _compile_output(check: _Checker, entry: _Located, config: MappingConfig, nee
         labels=_string_map(check, entry, "labels", label_keys=True),
         observer_type=options.get("observer_type", ""),
         buckets=options.get("buckets", config.buckets),
+        native=_native_options(options, config),
         summary=options.get("summary", config.summary),
         help=str(_text(entry, "help")),
         ttl=check.duration(entry["ttl"], entry, "ttl") if entry.get("ttl") is not None else config.ttl,
@@ -472,6 +499,8 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     options = _observer_options(check, defaults, None)
     config.observer_type = options.get("observer_type", "summary")
     config.buckets = options.get("buckets", DEFAULT_BUCKETS)
+    config.native = (options.get("native_factor") or DEFAULT_NATIVE_FACTOR,
+                     options.get("native_max_buckets") or DEFAULT_NATIVE_MAX_BUCKETS)  # fmt: skip
     config.summary = options.get("summary", SummaryOptions())
     if defaults.get("ttl") is not None:
         config.ttl = check.duration(defaults["ttl"], defaults, "ttl")

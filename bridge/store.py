@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from bridge.mapper import Target
 from bridge.mapping import SummaryOptions
+from bridge.native_histogram import NativeHistogram, pick_schema
 from bridge.quantiles import QuantileWindow
 
 LabelKey = tuple[tuple[str, str], ...]
@@ -62,9 +63,9 @@ class Scalar:
 
 
 class Histogram:
-    __slots__ = ("bounds", "counts", "key", "label_text", "source", "sum", "updated")
+    __slots__ = ("bounds", "counts", "key", "label_text", "native", "source", "sum", "updated")
 
-    def __init__(self, key: LabelKey, now: float, bounds: tuple[float, ...]) -> None:
+    def __init__(self, key: LabelKey, now: float, bounds: tuple[float, ...], native: tuple[int, int] | None) -> None:
         self.key = key
         self.source: str | None = None
         self.label_text = render_labels(key)
@@ -72,11 +73,15 @@ class Histogram:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # per bucket, not cumulative; the last is +Inf
         self.sum = 0.0
+        # the native part beside the classic buckets, from (schema, max buckets); None: classic only
+        self.native = NativeHistogram(*native) if native is not None else None
 
     def observe(self, value: float, weight: int) -> None:
         # Prometheus buckets are upper-inclusive: le="0.5" counts 0.5
         self.counts[bisect.bisect_left(self.bounds, value)] += weight
         self.sum += value * weight
+        if self.native is not None:
+            self.native.observe(value, weight)
 
 
 class Summary:
@@ -101,19 +106,21 @@ Series = Scalar | Histogram | Summary
 
 
 class Family:
-    __slots__ = ("buckets", "help", "name", "series", "summary", "type")
+    __slots__ = ("buckets", "help", "name", "native", "series", "summary", "type")
 
     def __init__(self, target: Target) -> None:
         self.name = target.name
         self.type = target.type
         self.help = target.help
         self.buckets = target.buckets
+        factor, max_buckets = target.native
+        self.native = (pick_schema(factor), max_buckets) if factor > 1 else None
         self.summary = target.summary
         self.series: dict[LabelKey, Series] = {}
 
     def new_series(self, key: LabelKey, now: float) -> Series:
         if self.type == "histogram":
-            return Histogram(key, now, self.buckets)
+            return Histogram(key, now, self.buckets, self.native)
         if self.type == "summary":
             return Summary(key, now, self.summary)
         return Scalar(key, now)

@@ -1,6 +1,7 @@
 """Exposition: exact names, Go-style numbers, valid for promtool and for an OpenMetrics parser."""
 
 import pytest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
 from bridge.exposition import OpenMetricsView, format_value, negotiate
@@ -78,7 +79,7 @@ def test_every_family_has_help_and_type_once(full):
 
 
 def test_openmetrics_output_parses_and_keeps_sample_names(full):
-    encoder = negotiate("application/openmetrics-text; version=1.0.0")[1]
+    encoder, _ = choose_encoder("application/openmetrics-text; version=1.0.0")
     text = encoder(OpenMetricsView(full.store, full.registry, full.clock)).decode()
     assert text.endswith("# EOF\n")
     families = {family.name: family for family in parse_openmetrics(text)}
@@ -93,11 +94,21 @@ def test_openmetrics_output_parses_and_keeps_sample_names(full):
 
 
 def test_negotiation():
-    assert negotiate("")[0].startswith("text/plain; version=0.0.4")
-    assert negotiate("text/plain")[1] is None
-    assert negotiate("application/openmetrics-text; version=1.0.0,text/plain;q=0.5")[0].startswith(
-        "application/openmetrics-text"
+    assert negotiate("") == "text"
+    assert negotiate("text/plain") == "text"
+    openmetrics_first = "application/openmetrics-text; version=1.0.0,text/plain;q=0.5"
+    assert negotiate(openmetrics_first) == "text"  # only with --web-enable-openmetrics
+    assert negotiate(openmetrics_first, openmetrics=True) == "openmetrics"
+    # what Prometheus 2 sends with native histograms on: protobuf first
+    prometheus = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,"
+                  "text/plain;version=0.0.4;q=0.3,*/*;q=0.2")  # fmt: skip
+    assert negotiate(prometheus) == "protobuf"
+    assert negotiate("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text") == (
+        "protobuf-text"
     )
+    assert negotiate("application/vnd.google.protobuf;proto=other;encoding=delimited") == "text"
+    assert negotiate("text/plain;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+                     "encoding=delimited;q=0.1") == "text"  # fmt: skip
 
 
 @pytest.mark.parametrize(

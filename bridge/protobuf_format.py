@@ -1,0 +1,130 @@
+"""The Prometheus protobuf exposition: length-delimited MetricFamily messages, as client_golang writes them.
+
+The one format with a place for native histograms (schema, zero bucket, spans and deltas beside
+the classic buckets). Messages come from client_model's metrics.proto (bridge/metrics_pb2.py,
+`make proto`); `encoding=text` gives the same messages in protobuf's text form, for people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from google.protobuf import text_format
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from bridge import metrics_pb2 as pb
+from bridge.native_histogram import ZERO_THRESHOLD, spans_and_deltas
+from bridge.store import Family, Store
+
+MEDIA_TYPE = "application/vnd.google.protobuf"
+PROTO = "io.prometheus.client.MetricFamily"
+DELIMITED = f"{MEDIA_TYPE}; proto={PROTO}; encoding=delimited"
+TEXT = f"{MEDIA_TYPE}; proto={PROTO}; encoding=text"
+
+_TYPES = {"counter": pb.COUNTER, "gauge": pb.GAUGE, "summary": pb.SUMMARY, "histogram": pb.HISTOGRAM}
+
+
+def render(store: Store, extra: Collector, now: float, encoding: str = "delimited") -> bytes:
+    """Every family of the store, then `extra`'s (the self-metrics), delimited or as protobuf text."""
+    families = list(_families(store, extra, now))
+    if encoding == "text":
+        return "".join(text_format.MessageToString(family) for family in families).encode("utf-8")
+    out = bytearray()
+    for family in families:
+        body = family.SerializeToString()
+        out += _varint(len(body))
+        out += body
+    return bytes(out)
+
+
+def _families(store: Store, extra: Collector, now: float) -> Iterator[pb.MetricFamily]:
+    for family in sorted(list(store.families.values()), key=lambda f: f.name):
+        message = _family(family, now)
+        if message is not None:
+            yield message
+    for metric in extra.collect():
+        yield _self_family(metric)
+
+
+def _family(family: Family, now: float) -> pb.MetricFamily | None:
+    series_list = list(family.series.values())
+    if not series_list:
+        return None
+    message = pb.MetricFamily(name=family.name, help=family.help, type=_TYPES[family.type])
+    wanted = tuple(q for q, _ in family.summary.quantiles) if family.type == "summary" else ()
+    for series in series_list:
+        metric = message.metric.add()
+        for name, value in series.key:
+            metric.label.add(name=name, value=value)
+        if family.type == "counter":
+            metric.counter.value = series.value
+        elif family.type == "gauge":
+            metric.gauge.value = series.value
+        elif family.type == "summary":
+            summary = metric.summary
+            summary.sample_count, summary.sample_sum = series.count, series.sum
+            for quantile, value in zip(wanted, series.window.quantiles(wanted, now), strict=True):
+                summary.quantile.add(quantile=quantile, value=value)
+        else:
+            _histogram(metric.histogram, series)
+    return message
+
+
+def _histogram(histogram: pb.Histogram, series) -> None:
+    cumulative = 0
+    for bound, count in zip(series.bounds, series.counts, strict=False):  # the +Inf bucket is implicit
+        cumulative += count
+        histogram.bucket.add(cumulative_count=cumulative, upper_bound=bound)
+    histogram.sample_count = cumulative + series.counts[-1]
+    histogram.sample_sum = series.sum
+    native = series.native
+    if native is None:
+        return
+    histogram.schema = native.schema
+    histogram.zero_threshold = ZERO_THRESHOLD
+    histogram.zero_count = native.zero_count
+    for spans, deltas, buckets in (
+        (histogram.positive_span, histogram.positive_delta, native.positive),
+        (histogram.negative_span, histogram.negative_delta, native.negative),
+    ):
+        found_spans, found_deltas = spans_and_deltas(buckets)
+        for offset, length in found_spans:
+            spans.add(offset=offset, length=length)
+        deltas.extend(found_deltas)
+
+
+def _self_family(metric: Metric) -> pb.MetricFamily:
+    """A prometheus_client family (the self-metrics), its sample names as the text format writes them."""
+    kind = {"counter": pb.COUNTER, "gauge": pb.GAUGE, "info": pb.GAUGE, "stateset": pb.GAUGE}.get(
+        metric.type, pb.UNTYPED
+    )
+    name = metric.name + "_total" if metric.type == "counter" else metric.name
+    message = pb.MetricFamily(name=name, help=metric.documentation, type=kind)
+    for sample in metric.samples:
+        if sample.name.endswith("_created"):
+            continue
+        entry = message.metric.add()
+        for label, value in sorted(sample.labels.items()):
+            entry.label.add(name=label, value=value)
+        value = float(sample.value)
+        if kind == pb.COUNTER:
+            entry.counter.value = value
+        elif kind == pb.GAUGE:
+            entry.gauge.value = value
+        else:
+            entry.untyped.value = value
+    return message
+
+
+def _varint(number: int) -> bytes:
+    """Protobuf's base-128 varint, the length prefix of each delimited message."""
+    out = bytearray()
+    while True:
+        byte = number & 0x7F
+        number >>= 7
+        if number:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
