@@ -289,13 +289,13 @@ def free_port() -> int:
 class Prometheus:
     """A Prometheus server on a free loopback port, with its own config and storage under `workdir`."""
 
-    def __init__(self, binary: str, config_text: str, workdir: Path) -> None:
+    def __init__(self, binary: str, config_text: str, workdir: Path, flags: tuple[str, ...] = ()) -> None:
         config = workdir / "prometheus.yml"
         config.write_text(config_text)
         self.url = f"http://127.0.0.1:{free_port()}"
         self.process = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=warn"],
+             f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=warn", *flags],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 30

@@ -201,7 +201,7 @@ def test_every_family_type_round_trips_through_protobuf(bridge_factory, tmp_path
     assert bridge.wait_for(lambda s: ("s_q_count", frozenset()) in s) is not None
     families = scrape_protobuf(bridge.web + "/metrics")
     assert families["c_hits"].type == pb.COUNTER and families["c_hits"].metric[0].counter.value == 3
-    assert [(l.name, l.value) for l in families["c_hits"].metric[0].label] == [("env", "prod")]
+    assert [(label.name, label.value) for label in families["c_hits"].metric[0].label] == [("env", "prod")]
     assert families["g_temp"].metric[0].gauge.value == -2.5
     histogram = families["h_lat"].metric[0].histogram
     assert histogram.sample_count == 1 and histogram.schema == 3 and histogram.positive_delta == [1]
@@ -214,3 +214,57 @@ def test_every_family_type_round_trips_through_protobuf(bridge_factory, tmp_path
     request = urllib.request.Request(bridge.web + "/metrics", headers={"Accept": ACCEPT.replace("delimited", "text")})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert 'name: "c_hits"' in response.read().decode()
+
+
+# --- a real Prometheus with native histograms on, scraping both ---
+
+
+def differences(result: dict) -> list:
+    """What differs between the reference's and the bridge's series in a query result ([] when alike)."""
+    by_job: dict[str, dict] = {}
+    for labels, value in result.items():
+        rest = frozenset((k, v) for k, v in labels if k not in ("job", "instance"))
+        by_job.setdefault(dict(labels).get("job", ""), {})[rest] = value
+    reference, bridge = by_job.get("reference"), by_job.get("bridge")
+    if not reference or not bridge or set(reference) != set(bridge):
+        return [("series", reference, bridge)]
+    return [(labels, value, bridge[labels]) for labels, value in reference.items() if not same(value, bridge[labels])]
+
+
+def same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9) or (math.isnan(a) and math.isnan(b))
+
+
+def test_prometheus_gets_the_same_native_series_from_both(tmp_path):
+    from tests.conftest import Prometheus, require
+    from tests.differential import start_pair
+
+    binary = require("prometheus", "apt-get install prometheus")
+    pair = start_pair([], NATIVE_MAPPING, tmp_path)
+    prometheus = None
+    try:
+        bridge_host, bridge_port = pair.bridge.addresses["web"]
+        config = (
+            "global:\n  scrape_interval: 500ms\n  scrape_timeout: 400ms\nscrape_configs:\n"
+            f"- job_name: reference\n  static_configs:\n  - targets: ['127.0.0.1:{pair.reference.web_port}']\n"
+            f"- job_name: bridge\n  static_configs:\n  - targets: ['{bridge_host}:{bridge_port}']\n"
+        )
+        prometheus = Prometheus(binary, config, tmp_path, ("--enable-feature=native-histograms",))
+        lines = [*native_lines(), "plain.counter:7|c|#env:prod", "plain.gauge:-3|g"]
+        pair.send(["\n".join(lines[i : i + 20]) for i in range(0, len(lines), 20)])
+        expressions = [
+            "histogram_count(wide)", "histogram_sum(wide)", "histogram_quantile(0.9, wide)",
+            "histogram_quantile(0.5, tight)", "histogram_count(tight)", "histogram_quantile(0.99, coarse)",
+            "histogram_fraction(0, 1, wide)", "plain_counter", "plain_gauge",
+        ]  # fmt: skip
+        for expression in expressions:
+            # both converge once Prometheus has scraped each after the last line (pair.send waited for
+            # both to handle them); an earlier scrape of one may hold part of the data
+            result = prometheus.wait_for(expression, lambda r: not differences(r))
+            assert not differences(result), (expression, differences(result), result)
+        # the native series is what Prometheus stored: no classic _bucket series for a native histogram
+        assert prometheus.query('wide_bucket{job="bridge"}') == {}
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        pair.stop()
