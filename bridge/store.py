@@ -52,12 +52,13 @@ def render_labels(key: LabelKey) -> str:
 class Scalar:
     """A counter or gauge series."""
 
-    __slots__ = ("key", "label_text", "source", "updated", "value")
+    __slots__ = ("key", "label_proto", "label_text", "source", "updated", "value")
 
     def __init__(self, key: LabelKey, now: float) -> None:
         self.key = key
         self.source: str | None = None  # the reap label's value, set by the store
         self.label_text = render_labels(key)
+        self.label_proto: bytes | None = None  # the labels in protobuf, made at the first protobuf scrape
         self.value = 0.0
         self.updated = now
 

@@ -6,10 +6,15 @@ import math
 import urllib.request
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge import metrics_pb2 as pb
+from bridge import protobuf_format
+from bridge.mapper import Target
 from bridge.mapping import load_mapping
 from bridge.native_histogram import BOUNDS, NativeHistogram, bucket_key, pick_schema, spans_and_deltas
+from bridge.store import Store
 from tests.conftest import pipeline
 
 ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
@@ -268,3 +273,34 @@ def test_prometheus_gets_the_same_native_series_from_both(tmp_path):
         if prometheus is not None:
             prometheus.stop()
         pair.stop()
+
+
+# --- the hand-written encoder for counters and gauges writes what the protobuf library writes ---
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.sampled_from(["counter", "gauge"]),
+    help_text=_TEXT,
+    series=st.lists(
+        st.tuples(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,5}", fullmatch=True), _TEXT, max_size=3),
+                  st.floats(allow_nan=False) | st.just(math.nan)),
+        min_size=1, max_size=5,
+    ),
+)  # fmt: skip
+def test_scalar_families_are_the_bytes_the_protobuf_library_writes(kind, help_text, series):
+    store = Store()
+    target = Target(name="m", type=kind, help=help_text)
+    for labels, value in series:
+        store.series(target, tuple(sorted(labels.items())), 0).value = value
+    family = store.families["m"]
+    expected = pb.MetricFamily(name="m", help=help_text, type=pb.COUNTER if kind == "counter" else pb.GAUGE)
+    for item in family.series.values():
+        metric = expected.metric.add()
+        for name, value in item.key:
+            metric.label.add(name=name, value=value)
+        getattr(metric, kind).value = item.value
+    for _ in range(2):  # the first call encodes the labels, the second reuses them
+        assert protobuf_format._scalar_family(family, list(family.series.values())) == expected.SerializeToString()
