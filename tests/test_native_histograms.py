@@ -14,6 +14,7 @@ from bridge import protobuf_format
 from bridge.mapper import Target
 from bridge.mapping import load_mapping
 from bridge.native_histogram import BOUNDS, NativeHistogram, bucket_key, pick_schema, spans_and_deltas
+from bridge.quantiles import RELATIVE_ACCURACY
 from bridge.store import Store
 from tests.conftest import pipeline
 
@@ -153,6 +154,9 @@ mappings:
   histogram_options:
     native_histogram_bucket_factor: 4
     buckets: [0.5, 5]
+- match: quantiles.*
+  name: quantiles
+  observer_type: summary
 """
 
 
@@ -224,7 +228,7 @@ def test_every_family_type_round_trips_through_protobuf(bridge_factory, tmp_path
 # --- a real Prometheus with native histograms on, scraping both ---
 
 
-def differences(result: dict) -> list:
+def differences(result: dict, tolerance: float = 1e-9) -> list:
     """What differs between the reference's and the bridge's series in a query result ([] when alike)."""
     by_job: dict[str, dict] = {}
     for labels, value in result.items():
@@ -233,11 +237,12 @@ def differences(result: dict) -> list:
     reference, bridge = by_job.get("reference"), by_job.get("bridge")
     if not reference or not bridge or set(reference) != set(bridge):
         return [("series", reference, bridge)]
-    return [(labels, value, bridge[labels]) for labels, value in reference.items() if not same(value, bridge[labels])]
+    return [(labels, value, bridge[labels]) for labels, value in reference.items()
+            if not same(value, bridge[labels], tolerance)]  # fmt: skip
 
 
-def same(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-9) or (math.isnan(a) and math.isnan(b))
+def same(a: float, b: float, tolerance: float) -> bool:
+    return math.isclose(a, b, rel_tol=tolerance) or (math.isnan(a) and math.isnan(b))
 
 
 def test_prometheus_gets_the_same_native_series_from_both(tmp_path):
@@ -256,19 +261,24 @@ def test_prometheus_gets_the_same_native_series_from_both(tmp_path):
         )
         prometheus = Prometheus(binary, config, tmp_path, ("--enable-feature=native-histograms",))
         lines = [*native_lines(), "plain.counter:7|c|#env:prod", "plain.gauge:-3|g"]
+        lines += [f"quantiles.q:{v}|h" for v in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)]
         pair.send(["\n".join(lines[i : i + 20]) for i in range(0, len(lines), 20)])
         expressions = [
             "histogram_count(wide)", "histogram_sum(wide)", "histogram_quantile(0.9, wide)",
             "histogram_quantile(0.5, tight)", "histogram_count(tight)", "histogram_quantile(0.99, coarse)",
-            "histogram_fraction(0, 1, wide)", "plain_counter", "plain_gauge",
+            "histogram_fraction(0, 1, wide)", "plain_counter", "plain_gauge", "quantiles_count", "quantiles",
         ]  # fmt: skip
         for expression in expressions:
+            # a summary's quantiles: the same rank, within the sketch's accuracy (README: Exposition)
+            tolerance = RELATIVE_ACCURACY * 1.01 if expression == "quantiles" else 1e-9
             # both converge once Prometheus has scraped each after the last line (pair.send waited for
             # both to handle them); an earlier scrape of one may hold part of the data
-            result = prometheus.wait_for(expression, lambda r: not differences(r))
-            assert not differences(result), (expression, differences(result), result)
+            result = prometheus.wait_for(expression, lambda r, t=tolerance: not differences(r, t))
+            assert not differences(result, tolerance), (expression, differences(result, tolerance), result)
         # the native series is what Prometheus stored: no classic _bucket series for a native histogram
         assert prometheus.query('wide_bucket{job="bridge"}') == {}
+        # and the self-metrics came over protobuf too
+        assert prometheus.query('statsd_bridge_lines_total{job="bridge"}')
     finally:
         if prometheus is not None:
             prometheus.stop()
