@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import sys
 from dataclasses import asdict, replace
 
@@ -228,7 +229,10 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @inert_option("statsd.event-flush-interval", "200ms", str, "DURATION", "event batch delay")
 @inert_option("statsd.udp-packet-queue-size", 10000, int, "N", "UDP packet queue")
 @inert_option("debug.dump-fsm", "", str, "FILE", "glob FSM dump")
-@click.version_option(__version__, "--version", prog_name="statsd-bridge")
+@click.version_option(
+    __version__, "--version", prog_name="statsd-bridge",
+    message=f"%(prog)s %(version)s (Python {platform.python_version()}, {platform.python_implementation()})",
+)  # fmt: skip
 @click.pass_context
 def cli(context: click.Context, check_config: bool, lint_strict: bool, **options: object) -> None:
     """Receive StatsD / DogStatsD lines and serve them to Prometheus.

@@ -1,0 +1,76 @@
+"""A release a user can install: sdist and wheel build, their metadata renders, and the wheel installed
+into a fresh venv outside the checkout runs: lines in, scrape out, through the installed console script."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import venv
+from pathlib import Path
+
+import pytest
+
+from bridge import __version__
+from tests.conftest import _listening
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(600)
+def test_the_wheel_builds_installs_and_serves(tmp_path):
+    dist = tmp_path / "dist"
+    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], capture_output=True,
+                           text=True, timeout=400)  # fmt: skip
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    wheels, sdists = list(dist.glob("*.whl")), list(dist.glob("*.tar.gz"))
+    assert [w.name for w in wheels] == [f"statsd_bridge-{__version__}-py3-none-any.whl"] and len(sdists) == 1
+    checked = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, wheels + sdists)],
+                             capture_output=True, text=True)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    home = tmp_path / "venv"  # a fresh venv, outside the checkout
+    venv.create(home, with_pip=True)
+    installed = subprocess.run([str(home / "bin" / "pip"), "install", "--quiet", str(wheels[0])], capture_output=True,
+                               text=True, timeout=400)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    program = str(home / "bin" / "statsd-bridge")
+    version = subprocess.run([program, "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert version.stdout.startswith(f"statsd-bridge {__version__} (Python ")
+
+    process = subprocess.Popen(
+        [program, "--statsd.listen-udp=127.0.0.1:0", "--statsd.listen-tcp=", "--web.listen-address=127.0.0.1:0"],
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        addresses: dict[str, tuple[str, int]] = {}
+        started = threading.Event()
+
+        def read_log() -> None:
+            for line in process.stderr:
+                listener, address = _listening(line)
+                if listener:
+                    host, _, port = address.rpartition(":")
+                    addresses[listener] = (host, int(port))
+                if "statsd-bridge started" in line:
+                    started.set()
+
+        threading.Thread(target=read_log, daemon=True).start()
+        assert started.wait(30), "the installed bridge did not start"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"release.smoke:2|c|#from:wheel", addresses["udp"])
+        deadline, page = time.monotonic() + 10, ""
+        while 'release_smoke{from="wheel"} 2' not in page and time.monotonic() < deadline:
+            host, port = addresses["web"]
+            with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+                page = response.read().decode()
+            time.sleep(0.1)
+        assert 'release_smoke{from="wheel"} 2' in page
+        (build_info,) = [line for line in page.splitlines() if line.startswith("statsd_bridge_build_info{")]
+        assert build_info.endswith(f'version="{__version__}"}} 1')
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
