@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from bridge.logs import log
 from bridge.net import bound_socket
+from bridge.portable_datagrams import serve_with_asyncio_dgram
 from bridge.stats import Stats
 
 logger = logging.getLogger("bridge.listeners")
@@ -68,7 +69,10 @@ def serve_datagrams(sock: socket.socket, receive: Receive, stats: Stats, counter
         return len(batch)
 
     fd = sock.fileno()
-    loop.add_reader(fd, on_readable)
+    try:
+        loop.add_reader(fd, on_readable)
+    except NotImplementedError:  # Windows' Proactor loop has no readiness callbacks
+        return serve_with_asyncio_dgram(sock, receive, stats, counter)
 
     def stop() -> None:
         loop.remove_reader(fd)

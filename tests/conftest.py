@@ -197,9 +197,9 @@ def _listening(line: str) -> tuple[str, str]:
     return (found.group(1), found.group(2)) if found else ("", "")
 
 
-def start_bridge(*args: str) -> BridgeProcess:
+def start_bridge(*args: str, program: tuple[str, ...] = ("-m", "bridge")) -> BridgeProcess:
     command = [
-        sys.executable, "-m", "bridge",
+        sys.executable, *program,
         "--statsd-listen-udp", "127.0.0.1:0",
         "--statsd-listen-tcp", "127.0.0.1:0",
         "--web-listen-address", "127.0.0.1:0",

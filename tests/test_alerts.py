@@ -59,6 +59,10 @@ def test_kernel_drops_and_a_failed_reload_fire_and_nothing_else(bridge_factory, 
         # Prometheus must have seen the counters at 0 before they move
         assert prometheus.wait_for("statsd_bridge_udp_packet_drops_total == 0", bool)
         assert prometheus.wait_for('statsd_bridge_config_reloads_total{outcome="failure"} == 0', bool)
+        # an evaluation before the first scrape saw no target (StatsdBridgeAbsent pending): wait it out
+        deadline = time.monotonic() + 10
+        while alerts(prometheus) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert alerts(prometheus) == {}
 
         bridge.process.send_signal(signal.SIGSTOP)
