@@ -28,7 +28,7 @@ from bridge.mapping import MappingConfig, MappingError, load_mapping_file
 from bridge.net import format_address, parse_address
 from bridge.relay import Relay
 from bridge.stats import Stats, self_metrics
-from bridge.status import Rates, Status
+from bridge.status import Rates, Status, Trends
 from bridge.store import Store
 
 logger = logging.getLogger("bridge.server")
@@ -117,6 +117,7 @@ class Bridge:
         self.started = time.monotonic()
         self.mapping_loaded = time.time()
         self.rates = Rates()
+        self.trends = Trends()
         self.reaper_last_sweep: float | None = None
         self.reaper_last_removed = 0
 
@@ -200,7 +201,10 @@ class Bridge:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             now = time.monotonic()
-            self.rates.record(now, self.stats.lines, errors_total(self.stats))
+            errors = errors_total(self.stats)
+            self.rates.record(now, self.stats.lines, errors)
+            drops = udp_drops(self.stats.udp_inodes) if self.stats.udp_inodes else 0
+            self.trends.record(now, self.stats.lines, errors, drops, self.store.series_count)
             removed = self.store.sweep(now)
             if removed:
                 log(logger, logging.DEBUG, "expired series removed", count=removed)
@@ -248,6 +252,7 @@ class Bridge:
             reaper_last_sweep=self.reaper_last_sweep,
             reaper_last_removed=self.reaper_last_removed,
             relays=[(r.target, r.stats.lines, sum(dict(r.stats.dropped).values())) for r in self.relays],
+            trends=self.trends.series(),
         )
 
     async def stop(self) -> None:

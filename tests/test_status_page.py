@@ -113,3 +113,69 @@ def test_status_page_reads_in_a_terminal_browser(bridge_factory):
     assert "statsd-bridge" in text and "Metrics (/metrics)" in text
     assert any(line.split() == ["series", "1"] for line in text.splitlines()), text
     assert "off (no reap label)" in text
+
+
+class Charts(HTMLParser):
+    """Each chart's caption, declared point count and polyline points."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.charts: list[dict] = []
+        self._in_caption = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "figure" and "chart" in attrs.get("class", ""):
+            self.charts.append({"declared": int(attrs["data-points"]), "caption": "", "points": []})
+        elif tag == "figcaption":
+            self._in_caption = True
+        elif tag == "polyline" and self.charts:
+            self.charts[-1]["points"] = [tuple(map(float, p.split(","))) for p in attrs["points"].split()]
+
+    def handle_endtag(self, tag):
+        if tag == "figcaption":
+            self._in_caption = False
+
+    def handle_data(self, data):
+        if self._in_caption and self.charts:
+            self.charts[-1]["caption"] += data
+
+
+def test_status_page_charts_the_last_hour(bridge_factory, tmp_path):
+    from PIL import Image
+
+    bridge = bridge_factory()
+    started = time.monotonic()
+    for second in range(5):  # traffic that grows each second: a line that climbs, not a flat one
+        bridge.send_udp(*(f"trend.n{second}_{i}:1|c" for i in range(10 * (second + 1))), "not a line")
+        time.sleep(1.0)
+    assert bridge.wait_for(lambda s: sample(s, "statsd_bridge_lines_total") == 155) is not None
+    page = Charts()
+    page.feed(chromium_dom(bridge.web + "/", tmp_path))
+    elapsed = time.monotonic() - started
+    titles = [chart["caption"].split(":")[0] for chart in page.charts]
+    assert titles == ["lines/s", "rejections/s", "kernel drops/s", "series"]
+    for chart in page.charts:
+        # one point per second of readings (a reading a second, each point the change between two)
+        assert len(chart["points"]) == chart["declared"]
+        assert 3 <= chart["declared"] <= elapsed + 1
+    lines_y = {y for _, y in page.charts[0]["points"]}
+    series_y = {y for _, y in page.charts[3]["points"]}
+    assert len(lines_y) > 1 and len(series_y) > 1  # traffic moved both lines
+    assert {y for _, y in page.charts[2]["points"]} == {58.0}  # no kernel drops: flat at the bottom
+
+    # the page as a person sees it: Chromium's screenshot shows the charts' lines
+    browser = require("chromium", "apt-get install chromium")
+    screenshot = tmp_path / "status.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+         f"--user-data-dir={tmp_path / 'chromium-shot'}", f"--screenshot={screenshot}", "--window-size=1000,900",
+         bridge.web + "/"],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    image = Image.open(screenshot).convert("RGB")
+    assert image.size == (1000, 900)
+    line_blue = sum(1 for pixel in image.getdata() if abs(pixel[0] - 0x1F) < 40 and abs(pixel[1] - 0x77) < 40
+                    and abs(pixel[2] - 0xB4) < 40)  # fmt: skip
+    assert line_blue > 100, "no chart line drawn"
