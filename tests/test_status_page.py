@@ -176,6 +176,7 @@ def test_status_page_charts_the_last_hour(bridge_factory, tmp_path):
     )  # fmt: skip
     image = Image.open(screenshot).convert("RGB")
     assert image.size == (1000, 900)
-    line_blue = sum(1 for pixel in image.getdata() if abs(pixel[0] - 0x1F) < 40 and abs(pixel[1] - 0x77) < 40
-                    and abs(pixel[2] - 0xB4) < 40)  # fmt: skip
+    data = image.tobytes()
+    line_blue = sum(1 for red, green, blue in zip(data[0::3], data[1::3], data[2::3], strict=True)
+                    if abs(red - 0x1F) < 40 and abs(green - 0x77) < 40 and abs(blue - 0xB4) < 40)  # fmt: skip
     assert line_blue > 100, "no chart line drawn"
