@@ -80,6 +80,14 @@ int main(int argc, char **argv) {
             if (done < 0) { errors++; done = 1; }  /* that datagram never left: not counted as sent */
             else for (int i = 0; i < done; i++) { sent++; lines += all[(attempted + i) % count].lines; }
             attempted += done;
+        } else {
+            /* nothing due: sleep until the next datagram is (at most 1 ms), so an idle sender leaves
+               the core to the servers under test instead of spinning on the clock */
+            double wait = (double)attempted / datagram_rate - elapsed;
+            if (wait > 50e-6) {
+                struct timespec pause = {0, (long)((wait < 1e-3 ? wait : 1e-3) * 1e9)};
+                nanosleep(&pause, NULL);
+            }
         }
     }
     elapsed = now() - start;

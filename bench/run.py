@@ -41,6 +41,23 @@ def free_port(kind: int) -> int:
         return probe.getsockname()[1]
 
 
+# The production load's values vary (counter increments, gauges), so lines are counted by the servers'
+# own count of lines read off the socket: what the kernel dropped is what is missing there.
+LINES = ("<lines received>",)
+
+
+def production_mapping() -> str:
+    """The production load's rules amid 40 other teams' globs and 5 regexes it never matches."""
+    rules = [f"- match: team{n}.*.*\n  name: team{n}_${{1}}_${{2}}\n" for n in range(40)]
+    rules += [f"- match: ^batch-{n}\\.(\\w+)\\.done$\n  match_type: regex\n  name: batch{n}_done_total\n"
+              f"  labels:\n    job: $1\n" for n in range(5)]  # fmt: skip
+    for metric, name in (("requests", "requests_total"), ("latency", "request_duration_seconds"),
+                         ("queue_depth", "queue_depth")):  # fmt: skip
+        rules.append(f"- match: app.*.*.{metric}\n  name: {name}\n  labels:\n    service: $1\n    endpoint: $2\n")
+    rules.append("- match: debug.*\n  action: drop\n  name: dropped\n")
+    return "defaults:\n  observer_type: histogram\nmappings:\n" + "".join(rules)
+
+
 def mixed_mapping(native: bool = True) -> str:
     """100 glob rules and 10 regex rules, the mixed load's mapping; timers into histograms.
 
@@ -58,6 +75,11 @@ def mixed_mapping(native: bool = True) -> str:
     return "defaults:\n  observer_type: histogram\n" + classic_only + "mappings:\n" + "".join(rules)
 
 
+# statsd_exporter, built from source (../shared/peers/statsd_exporter), or where STATSD_EXPORTER says
+PEER = Path(os.environ.get("STATSD_EXPORTER") or HERE.parent.parent / "shared/peers/statsd_exporter/statsd_exporter")
+READ_BUFFER = 32 * 1024 * 1024  # the bridge's default --statsd.read-buffer, given to statsd_exporter too
+
+
 class Bridge:
     def __init__(self, mapping: str | None = None, extra: tuple[str, ...] = (), regex_engine: str = "re2") -> None:
         self.udp_port = free_port(socket.SOCK_DGRAM)
@@ -65,13 +87,16 @@ class Bridge:
         command = [sys.executable, "-m", "bridge", "--statsd-listen-udp", f"127.0.0.1:{self.udp_port}",
                    "--statsd-listen-tcp", "", "--web-listen-address", f"127.0.0.1:{self.web_port}",
                    "--log-level", "warn", "--max-series", "0", *extra]  # fmt: skip
-        self._mapping_file = write_temp(mapping, ".yml") if mapping else None
-        if self._mapping_file:
-            command += ["--mapping-config", self._mapping_file]
         env = dict(os.environ)
         if regex_engine == "re":  # bench/python_re/sitecustomize.py compiles the regex rules with Python's re
             env["PYTHONPATH"] = str(HERE / "python_re")
-        self.process = subprocess.Popen(command, cwd=HERE.parent, env=env)
+        self._start(command, mapping, env)
+
+    def _start(self, command: list[str], mapping: str | None, env: dict | None = None) -> None:
+        self._mapping_file = write_temp(mapping, ".yml") if mapping else None
+        if self._mapping_file:
+            command = [*command, f"--statsd.mapping-config={self._mapping_file}"]
+        self.process = subprocess.Popen(command, cwd=HERE.parent, env=env, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -79,7 +104,13 @@ class Bridge:
                 return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("bridge did not start")
+        raise RuntimeError(f"{command[0]} did not start")
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the process, all its threads, from /proc/PID/stat."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def scrape_bytes(self, accept: str) -> bytes:
         request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}/metrics", headers={"Accept": accept})
@@ -90,8 +121,12 @@ class Bridge:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=60) as response:
             return response.read().decode()
 
+    lines_metric = "statsd_bridge_lines_total"
+
     def total(self, prefixes: tuple[str, ...]) -> float:
-        """Sum of counters, gauges and histogram counts whose names start with a prefix."""
+        """Sum of counters, gauges and histogram counts whose names start with a prefix (LINES: lines read)."""
+        if prefixes == LINES:
+            prefixes = (self.lines_metric + " ",)
         total = 0.0
         for line in self.scrape().splitlines():
             if line.startswith("#") or not line.startswith(prefixes):
@@ -110,6 +145,20 @@ class Bridge:
         self.process.wait(10)
         if self._mapping_file:
             os.unlink(self._mapping_file)
+
+
+class StatsdExporter(Bridge):
+    """statsd_exporter, the Go reference: the same mapping file and the bridge's receive buffer."""
+
+    lines_metric = "statsd_exporter_lines_total"
+
+    def __init__(self, mapping: str | None = None) -> None:
+        self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.web_port = free_port(socket.SOCK_STREAM)
+        command = [str(PEER), f"--statsd.listen-udp=127.0.0.1:{self.udp_port}", "--statsd.listen-tcp=",
+                   f"--web.listen-address=127.0.0.1:{self.web_port}", f"--statsd.read-buffer={READ_BUFFER}",
+                   "--log.level=warn"]  # fmt: skip
+        self._start(command, mapping)
 
 
 class StatsdDaemon:
@@ -218,6 +267,15 @@ def trial(server, load: str, rate: float, seconds: float, prefixes: tuple[str, .
     return Trial(rate, sent["achieved_rate"], sent["lines"], received)
 
 
+def cpu_per_million(server, load: str, rate: float, seconds: float, prefixes: tuple[str, ...]) -> float:
+    """The server's CPU seconds per million lines received, offered `rate` lines/s for `seconds`."""
+    trial(server, load, rate, min(seconds, 1.0), prefixes)  # warm-up: series created, caches filled
+    before_cpu, before = server.cpu_seconds(), server.total(prefixes)
+    sent = send(server.udp_port, load, rate, seconds)
+    received = settled_total(server, prefixes, before + sent["lines"]) - before
+    return (server.cpu_seconds() - before_cpu) / (received / 1e6) if received else float("nan")
+
+
 def lossless_rate(server, load: str, prefixes: tuple[str, ...], seconds: float, start: float, steps: int) -> dict:
     """Double the offered rate until lines are lost, then bisect; the best rate losing < 0.1 %."""
     best, worst = None, None
@@ -301,6 +359,7 @@ def main() -> int:
     seconds = 0.5 if smoke else 5.0  # long enough that the socket buffer cannot hide a slow receiver
     steps = 2 if smoke else 9
     have_statsd = (STATSD_DIR / "node_modules" / "statsd" / "stats.js").exists() and shutil.which("node")
+    have_peer = os.access(PEER, os.X_OK)
     results: dict = {"date": time.strftime("%Y-%m-%d"), "smoke": smoke, "cores": os.cpu_count()}
     rows = []
 
@@ -314,41 +373,72 @@ def main() -> int:
         ("mixed", "mixed", ("app", "svc"), 50_000, ()),
         ("mixed-re", "mixed", ("app", "svc"), 50_000, ()),
         ("mixed-classic", "mixed", ("app", "svc"), 50_000, ()),
+        ("production", "production", LINES, 50_000, ()),
         ("relaying", "batched", ("bench_counter",), 50_000, relay),
     ):
         if (args.only and label not in args.only) or (label == "mixed-re" and not args.with_python_re):
             continue
         engine = "re" if label == "mixed-re" else "re2"
         mapping = mixed_mapping(native=label != "mixed-classic") if load == "mixed" else None
+        mapping = production_mapping() if load == "production" else mapping
         bridge = Bridge(mapping, extra, regex_engine=engine)
         try:
             ours = lossless_rate(bridge, load, prefixes, seconds, start, steps)
         finally:
             bridge.stop()
-        theirs = None
+        node = None
         if have_statsd and label in ("batched", "single"):
             daemon = StatsdDaemon()
             try:
-                theirs = lossless_rate(daemon, load, ("bench.counter",), seconds, start / 2, steps)
+                node = lossless_rate(daemon, load, ("bench.counter",), seconds, start / 2, steps)
             finally:
                 daemon.stop()
-        results[label] = {"bridge": ours, "statsd": theirs}
-        ratio = f"{ours['rate'] / theirs['rate']:.1f}x" if theirs and theirs["rate"] else "n/a"
-        rows.append((label, ours, theirs, ratio))
+        go = None
+        if have_peer and label in ("batched", "single", "mixed", "production"):
+            peer = StatsdExporter(mapping)
+            try:
+                go = lossless_rate(peer, load, prefixes, seconds, start / 2, steps)
+            finally:
+                peer.stop()
+        results[label] = {"bridge": ours, "statsd_exporter": go, "statsd": node}
+        rows.append((label, ours, go, node))
     relay_sink.close()
 
+    def shown(result: dict | None) -> str:
+        return (fmt_rate(result["rate"]) + ("+" if result["sender_bound"] else "")) if result else "-"
+
     print("\nLossless rate (< 0.1 % lost), lines/s, loopback UDP, sender in its own process")
-    print(f"{'load':<10}{'statsd-bridge':>16}{'statsd (node)':>16}{'ratio':>8}")
-    for load, ours, theirs, ratio in rows:
-        mark = "+" if ours["sender_bound"] else ""
-        their_rate = (fmt_rate(theirs["rate"]) + ("+" if theirs["sender_bound"] else "")) if theirs else "-"
-        print(f"{load:<10}{fmt_rate(ours['rate']) + mark:>16}{their_rate:>16}{ratio:>8}")
+    print(f"{'load':<14}{'statsd-bridge':>15}{'statsd_exporter':>17}{'ratio':>8}{'statsd (node)':>15}{'ratio':>8}")
+    for load, ours, go, node in rows:
+        go_ratio = f"{ours['rate'] / go['rate']:.2f}x" if go and go["rate"] else "n/a"
+        node_ratio = f"{ours['rate'] / node['rate']:.1f}x" if node and node["rate"] else "n/a"
+        print(f"{load:<14}{shown(ours):>15}{shown(go):>17}{go_ratio:>8}{shown(node):>15}{node_ratio:>8}")
     print("(+: the sender could go no faster; the real limit is higher)")
     print("(relaying: the batched load with --statsd-relay-address pointing at a socket nobody reads)")
     if smoke:
         print("smoke run: two short trials per load, so the rates and ratios are floors, not measurements")
     if not have_statsd:
         print("statsd (node) not installed: `make bench` installs it into bench/.statsd")
+    if not have_peer:
+        print(f"statsd_exporter not found at {PEER} (set STATSD_EXPORTER): its columns are empty")
+
+    if have_peer:
+        print("\nServer CPU seconds per million lines at a rate both sustain (half the lower lossless rate)")
+        print(f"{'load':<14}{'rate':>10}{'statsd-bridge':>15}{'statsd_exporter':>17}{'ratio':>8}")
+        for load, ours, go, _ in rows:
+            if go is None or not go["rate"]:
+                continue
+            rate = min(ours["rate"], go["rate"]) / 2
+            mapping = {"mixed": mixed_mapping(), "production": production_mapping()}.get(load)
+            prefixes = {"mixed": ("app", "svc"), "production": LINES}.get(load, ("bench_counter",))
+            costs = []
+            for server in (Bridge(mapping), StatsdExporter(mapping)):
+                try:
+                    costs.append(cpu_per_million(server, load, rate, seconds, prefixes))
+                finally:
+                    server.stop()
+            results[load]["cpu_per_million"] = {"rate": rate, "bridge": costs[0], "statsd_exporter": costs[1]}
+            print(f"{load:<14}{fmt_rate(rate):>10}{costs[0]:>15.2f}{costs[1]:>17.2f}{costs[0] / costs[1]:>7.2f}x")
 
     if args.only:
         return 0

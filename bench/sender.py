@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import socket
 import struct
 import time
@@ -38,6 +40,62 @@ def mixed_lines(series: int = SERIES) -> list[str]:
     return lines
 
 
+def production_datagrams(series: int = 50_000, lines: int = 400_000, seed: int = 7) -> list[bytes]:
+    """Traffic shaped like a fleet's: 50k series of Zipf-skewed popularity, varied values, mixed clients.
+
+    - series: requests counters (50 %), latency timers (35 %) and queue gauges (15 %) of 400 services,
+      DogStatsD-tagged (env, region, host, and status for requests) but for a fifth sent untagged, as
+      plain StatsD clients do;
+    - values: counter increments mostly 1, else 2-20; timers log-normal around 40 ms; gauges random-walk;
+    - popularity: Zipf (s = 1.1): a few series take most lines, most are seen rarely;
+    - datagrams: 60 % of lines alone (unbuffered clients: python `statsd`, `datadog` without buffering),
+      the rest packed up to 1,432 bytes (buffered clients: `datadog`'s default, hot-shots' maxBufferSize).
+    The lines vary, so the exact-line cache sees repeats only as often as a real fleet would send them.
+    """
+    rng = random.Random(seed)
+    kinds = ["c"] * 10 + ["ms"] * 7 + ["g"] * 3
+    catalogue = []
+    for i in range(series):
+        kind = kinds[i % len(kinds)]
+        metric = {"c": "requests", "ms": "latency", "g": "queue_depth"}[kind]
+        name = f"app.svc{i % 400}.ep{(i // 400) % 40}.{metric}"
+        tags = "" if i % 5 == 4 else f"|#env:prod,region:r{i % 3},host:h{i % 125}"
+        if tags and kind == "c":
+            tags += f",status:{(200, 200, 200, 404, 500)[i % 5]}"
+        catalogue.append((name, kind, tags))
+    cumulative, total = [], 0.0
+    for rank in range(1, series + 1):
+        total += 1.0 / rank**1.1
+        cumulative.append(total)
+    order = list(range(series))
+    rng.shuffle(order)  # popularity by rank, not by name
+    gauges: dict[int, int] = {}
+    out: list[str] = []
+    for pick in rng.choices(order, cum_weights=cumulative, k=lines):
+        name, kind, tags = catalogue[pick]
+        if kind == "c":
+            value = "1" if rng.random() < 0.7 else str(rng.randint(2, 20))
+        elif kind == "ms":
+            value = f"{rng.lognormvariate(math.log(40), 0.9):.2f}"
+        else:
+            gauges[pick] = max(0, gauges.get(pick, 50) + rng.randint(-3, 3))
+            value = str(gauges[pick])
+        out.append(f"{name}:{value}|{kind}{tags}")
+    packed, position = [], 0
+    while position < len(out):
+        if rng.random() < 0.6:
+            packed.append(out[position].encode())
+            position += 1
+            continue
+        batch, size = [], 0
+        while position < len(out) and size + len(out[position]) + 1 <= 1432:
+            batch.append(out[position])
+            size += len(out[position]) + 1
+            position += 1
+        packed.append("\n".join(batch).encode())
+    return packed
+
+
 LOADS = {
     "batched": (counter_lines, 30),
     "single": (counter_lines, 1),
@@ -46,6 +104,8 @@ LOADS = {
 
 
 def datagrams(load: str) -> list[bytes]:
+    if load == "production":
+        return production_datagrams()
     make_lines, per_datagram = LOADS[load]
     lines = make_lines()
     # several rounds, so that a datagram's lines are not always the same series
@@ -56,7 +116,7 @@ def datagrams(load: str) -> list[bytes]:
 
 def send(host: str, port: int, rate: float, seconds: float, load: str) -> dict:
     payloads = datagrams(load)
-    per_datagram = LOADS[load][1]
+    per_datagram = sum(payload.count(b"\n") + 1 for payload in payloads) / len(payloads)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
@@ -81,7 +141,7 @@ def send(host: str, port: int, rate: float, seconds: float, load: str) -> dict:
     elapsed = time.perf_counter() - start
     delivered = sent - errors
     return {
-        "lines": delivered * per_datagram,
+        "lines": round(delivered * per_datagram),
         "datagrams": delivered,
         "send_errors": errors,
         "seconds": elapsed,
@@ -102,7 +162,7 @@ def main() -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--rate", type=float, help="lines per second")
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--load", choices=sorted(LOADS), default="batched")
+    parser.add_argument("--load", choices=[*sorted(LOADS), "production"], default="batched")
     parser.add_argument("--dump", metavar="FILE", help="write the load's datagrams for bench/blast.c, send nothing")
     args = parser.parse_args()
     if args.dump:
