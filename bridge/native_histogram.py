@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from math import frexp
 
 # 2**-128: a bucket boundary at every schema (client_golang's DefNativeHistogramZeroThreshold)
 ZERO_THRESHOLD = 2.938735877055719e-39
@@ -318,21 +319,33 @@ class NativeHistogram:
         self.negative: dict[int, int] = {}
 
     def observe(self, value: float, weight: int = 1) -> None:
-        """`weight` observations of `value` (a sampled observer's line stands for several)."""
+        """`weight` observations of `value` (a sampled observer's line stands for several).
+
+        The hot path of every histogram line: bucket_key's arithmetic is inlined for the positive
+        schemas that factors from 1.0027 to 2 give (statsd_exporter's default 1.1 is schema 3).
+        """
         if value > ZERO_THRESHOLD:
             buckets = self.positive
         elif value < -ZERO_THRESHOLD:
             buckets = self.negative
+            value = -value
         else:
             self.zero_count += weight
             return
-        key = bucket_key(value, self.schema)
+        schema = self.schema
+        if schema > 0:
+            fraction, exponent = frexp(value)
+            bounds = BOUNDS[schema]
+            key = bisect_left(bounds, fraction) + (exponent - 1) * len(bounds)
+        else:
+            key = bucket_key(value, schema)
         buckets[key] = buckets.get(key, 0) + weight
-        if self.max_buckets:
+        max_buckets = self.max_buckets
+        if max_buckets and len(self.positive) + len(self.negative) > max_buckets:
             # client_golang checks the limit after each observation and halves at most once each
             # time, so `weight` observations can halve up to `weight` times
             for _ in range(weight):
-                if len(self.positive) + len(self.negative) <= self.max_buckets or self.schema == MIN_SCHEMA:
+                if len(self.positive) + len(self.negative) <= max_buckets or self.schema == MIN_SCHEMA:
                     break
                 self._halve()
 
