@@ -33,6 +33,8 @@ class Config:
     statsd_read_buffer: int = DEFAULT_READ_BUFFER
     web_listen_address: str = ":9102"
     web_telemetry_path: str = "/metrics"
+    web_config_file: str = ""
+    web_read_header_timeout: str = "10s"
     mapping_config: str = ""
     log_level: str = "info"
     log_format: str = "logfmt"
@@ -80,6 +82,11 @@ class Config:
             raise ConfigError("--web-telemetry-path", f"{self.web_telemetry_path!r} must start with /")
         if self.web_telemetry_path in ("/-/healthy", "/-/ready", "/-/reload", "/-/quit"):
             raise ConfigError("--web-telemetry-path", f"{self.web_telemetry_path} is taken by another page")
+        try:
+            if parse_duration(self.web_read_header_timeout) <= 0:
+                raise ValueError(f"{self.web_read_header_timeout!r} must be longer than 0")
+        except ValueError as error:
+            raise ConfigError("--web.read-header-timeout", str(error)) from None
         if self.statsd_read_buffer < 0:
             raise ConfigError("--statsd-read-buffer", "must be 0 (the kernel's default) or a size in bytes")
         try:

@@ -1,4 +1,4 @@
-"""Render the store for Prometheus and serve it over HTTP. The only module that knows HTTP.
+"""Render the store for Prometheus: the text format, OpenMetrics, and which one a scraper asked for.
 
 The text format (0.0.4) is written directly: prometheus_client's writer renames
 every counter to `<name>_total`, and statsd_exporter users expect the exact
@@ -8,25 +8,15 @@ prometheus_client's own writer.
 
 from __future__ import annotations
 
-import gzip
-import html
 import logging
 import math
-import socket
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from collections.abc import Callable, Iterator
 
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from bridge import protobuf_format
-from bridge.net import resolve_bind_address
-from bridge.status import Status
-from bridge.status import render as render_status
 from bridge.store import Family, Store
 
 logger = logging.getLogger("bridge.exposition")
@@ -207,130 +197,3 @@ def negotiate(accept: str, openmetrics: bool = False) -> str:
         elif media == "application/openmetrics-text" and openmetrics:
             return "openmetrics"
     return "text"
-
-
-LANDING_PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>statsd-bridge</title></head>
-<body><h1>statsd-bridge</h1><p>StatsD in, Prometheus out.</p>
-<p><a href="{path}">Metrics ({path})</a></p></body></html>
-"""
-
-
-class App:
-    """The WSGI application: telemetry path, landing page, health and readiness."""
-
-    def __init__(
-        self,
-        store: Store,
-        self_metrics: Collector,
-        clock: Callable[[], float],
-        telemetry_path: str = "/metrics",
-        ready: Callable[[], bool] = lambda: True,
-        lifecycle: dict[str, Callable[[], tuple[bool, str]]] | None = None,
-        openmetrics: bool = False,
-        status: Callable[[], Status] | None = None,
-    ) -> None:
-        self.store = store
-        # "/-/reload" and "/-/quit" -> what they do, answering (ok, message); None: the endpoints are off
-        self.lifecycle = lifecycle
-        self.self_metrics = self_metrics
-        self.clock = clock
-        self.telemetry_path = telemetry_path
-        self.ready = ready
-        # Off by default, as in statsd_exporter: OpenMetrics writes le="1.0" where the text format writes
-        # le="1", and Prometheus 2 stores either as sent, so dashboards written against statsd_exporter
-        # would lose their buckets.
-        self.openmetrics = OpenMetricsView(store, self_metrics, clock) if openmetrics else None
-        self.status = status  # what the page at / shows; None: a plain landing page
-
-    def metrics(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
-        chosen = negotiate(environ.get("HTTP_ACCEPT", ""), openmetrics=self.openmetrics is not None)
-        if chosen == "openmetrics":
-            encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
-            body = encoder(self.openmetrics)
-        elif chosen in ("protobuf", "protobuf-text"):
-            encoding = "delimited" if chosen == "protobuf" else "text"
-            content_type = protobuf_format.DELIMITED if chosen == "protobuf" else protobuf_format.TEXT
-            body = protobuf_format.render(self.store, self.self_metrics, self.clock(), encoding)
-        else:
-            content_type, body = TEXT_CONTENT_TYPE, render_text(self.store, self.self_metrics, self.clock())
-        headers = [("Content-Type", content_type)]
-        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = gzip.compress(body, compresslevel=1)
-            headers.append(("Content-Encoding", "gzip"))
-        return "200 OK", headers, body
-
-    def _ready_page(self, _environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
-        return _page("200 OK", "OK\n") if self.ready() else _page("503 Service Unavailable", "not ready\n")
-
-    def _landing_page(self, _environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
-        if self.status is not None:
-            return _page("200 OK", render_status(self.status()), "text/html")
-        return _page("200 OK", LANDING_PAGE.format(path=html.escape(self.telemetry_path)), "text/html")
-
-    def _lifecycle(self, path: str, method: str) -> tuple[str, list[tuple[str, str]], bytes]:
-        if method not in ("POST", "PUT"):
-            status, headers, body = _page("405 Method Not Allowed", f"{method} is not allowed on {path}\n")
-            return status, [*headers, ("Allow", "POST, PUT")], body
-        if self.lifecycle is None:
-            return _page("403 Forbidden", "Lifecycle API is not enabled (--web-enable-lifecycle).\n")
-        ok, message = self.lifecycle[path]()
-        return _page("200 OK" if ok else "500 Internal Server Error", message + "\n")
-
-    def route(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
-        path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
-        if path in ("/-/reload", "/-/quit"):
-            return self._lifecycle(path, method)
-        pages = {
-            "/": self._landing_page,
-            self.telemetry_path: self.metrics,  # after "/": --web.telemetry-path=/ serves metrics there
-            "/-/healthy": lambda _: _page("200 OK", "OK\n"),
-            "/-/ready": self._ready_page,
-        }
-        handler = pages.get(path)
-        if handler is None:
-            return _page("404 Not Found", f"404 page not found: {path}\n")
-        if method not in ("GET", "HEAD"):
-            status, headers, body = _page("405 Method Not Allowed", f"{method} is not allowed on {path}\n")
-            return status, [*headers, ("Allow", "GET, HEAD")], body
-        return handler(environ)
-
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        try:
-            status, headers, body = self.route(environ)
-        except Exception:
-            logger.exception("request failed")
-            status, headers, body = _page("500 Internal Server Error", "internal error, see the bridge's log\n")
-        start_response(status, [*headers, ("Content-Length", str(len(body)))])
-        return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
-
-
-def _page(status: str, text: str, content_type: str = "text/plain") -> tuple[str, list[tuple[str, str]], bytes]:
-    return status, [("Content-Type", f"{content_type}; charset=utf-8")], text.encode("utf-8")
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        logger.debug("http request", extra={"fields": {"request": format % args}})
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a slow client never holds up shutdown
-    allow_reuse_address = True
-
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6:
-            # "[::]:port" and ":port" serve IPv4 too, as Go's listeners do
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
-
-
-def serve(app: App, host: str, port: int) -> tuple[_Server, threading.Thread]:
-    """Start the HTTP server on its own thread; returns it bound (port 0 resolved)."""
-    family, address = resolve_bind_address(host, port, socket.SOCK_STREAM)
-    server_class = type("Server", (_Server,), {"address_family": family})
-    server = server_class(address[:2], _QuietHandler)
-    server.set_app(app)
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    thread.start()
-    return server, thread

@@ -10,7 +10,7 @@ from dataclasses import asdict, replace
 
 import click
 
-from bridge import __version__
+from bridge import __version__, web_config
 from bridge.config import DEFAULT_READ_BUFFER, Config, ConfigError
 from bridge.explain import explain_lines, format_text
 from bridge.lint import ERROR, WARNING, has_errors, lint
@@ -126,6 +126,22 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
     show_default=True,
     metavar="PATH",
     help="Path under which the metrics are served.",
+)
+@click.option(
+    "--web-config-file",
+    "--web.config.file",
+    default="",
+    metavar="FILE",
+    help="TLS, basic auth, response headers and a rate limit for the web endpoint, in exporter-toolkit's "
+    "format (as node_exporter's --web.config.file); re-read when it or its certificates change.",
+)
+@click.option(
+    "--web-read-header-timeout",
+    "--web.read-header-timeout",
+    default="10s",
+    show_default=True,
+    metavar="DURATION",
+    help="A client must send its whole request head within this long (else 408 and close).",
 )
 @click.option(
     "--mapping-config",
@@ -255,9 +271,14 @@ def cli(context: click.Context, check_config: bool, lint_strict: bool, **options
     except MappingError as error:
         click.echo(f"statsd-bridge: bad mapping file: {error}", err=True)
         sys.exit(1)
+    try:
+        web = web_config.load(config.web_config_file) if config.web_config_file else web_config.WebConfig()
+    except web_config.WebConfigError as error:
+        click.echo(f"statsd-bridge: bad web config file {config.web_config_file}: {error}", err=True)
+        sys.exit(1)
     if check_config:
         sys.exit(report_lint(mapping, f"configuration OK ({len(mapping.rules)} mapping rules", lint_strict))
-    sys.exit(main(config, mapping))
+    sys.exit(main(config, mapping, web))
 
 
 def report_lint(mapping: MappingConfig, ok: str, strict: bool) -> int:

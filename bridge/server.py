@@ -10,6 +10,7 @@ import math
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections import Counter
@@ -19,17 +20,21 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from bridge import __version__
 from bridge.config import Config, reaper_settings
-from bridge.exposition import App, serve
+from bridge.http_server import Limits
+from bridge.http_server import Server as HTTPServer
 from bridge.ingest import Ingest
 from bridge.listeners import serve_datagrams, tcp_server, udp_drops, udp_socket, unixgram_socket
 from bridge.logs import log
 from bridge.mapper import Mapper
-from bridge.mapping import MappingConfig, MappingError, load_mapping_file
-from bridge.net import format_address, parse_address
+from bridge.mapping import MappingConfig, MappingError, load_mapping_file, parse_duration
+from bridge.net import bound_socket, format_address, parse_address
 from bridge.relay import Relay
 from bridge.stats import Stats, self_metrics
 from bridge.status import Rates, Status, Trends
 from bridge.store import Store
+from bridge.web import App
+from bridge.web_config import WebConfig, WebConfigError, fingerprint, peer_allowed, ssl_context
+from bridge.web_config import load as load_web_config
 
 logger = logging.getLogger("bridge.server")
 
@@ -93,8 +98,9 @@ def reserved_names(registry: CollectorRegistry) -> set[str]:
 class Bridge:
     """The running parts of one process, built from a Config."""
 
-    def __init__(self, config: Config, mapping: MappingConfig) -> None:
+    def __init__(self, config: Config, mapping: MappingConfig, web: WebConfig | None = None) -> None:
         self.config = config
+        self.web = web or WebConfig()
         self.stats = Stats()
         self.store = Store()
         self.registry = self_registry(self.stats, self.store)
@@ -111,7 +117,11 @@ class Bridge:
         self.tasks: list[asyncio.Task] = []
         self.servers: list[asyncio.Server] = []
         self.closers: list[Callable[[], None]] = []  # stop the datagram listeners
-        self.http = None
+        self.http: HTTPServer | None = None
+        self.http_listener: asyncio.Server | None = None
+        self.app: App | None = None
+        # renders, bcrypt checks and reloads run here, off the event loop; a scrape needs one thread
+        self.web_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="web")
         self.addresses: dict[str, str] = {}
         self.relays: list[Relay] = []
         self.started = time.monotonic()
@@ -162,17 +172,13 @@ class Bridge:
                 sock = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
                 self.addresses["unixgram"] = config.statsd_listen_unixgram
                 self.closers.append(serve_datagrams(sock, self.receive, self.stats, "unixgram_packets"))
-            host, port = parse_address(config.web_listen_address)
-            lifecycle = {"/-/reload": self._reload_from_http, "/-/quit": self._quit_from_http}
-            app = App(self.store, self.registry, time.monotonic, config.web_telemetry_path, lambda: self.ready,
-                      lifecycle if config.web_enable_lifecycle else None, config.web_enable_openmetrics,
-                      self.status)  # fmt: skip
-            self.http, _ = serve(app, host, port)
-            self.addresses["web"] = format_address(self.http.server_address)
-        except OSError as error:
+            await self._start_web()
+        except (OSError, WebConfigError) as error:
             await self.stop()
             raise StartupError(f"cannot listen: {error}") from None
         self.tasks.append(loop.create_task(self._sweep_loop()))
+        if config.web_config_file:
+            self.tasks.append(loop.create_task(self._watch_web_config()))
         if self.reaper.label:
             self.tasks.append(loop.create_task(self._reap_loop()))
             log(logger, logging.INFO, "reaper on", label=self.reaper.label, after=f"{self.reaper.after:g}s",
@@ -181,13 +187,66 @@ class Bridge:
         for name, address in self.addresses.items():
             log(logger, logging.INFO, "listening", listener=name, address=address)
 
+    async def _start_web(self) -> None:
+        config = self.config
+        lifecycle = {"/-/reload": self._reload_from_http, "/-/quit": self._quit_from_http}
+        self.app = App(self.store, self.registry, time.monotonic, self.web_pool, config.web_telemetry_path,
+                       lambda: self.ready, lifecycle if config.web_enable_lifecycle else None,
+                       config.web_enable_openmetrics, self.status, self.web)  # fmt: skip
+        limits = Limits(header_timeout=parse_duration(config.web_read_header_timeout))
+        self.http = HTTPServer(self.app, limits, lambda certificate: peer_allowed(self.web.tls, certificate))
+        self.stats.http = self.http.stats
+        host, port = parse_address(config.web_listen_address)
+        sock = bound_socket(host, port, socket.SOCK_STREAM)
+        sock.listen(4096)
+        self.http_listener = await self.http.listen(sock, self._ssl_context(self.web))
+        self.addresses["web"] = format_address(sock.getsockname())
+        log(logger, logging.INFO, "web endpoint", tls=self.web.tls is not None, basic_auth=bool(self.web.users),
+            config=config.web_config_file or "none")  # fmt: skip
+
+    @staticmethod
+    def _ssl_context(web: WebConfig) -> ssl.SSLContext | None:
+        return ssl_context(web.tls) if web.tls is not None else None
+
+    async def _watch_web_config(self) -> None:
+        """Re-read the web config file when it or a certificate it names changes, as exporter-toolkit
+        does on each connection: new certificates and TLS settings apply to connections from then on."""
+        marks = fingerprint(self.web)
+        while True:
+            await asyncio.sleep(1.0)
+            if fingerprint(self.web) == marks:
+                continue
+            marks = fingerprint(self.web)
+            try:
+                web = await self.loop.run_in_executor(self.web_pool, load_web_config, self.config.web_config_file)
+                if (web.tls is None) != (self.web.tls is None):
+                    raise WebConfigError("turning TLS on or off takes a restart")
+                context = self._ssl_context(web)
+            except WebConfigError as error:
+                self.stats.web_config_reloads["failure"] += 1
+                log(logger, logging.ERROR, "web config reload failed, keeping the old settings",
+                    file=self.config.web_config_file, error=str(error))  # fmt: skip
+                continue
+            if context is not None and self.http_listener is not None:
+                # the same listening socket, served with the new context; open connections keep theirs
+                old = self.http_listener
+                sock = old.sockets[0]
+                duplicate = socket.socket(sock.family, sock.type, fileno=os.dup(sock.fileno()))
+                self.http_listener = await self.http.listen(duplicate, context)
+                old.close()
+            self.web = web
+            self.app.use(web)
+            marks = fingerprint(web)
+            self.stats.web_config_reloads["success"] += 1
+            log(logger, logging.INFO, "web config reloaded", file=self.config.web_config_file)
+
     def _relay_and_ingest(self, batch: list[bytes]) -> None:
         for relay in self.relays:
             relay.receive(batch)
         self.ingest.packets(batch)
 
     def _reload_from_http(self) -> tuple[bool, str]:
-        """Runs on an HTTP thread: the reload itself runs on the event loop, which owns the mapper."""
+        """Runs on a web worker thread: the reload itself runs on the event loop, which owns the mapper."""
         done = concurrent.futures.Future()
         self.loop.call_soon_threadsafe(lambda: done.set_result(self.reload()))
         ok = done.result(timeout=30)
@@ -219,7 +278,7 @@ class Bridge:
                     label=self.reaper.label)  # fmt: skip
 
     def status(self) -> Status:
-        """What the page at / shows. Runs on an HTTP thread: it only reads, copying what it walks."""
+        """What the page at / shows. Runs on a web worker thread: it only reads, copying what it walks."""
         stats, store = self.stats, self.store
         rejections = Counter(dict(stats.sample_errors))
         rejections.update(dict(stats.event_errors))
@@ -272,19 +331,30 @@ class Bridge:
         for relay in self.relays:
             relay.close()  # after the listeners drained: what they read goes out too
         if self.http is not None:
-            self.http.shutdown()
-            self.http.server_close()
+            await self.http.close()
+        self.web_pool.shutdown(wait=False, cancel_futures=True)
         if self.config.statsd_listen_unixgram:
             with contextlib.suppress(OSError):
                 os.unlink(self.config.statsd_listen_unixgram)
 
 
-async def run(config: Config, mapping: MappingConfig) -> int:
+def raise_open_files_limit() -> None:
+    """As Go does at start-up: the soft limit on open files up to the hard one, for many connections."""
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def run(config: Config, mapping: MappingConfig, web: WebConfig | None = None) -> int:
     """Run until SIGTERM or SIGINT; SIGHUP reloads the mapping file. Returns the exit code."""
-    # A scrape renders on an HTTP thread; a short switch interval lets the receive loop take the GIL
+    # A scrape renders on a web worker thread; a short switch interval lets the receive loop take the GIL
     # back every millisecond rather than every five while it does.
     sys.setswitchinterval(0.001)
-    bridge = Bridge(config, mapping)
+    raise_open_files_limit()
+    bridge = Bridge(config, mapping, web)
     stop = bridge.stop_requested
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -303,9 +373,9 @@ async def run(config: Config, mapping: MappingConfig) -> int:
     return 0
 
 
-def main(config: Config, mapping: MappingConfig) -> int:
+def main(config: Config, mapping: MappingConfig, web: WebConfig | None = None) -> int:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(run(config, mapping))
-    return uvloop.run(run(config, mapping))
+        return asyncio.run(run(config, mapping, web))
+    return uvloop.run(run(config, mapping, web))

@@ -50,6 +50,8 @@ class Stats:
         self.mapper_cache = (0, 0, 0)  # length, gets, hits
         self.mapper = None  # the ingest's Mapper, for its cache counts at scrape time
         self.udp_inodes: list[int] = []  # the UDP sockets' inodes, to find their drop counters
+        self.http = None  # the web server's HTTPStats (bridge/http_server.py), once it listens
+        self.web_config_reloads: Counter[str] = Counter({"success": 0, "failure": 0})
 
 
 def _counter(name: str, documentation: str, value: float) -> Metric:
@@ -114,7 +116,23 @@ def self_metrics(stats: Stats) -> Iterator[Metric]:
     yield _counter("metric_mapper_cache_gets_total", "Mapper cache lookups (lines the shape cache answers don't "
                    "look up).", gets)  # fmt: skip
     yield _counter("metric_mapper_cache_hits_total", "Mapper cache lookups that found a route.", hits)
+    yield from _http_metrics(stats)
     yield _build_info()
+
+
+def _http_metrics(stats: Stats) -> Iterator[Metric]:
+    yield _labelled("web_config_reloads_total", "Re-reads of --web.config.file after it or a certificate "
+                    "changed, by outcome.", ["outcome"], stats.web_config_reloads)  # fmt: skip
+    http = stats.http
+    if http is None:
+        return
+    yield GaugeMetricFamily(PREFIX + "http_connections", "Open connections to the web endpoint.",
+                            value=http.open_connections)  # fmt: skip
+    yield _counter("http_connections_total", "Connections accepted by the web endpoint.", http.connections)
+    yield _labelled("http_requests_total", "HTTP requests answered, by status code.", ["code"],
+                    Counter({str(code): count for code, count in http.requests.items()}))  # fmt: skip
+    yield _labelled("http_errors_total", "Requests and connections the web endpoint refused or timed out, by "
+                    "reason.", ["reason"], http.errors)  # fmt: skip
 
 
 def _build_info() -> Metric:

@@ -21,9 +21,9 @@ class LoopWithoutAddReader(asyncio.SelectorEventLoop):
         raise NotImplementedError("no readiness callbacks on this loop")
 
 
-def main_without_add_reader(config, mapping) -> int:
+def main_without_add_reader(config, mapping, web=None) -> int:
     with asyncio.Runner(loop_factory=LoopWithoutAddReader) as runner:
-        return runner.run(run(config, mapping))
+        return runner.run(run(config, mapping, web))
 
 
 bridge.main.main = main_without_add_reader

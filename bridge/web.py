@@ -1,0 +1,193 @@
+"""The pages the bridge serves: metrics, landing or status page, health, readiness and lifecycle.
+
+Requests arrive from bridge/http_server.py; anything slow (a render, a bcrypt check, a reload) runs on
+the worker pool, never on the event loop that reads datagrams. Scrapes of one format that arrive while
+another is being rendered share the next render, so a thousand scrapers cost one render at a time and
+hold one copy of its bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import html
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from bridge import protobuf_format
+from bridge.exposition import TEXT_CONTENT_TYPE, OpenMetricsView, negotiate, render_text
+from bridge.http_server import Request, Response
+from bridge.status import Status
+from bridge.status import render as render_status
+from bridge.store import Store
+from bridge.web_config import Authenticator, RateLimiter, WebConfig
+
+logger = logging.getLogger("bridge.web")
+
+LANDING_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>statsd-bridge</title></head>
+<body><h1>statsd-bridge</h1><p>StatsD in, Prometheus out.</p>
+<p><a href="{path}">Metrics ({path})</a></p></body></html>
+"""
+
+Rendered = tuple[str, bytes]  # content type, body
+
+
+def page(status: int, text: str, content_type: str = "text/plain") -> Response:
+    return Response(status, [("Content-Type", f"{content_type}; charset=utf-8")], text.encode("utf-8"))
+
+
+class SharedRenders:
+    """At most one render running and one waiting per kind of output. A request joins the waiting one,
+    which starts only after the request arrived, so nobody is answered with data older than their
+    request; when none waits, a new one is queued behind the running one."""
+
+    def __init__(self, pool: Executor) -> None:
+        self.pool = pool
+        self._running: dict[tuple, asyncio.Future] = {}
+        self._waiting: dict[tuple, asyncio.Future] = {}
+
+    async def get(self, key: tuple, render: Callable[[], Rendered]) -> Rendered:
+        waiting = self._waiting.get(key)
+        if waiting is None:
+            waiting = self._waiting[key] = asyncio.ensure_future(self._after_running(key, render))
+        return await asyncio.shield(waiting)
+
+    async def _after_running(self, key: tuple, render: Callable[[], Rendered]) -> Rendered:
+        running = self._running.get(key)
+        if running is not None:
+            await asyncio.wait([running])
+        del self._waiting[key]
+        loop = asyncio.get_running_loop()
+        task = self._running[key] = asyncio.ensure_future(loop.run_in_executor(self.pool, render))
+        try:
+            return await task
+        finally:
+            if self._running.get(key) is task:
+                del self._running[key]
+
+
+class App:
+    """The request handler: web config (rate limit, basic auth, headers), then the page asked for."""
+
+    def __init__(
+        self,
+        store: Store,
+        self_metrics: Collector,
+        clock: Callable[[], float],
+        pool: Executor,
+        telemetry_path: str = "/metrics",
+        ready: Callable[[], bool] = lambda: True,
+        lifecycle: dict[str, Callable[[], tuple[bool, str]]] | None = None,
+        openmetrics: bool = False,
+        status: Callable[[], Status] | None = None,
+        web_config: WebConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.self_metrics = self_metrics
+        self.clock = clock
+        self.pool = pool
+        self.telemetry_path = telemetry_path
+        self.ready = ready
+        # "/-/reload" and "/-/quit" -> what they do, answering (ok, message); None: the endpoints are off
+        self.lifecycle = lifecycle
+        # Off by default, as in statsd_exporter: OpenMetrics writes le="1.0" where the text format writes
+        # le="1", and Prometheus 2 stores either as sent, so dashboards written against statsd_exporter
+        # would lose their buckets.
+        self.openmetrics = OpenMetricsView(store, self_metrics, clock) if openmetrics else None
+        self.status = status  # what the page at / shows; None: a plain landing page
+        self.renders = SharedRenders(pool)
+        self.use(web_config or WebConfig())
+
+    def use(self, web_config: WebConfig) -> None:
+        """Take a (re-read) web config: users, headers and rate limit apply from the next request."""
+        self.web_config = web_config
+        self.authenticator = Authenticator(web_config.users)
+        self.limiter = RateLimiter(*web_config.rate_limit) if web_config.rate_limit else None
+
+    async def __call__(self, request: Request) -> Response:
+        response = await self._guarded(request)
+        response.headers.extend(self.web_config.headers.items())
+        return response
+
+    async def _guarded(self, request: Request) -> Response:
+        if self.limiter is not None and not self.limiter.allow():
+            return page(429, "Too Many Requests\n")
+        if self.authenticator.users:
+            loop = asyncio.get_running_loop()
+            allowed = await loop.run_in_executor(self.pool, self.authenticator.allowed,
+                                                 request.headers.get("authorization"))  # fmt: skip
+            if not allowed:
+                response = page(401, "Unauthorized\n")
+                response.headers.append(("WWW-Authenticate", "Basic"))
+                return response
+        return await self.route(request)
+
+    async def route(self, request: Request) -> Response:
+        path, method = request.path, request.method
+        if path in ("/-/reload", "/-/quit"):
+            return await self._lifecycle(path, method)
+        if path not in ("/", self.telemetry_path, "/-/healthy", "/-/ready"):
+            return page(404, f"404 page not found: {path}\n")
+        if method not in ("GET", "HEAD"):
+            response = page(405, f"{method} is not allowed on {path}\n")
+            response.headers.append(("Allow", "GET, HEAD"))
+            return response
+        if path == self.telemetry_path:  # before "/": --web.telemetry-path=/ serves metrics there
+            return await self.metrics(request)
+        if path == "/":
+            content_type, body = await self.renders.get(("/",), self._landing_page)
+            return Response(200, [("Content-Type", content_type)], body)
+        if path == "/-/ready" and not self.ready():
+            return page(503, "not ready\n")
+        return page(200, "OK\n")
+
+    async def metrics(self, request: Request) -> Response:
+        accept = request.headers.get("accept", "")
+        chosen = negotiate(accept, openmetrics=self.openmetrics is not None)
+        compress = "gzip" in request.headers.get("accept-encoding", "")
+        if chosen == "openmetrics":
+            _, content_type = choose_encoder(accept)
+            key: tuple = (chosen, content_type, compress)
+        else:
+            key = (chosen, compress)
+        content_type, body = await self.renders.get(key, lambda: self._render(chosen, accept, compress))
+        headers = [("Content-Type", content_type), ("Vary", "Accept-Encoding")]
+        if compress:
+            headers.append(("Content-Encoding", "gzip"))
+        return Response(200, headers, body)
+
+    def _render(self, chosen: str, accept: str, compress: bool) -> Rendered:
+        """Runs on a worker thread."""
+        if chosen == "openmetrics":
+            encoder, content_type = choose_encoder(accept)
+            body = encoder(self.openmetrics)
+        elif chosen in ("protobuf", "protobuf-text"):
+            encoding = "delimited" if chosen == "protobuf" else "text"
+            content_type = protobuf_format.DELIMITED if chosen == "protobuf" else protobuf_format.TEXT
+            body = protobuf_format.render(self.store, self.self_metrics, self.clock(), encoding)
+        else:
+            content_type, body = TEXT_CONTENT_TYPE, render_text(self.store, self.self_metrics, self.clock())
+        if compress:
+            body = gzip.compress(body, compresslevel=1)
+        return content_type, body
+
+    def _landing_page(self) -> Rendered:
+        """Runs on a worker thread: the status page reads the store, copying what it walks."""
+        if self.status is not None:
+            return "text/html; charset=utf-8", render_status(self.status()).encode()
+        return "text/html; charset=utf-8", LANDING_PAGE.format(path=html.escape(self.telemetry_path)).encode()
+
+    async def _lifecycle(self, path: str, method: str) -> Response:
+        if method not in ("POST", "PUT"):
+            response = page(405, f"{method} is not allowed on {path}\n")
+            response.headers.append(("Allow", "POST, PUT"))
+            return response
+        if self.lifecycle is None:
+            return page(403, "Lifecycle API is not enabled (--web-enable-lifecycle).\n")
+        ok, message = await asyncio.get_running_loop().run_in_executor(self.pool, self.lifecycle[path])
+        return page(200 if ok else 500, message + "\n")
