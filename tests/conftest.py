@@ -337,3 +337,17 @@ class Prometheus:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print what tests recorded as record_property("summary", ...): figures worth reading in every run
+    (the web flood against statsd_exporter), which xdist would otherwise swallow with the test's output."""
+    lines = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") == "call":
+                lines += [f"{value}  [{outcome}]" for key, value in report.user_properties if key == "summary"]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)
