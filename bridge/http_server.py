@@ -186,6 +186,12 @@ class Connection(asyncio.Protocol):
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
+                # h11 caps only a head still incomplete; one that arrived whole in a read is measured here
+                size = len(event.target) + sum(len(name) + len(value) + 4 for name, value in event.headers)
+                if size > self.server.limits.max_header_bytes:
+                    limit = self.server.limits.max_header_bytes
+                    self._fail(431, "header_too_large", f"the request head is over {limit} bytes\n")
+                    return
                 path, query = parse_target(event.target)
                 headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
                 self.request = Request(event.method.decode("ascii"), path, query, headers, self.peer_certificate)
