@@ -277,7 +277,11 @@ def cli(context: click.Context, check_config: bool, lint_strict: bool, **options
         click.echo(f"statsd-bridge: bad web config file {config.web_config_file}: {error}", err=True)
         sys.exit(1)
     if check_config:
-        sys.exit(report_lint(mapping, f"configuration OK ({len(mapping.rules)} mapping rules", lint_strict))
+        ok = f"configuration OK ({len(mapping.rules)} mapping rules"
+        if config.web_config_file:
+            users = len(web.users)
+            ok = f"web config OK ({'TLS' if web.tls else 'no TLS'}, {users} basic auth user{'s' * (users != 1)})\n" + ok
+        sys.exit(report_lint(mapping, ok, lint_strict))
     sys.exit(main(config, mapping, web))
 
 
