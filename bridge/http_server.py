@@ -165,9 +165,10 @@ class Connection(asyncio.Protocol):
         self._next_events()
 
     def eof_received(self) -> bool | None:
+        # A client may send its request and shut its side (printf ... | nc): answer it, then close.
         self.h11.receive_data(b"")
         self._next_events()
-        return None
+        return self.transport.get_extra_info("ssl_object") is None
 
     # -- requests
 

@@ -122,6 +122,16 @@ def test_http_1_0_gets_its_answer_and_a_close(bridge):
     assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\nOK\n")
 
 
+def test_a_client_that_shuts_its_side_after_the_request_still_gets_the_answer(bridge):
+    with socket.create_connection(bridge.addresses["web"], timeout=5) as sock:
+        sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"OK\n")
+
+
 @pytest.mark.parametrize("method", ["POST", "DELETE"])
 def test_other_methods_get_405_with_allow(bridge, method):
     connection = http.client.HTTPConnection(*bridge.addresses["web"], timeout=5)

@@ -90,8 +90,11 @@ def _answered_or_closed(connections: list[socket.socket]) -> tuple[int, int]:
 
 def flood(pid: int, web: tuple[str, int], udp: tuple[str, int], metrics_url: str) -> tuple[Figures, list]:
     figures = Figures()
-    # the lowest of a few readings: a scrape's connection from start-up may still be closing
-    baseline = min(_socket_count(pid) for _ in range(6) if not time.sleep(0.05))
+    readings = []
+    for _ in range(6):
+        readings.append(_socket_count(pid))
+        time.sleep(0.05)
+    baseline = min(readings)  # the lowest: a scrape's connection from start-up may still be closing
     connections: list[socket.socket] = []
     lock = threading.Lock()
     stop = threading.Event()
