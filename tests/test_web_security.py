@@ -312,30 +312,16 @@ basic_auth_users:
     host, port = bridge.addresses["web"]
     bridge.send_udp("secure.scrapes:7|c")
     (tmp_path / "password").write_text(PASSWORD)
-    config = f"""global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: bridge
+    def job(name: str, password: str) -> str:
+        return f"""  - job_name: {name}
     scheme: https
-    tls_config:
-      ca_file: {certs.ca_file}
-      server_name: localhost
-    basic_auth:
-      username: prometheus
-      password_file: {tmp_path / "password"}
-    static_configs:
-      - targets: ["{host}:{port}"]
-  - job_name: wrong_password
-    scheme: https
-    tls_config:
-      ca_file: {certs.ca_file}
-      server_name: localhost
-    basic_auth:
-      username: prometheus
-      password: wrong
-    static_configs:
-      - targets: ["{host}:{port}"]
+    tls_config: {{ca_file: {certs.ca_file}, server_name: localhost}}
+    basic_auth: {{username: prometheus, {password}}}
+    static_configs: [{{targets: ["{host}:{port}"]}}]
 """
+
+    right, wrong = job("bridge", f"password_file: {tmp_path / 'password'}"), job("wrong_password", "password: wrong")
+    config = "global:\n  scrape_interval: 1s\nscrape_configs:\n" + right + wrong
     prometheus = Prometheus(binary, config, tmp_path)
     try:
         found = prometheus.wait_for('secure_scrapes{job="bridge"}', lambda r: r, timeout=20)
