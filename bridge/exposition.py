@@ -8,7 +8,6 @@ prometheus_client's own writer.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterator
 
@@ -18,8 +17,6 @@ from prometheus_client.utils import floatToGoString
 
 from bridge import protobuf_format
 from bridge.store import Family, Store
-
-logger = logging.getLogger("bridge.exposition")
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -47,7 +47,6 @@ class Request:
     path: str  # percent-decoded, without the query
     query: str
     headers: dict[str, str]  # lower-case names; a repeated header keeps its last value
-    peer_certificate: dict | None = None  # the verified client certificate, over TLS
 
 
 @dataclass
@@ -118,7 +117,6 @@ class Connection(asyncio.Protocol):
         self.request: Request | None = None
         self.body_size = 0
         self.draining: asyncio.Future | None = None
-        self.peer_certificate: dict | None = None
 
     # -- asyncio.Protocol
 
@@ -132,12 +130,11 @@ class Connection(asyncio.Protocol):
             return
         self.server.connections.add(self)
         stats.open_connections = len(self.server.connections)
-        if transport.get_extra_info("ssl_object") is not None:
-            self.peer_certificate = transport.get_extra_info("peercert")
-            if not self.server.peer_allowed(self.peer_certificate):
-                self.server.count_error("tls_rejected", transport.get_extra_info("peername"))
-                transport.abort()
-                return
+        tls = transport.get_extra_info("ssl_object") is not None
+        if tls and not self.server.peer_allowed(transport.get_extra_info("peercert")):
+            self.server.count_error("tls_rejected", transport.get_extra_info("peername"))
+            transport.abort()
+            return
         self._arm(self.server.limits.header_timeout, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -195,7 +192,7 @@ class Connection(asyncio.Protocol):
                     return
                 path, query = parse_target(event.target)
                 headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
-                self.request = Request(event.method.decode("ascii"), path, query, headers, self.peer_certificate)
+                self.request = Request(event.method.decode("ascii"), path, query, headers)
                 self.body_size = 0
             elif isinstance(event, h11.Data):
                 self.body_size += len(event.data)
