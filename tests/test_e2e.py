@@ -52,6 +52,25 @@ def test_a_64_kib_datagram(bridge):
     assert bridge.wait_for(lambda s: sample(s, "big_dgram") == count) is not None
 
 
+def test_a_steady_trickle_of_datagrams_is_read_in_batches(bridge_factory):
+    """Below saturation the listener waits a millisecond after reading the socket dry, so a wake-up reads
+    many datagrams (listeners.COALESCE_SECONDS); with a small receive buffer it doesn't wait."""
+    datagrams = 1000
+
+    def batches_for(*args: str) -> float:
+        bridge = bridge_factory(*args)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for _ in range(datagrams):
+                sock.sendto(b"trickle:1|c", bridge.addresses["udp"])
+                time.sleep(0.0001)
+        samples = bridge.wait_for(lambda s: sample(s, "trickle") == datagrams)
+        assert samples is not None
+        return sample(samples, "statsd_bridge_event_queue_flushed_total")
+
+    coalesced, one_by_one = batches_for(), batches_for("--statsd.read-buffer=65536")
+    assert coalesced < one_by_one / 2, (coalesced, one_by_one)
+
+
 def test_tcp_lines_from_concurrent_connections(bridge):
     connections = [socket.create_connection(bridge.addresses["tcp"]) for _ in range(20)]
     for i, conn in enumerate(connections):
