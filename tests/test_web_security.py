@@ -118,6 +118,21 @@ def test_tls_serves_https_and_refuses_plain_http(bridge_factory, tmp_path, certs
     assert "tls=True" in "".join(bridge.log)
 
 
+def test_inline_certificate_key_and_client_ca(bridge_factory, tmp_path, certs):
+    def indented(path: str) -> str:
+        return "".join("    " + line for line in Path(path).read_text().splitlines(keepends=True))
+
+    bridge, _ = _bridge(bridge_factory, tmp_path, f"""tls_server_config:
+  cert: |
+{indented(certs.cert_file)}  key: |
+{indented(certs.key_file)}  client_auth_type: RequireAndVerifyClientCert
+  client_ca: |
+{indented(certs.ca_file)}""")
+    assert _https(bridge, certs.client_context())[0] == 200
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        _https(bridge, certs.client_context(stranger=True))
+
+
 def test_tls_versions_follow_min_version(bridge_factory, tmp_path, certs):
     bridge, _ = _bridge(bridge_factory, tmp_path, f"tls_server_config:\n  cert_file: {certs.cert_file}\n"
                         f"  key_file: {certs.key_file}\n  min_version: TLS13\n")  # fmt: skip
