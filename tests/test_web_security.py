@@ -342,5 +342,13 @@ basic_auth_users:
         assert list(found.values()) == [7.0]
         up = prometheus.wait_for("up", lambda r: len(r) == 2, timeout=20)
         assert {dict(labels)["job"]: value for labels, value in up.items()} == {"bridge": 1.0, "wrong_password": 0.0}
+        # Prometheus keeps one connection per target: many scrapes, few connections
+        prometheus.wait_for('count_over_time(up{job="bridge"}[1m])', lambda r: r and min(r.values()) >= 5)
+        auth = _basic("prometheus", PASSWORD)
+        _, _, body = _https(bridge, certs.client_context(with_certificate=False), headers=auth)
+        samples = parse_samples(body.decode())
+        assert sample(samples, "statsd_bridge_http_requests_total", code="200") >= 5
+        assert sample(samples, "statsd_bridge_http_requests_total", code="401") >= 5
+        assert sample(samples, "statsd_bridge_http_connections_total") <= 4  # two jobs, this scrape, slack
     finally:
         prometheus.stop()
