@@ -26,7 +26,7 @@ class QuantileWindow:
         self.age_buckets = age_buckets
         self.width = max_age / age_buckets
         self._buckets: list[tuple[int, DDSketch]] = []
-        # Scrapes read from the HTTP thread while the event loop inserts.
+        # Scrapes read from a web worker thread while the event loop inserts.
         self._lock = threading.Lock()
 
     def _index(self, now: float) -> int:

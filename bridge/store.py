@@ -2,7 +2,7 @@
 
 Series are plain slotted objects rather than prometheus_client children: an
 update is an attribute write, and the exporter renders them at scrape time.
-The event loop is the only writer; the HTTP thread reads snapshots
+The event loop is the only writer; the web worker threads read snapshots
 (`list(dict.values())` is atomic under the GIL).
 """
 
