@@ -31,6 +31,7 @@ class Config:
     statsd_listen_unixgram: str = ""
     statsd_unixsocket_mode: str = "755"
     statsd_read_buffer: int = DEFAULT_READ_BUFFER
+    statsd_reuse_port: bool = False
     web_listen_address: str = ":9102"
     web_telemetry_path: str = "/metrics"
     web_config_file: str = ""

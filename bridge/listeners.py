@@ -123,8 +123,8 @@ def udp_drops(inodes: list[int]) -> int:
     return drops
 
 
-def udp_socket(host: str, port: int, read_buffer: int) -> socket.socket:
-    sock = bound_socket(host, port, socket.SOCK_DGRAM)
+def udp_socket(host: str, port: int, read_buffer: int, reuse_port: bool = False) -> socket.socket:
+    sock = bound_socket(host, port, socket.SOCK_DGRAM, reuse_port)
     set_receive_buffer(sock, read_buffer, "udp")
     return sock
 
@@ -143,8 +143,8 @@ def unixgram_socket(path: str, mode: int, read_buffer: int) -> socket.socket:
     return sock
 
 
-async def tcp_server(host: str, port: int, receive: Receive, stats: Stats) -> asyncio.Server:
-    sock = bound_socket(host, port, socket.SOCK_STREAM)
+async def tcp_server(host: str, port: int, receive: Receive, stats: Stats, reuse_port: bool = False) -> asyncio.Server:
+    sock = bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
     sock.listen(128)
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -112,6 +112,14 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
     help="SO_RCVBUF of the datagram sockets; 0 keeps the kernel's default.",
 )
 @click.option(
+    "--statsd-reuse-port/--no-statsd-reuse-port",
+    "--statsd.reuse-port/--no-statsd.reuse-port",
+    default=False,
+    show_default=True,
+    help="Bind the UDP and TCP listeners with SO_REUSEPORT, so that several bridges share one port and the "
+    "kernel spreads clients over them (each client's lines stay in one bridge); scrape each, sum in PromQL.",
+)
+@click.option(
     "--web-listen-address",
     "--web.listen-address",
     default=":9102",

@@ -46,13 +46,18 @@ def resolve_bind_address(host: str, port: int, kind: int) -> tuple[int, tuple]:
     return family, address
 
 
-def bound_socket(host: str, port: int, kind: int) -> socket.socket:
-    """A socket bound to host:port (TCP sockets also get SO_REUSEADDR, IPv6 ones serve IPv4 too)."""
+def bound_socket(host: str, port: int, kind: int, reuse_port: bool = False) -> socket.socket:
+    """A socket bound to host:port (TCP sockets also get SO_REUSEADDR, IPv6 ones serve IPv4 too).
+
+    reuse_port: SO_REUSEPORT, so that several processes bind the same port and the kernel spreads
+    datagrams (and connections) over them by a hash of the source address and port."""
     family, address = resolve_bind_address(host, port, kind)
     sock = socket.socket(family, kind)
     try:
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(address)

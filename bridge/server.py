@@ -158,13 +158,13 @@ class Bridge:
         try:
             if config.statsd_listen_udp:
                 host, port = parse_address(config.statsd_listen_udp)
-                sock = udp_socket(host, port, config.statsd_read_buffer)
+                sock = udp_socket(host, port, config.statsd_read_buffer, config.statsd_reuse_port)
                 self.addresses["udp"] = format_address(sock.getsockname())
                 self.stats.udp_inodes.append(os.fstat(sock.fileno()).st_ino)
                 self.closers.append(serve_datagrams(sock, self.receive, self.stats, "udp_packets"))
             if config.statsd_listen_tcp:
                 host, port = parse_address(config.statsd_listen_tcp)
-                server = await tcp_server(host, port, self.receive, self.stats)
+                server = await tcp_server(host, port, self.receive, self.stats, config.statsd_reuse_port)
                 self.servers.append(server)
                 self.addresses["tcp"] = format_address(server.sockets[0].getsockname())
             if config.statsd_listen_unixgram:

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import assert_promtool_parses, sample, start_bridge
+from tests.conftest import assert_promtool_parses, free_port, sample, start_bridge
 
 # what Prometheus 2.42 sends
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -69,6 +69,32 @@ def test_a_steady_trickle_of_datagrams_is_read_in_batches(bridge_factory):
 
     coalesced, one_by_one = batches_for(), batches_for("--statsd.read-buffer=65536")
     assert coalesced < one_by_one / 2, (coalesced, one_by_one)
+
+
+def test_reuse_port_spreads_clients_over_bridges_on_one_port(bridge_factory):
+    """--statsd.reuse-port: two bridges on one UDP port; each client socket's lines land in one of them,
+    and together they count every line."""
+    port = free_port()
+    shared = ("--statsd.reuse-port", "--statsd-listen-udp", f"127.0.0.1:{port}", "--statsd-listen-tcp", "")
+    bridges = [bridge_factory(*shared), bridge_factory(*shared)]
+    clients, lines_each = 64, 10
+    for client in range(clients):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # a new source port each
+            for _ in range(lines_each):
+                sock.sendto(f"reuse.lines:1|c|#client:c{client}".encode(), ("127.0.0.1", port))
+
+    def counts() -> list[dict]:
+        return [{dict(labels)["client"]: value for (name, labels), value in b.samples().items()
+                 if name == "reuse_lines"} for b in bridges]  # fmt: skip
+
+    deadline = time.monotonic() + 5
+    while sum(sum(c.values()) for c in counts()) < clients * lines_each and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first, second = counts()
+    assert sum(first.values()) + sum(second.values()) == clients * lines_each
+    assert first and second  # both got clients: the chance that 64 sources all hash to one is 2**-63
+    assert not set(first) & set(second)  # and each client's lines stayed in one bridge
+    assert all(value == lines_each for value in [*first.values(), *second.values()])
 
 
 def test_tcp_lines_from_concurrent_connections(bridge):
