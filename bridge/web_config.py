@@ -152,13 +152,17 @@ def _relative(directory: Path, path: object, key: str) -> str:
 def _tls_settings(raw: dict, directory: Path) -> TLSSettings | None:
     _unknown(raw, TLS_KEYS, "tls_server_config.")
     if raw.get("curve_preferences"):
-        raise WebConfigError("tls_server_config.curve_preferences: Python's ssl module cannot order key "
-                             "exchange groups; remove the key to use OpenSSL's (X25519, P-256, P-384, P-521)")
+        raise WebConfigError(
+            "tls_server_config.curve_preferences: Python's ssl module cannot order key "
+            "exchange groups; remove the key to use OpenSSL's (X25519, P-256, P-384, P-521)"
+        )
     client_auth = raw.get("client_auth_type") or ""
     if client_auth in UNVERIFIED_CLIENT_AUTH:
-        raise WebConfigError(f"tls_server_config.client_auth_type: {client_auth} takes certificates without "
-                             "verifying them, which Python's ssl module cannot do; use VerifyClientCertIfGiven "
-                             "or RequireAndVerifyClientCert with a client_ca_file")
+        raise WebConfigError(
+            f"tls_server_config.client_auth_type: {client_auth} takes certificates without "
+            "verifying them, which Python's ssl module cannot do; use VerifyClientCertIfGiven "
+            "or RequireAndVerifyClientCert with a client_ca_file"
+        )
     if client_auth not in CLIENT_AUTH:
         raise WebConfigError(f"tls_server_config.client_auth_type: invalid ClientAuth: {client_auth}")
     for key in ("min_version", "max_version"):
@@ -192,8 +196,10 @@ def _tls_settings(raw: dict, directory: Path) -> TLSSettings | None:
     if not (settings.key_file or settings.key):
         raise WebConfigError("tls_server_config: missing one of key or key_file")
     if (settings.client_ca_file or settings.client_ca) and CLIENT_AUTH[client_auth] == ssl.CERT_NONE:
-        raise WebConfigError("tls_server_config.client_ca_file: client CA's have been configured without a "
-                             "Client Auth Policy (client_auth_type)")
+        raise WebConfigError(
+            "tls_server_config.client_ca_file: client CA's have been configured without a "
+            "Client Auth Policy (client_auth_type)"
+        )
     return settings
 
 
@@ -206,8 +212,9 @@ def _users(raw: object) -> dict[str, bytes]:
         try:
             bcrypt.checkpw(b"", encoded)  # as bcrypt.Cost in exporter-toolkit: is it a bcrypt hash at all
         except ValueError:
-            raise WebConfigError(f"basic_auth_users.{name}: not a bcrypt hash (htpasswd -nBC 10 \"\" "
-                                 "prints one)") from None
+            raise WebConfigError(
+                f'basic_auth_users.{name}: not a bcrypt hash (htpasswd -nBC 10 "" prints one)'
+            ) from None
         users[str(name)] = encoded
     return users
 
@@ -219,8 +226,7 @@ def _headers(raw: object) -> dict[str, str]:
             raise WebConfigError(f"http_server_config.headers: HTTP header {name!r} can not be configured")
         allowed = ALLOWED_HEADERS[name]
         if allowed and value not in allowed:
-            raise WebConfigError(f"http_server_config.headers.{name}: expected one of {list(allowed)}, "
-                                 f"got {value!r}")
+            raise WebConfigError(f"http_server_config.headers.{name}: expected one of {list(allowed)}, got {value!r}")
         headers[name] = str(value)
     return headers
 

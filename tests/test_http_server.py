@@ -111,8 +111,11 @@ def test_a_trickled_head_is_timed_from_its_first_byte(bridge_factory):
 
 
 def test_pipelined_requests_are_answered_in_order(bridge):
-    answer = _raw(bridge.addresses["web"], b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
-                  b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = _raw(
+        bridge.addresses["web"],
+        b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
     assert statuses == [b"200", b"404", b"200"]
 

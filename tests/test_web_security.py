@@ -104,8 +104,9 @@ def bridge_factory():
 
 
 def test_tls_serves_https_and_refuses_plain_http(bridge_factory, tmp_path, certs):
-    bridge, _ = _bridge(bridge_factory, tmp_path,
-                        f"tls_server_config:\n  cert_file: {certs.cert_file}\n  key_file: {certs.key_file}\n")
+    bridge, _ = _bridge(
+        bridge_factory, tmp_path, f"tls_server_config:\n  cert_file: {certs.cert_file}\n  key_file: {certs.key_file}\n"
+    )
     status, _, body = _https(bridge, certs.client_context(with_certificate=False))
     assert status == 200 and b"statsd_bridge_lines_total" in body
     port = bridge.addresses["web"][1]
@@ -122,12 +123,16 @@ def test_inline_certificate_key_and_client_ca(bridge_factory, tmp_path, certs):
     def indented(path: str) -> str:
         return "".join("    " + line for line in Path(path).read_text().splitlines(keepends=True))
 
-    bridge, _ = _bridge(bridge_factory, tmp_path, f"""tls_server_config:
+    bridge, _ = _bridge(
+        bridge_factory,
+        tmp_path,
+        f"""tls_server_config:
   cert: |
 {indented(certs.cert_file)}  key: |
 {indented(certs.key_file)}  client_auth_type: RequireAndVerifyClientCert
   client_ca: |
-{indented(certs.ca_file)}""")
+{indented(certs.ca_file)}""",
+    )
     assert _https(bridge, certs.client_context())[0] == 200
     with pytest.raises((ssl.SSLError, ConnectionError)):
         _https(bridge, certs.client_context(stranger=True))
@@ -144,12 +149,16 @@ def test_tls_versions_follow_min_version(bridge_factory, tmp_path, certs):
 
 
 def test_client_certificates_required_and_verified(bridge_factory, tmp_path, certs):
-    bridge, _ = _bridge(bridge_factory, tmp_path, f"""tls_server_config:
+    bridge, _ = _bridge(
+        bridge_factory,
+        tmp_path,
+        f"""tls_server_config:
   cert_file: {certs.cert_file}
   key_file: {certs.key_file}
   client_auth_type: RequireAndVerifyClientCert
   client_ca_file: {certs.ca_file}
-""")
+""",
+    )
     assert _https(bridge, certs.client_context())[0] == 200
     for context in (certs.client_context(with_certificate=False), certs.client_context(stranger=True)):
         with pytest.raises((ssl.SSLError, ConnectionError)):
@@ -198,14 +207,18 @@ def test_basic_auth(bridge_factory, tmp_path):
 
 
 def test_headers_are_added_to_every_answer(bridge_factory, tmp_path):
-    bridge, _ = _bridge(bridge_factory, tmp_path, f"""basic_auth_users:
+    bridge, _ = _bridge(
+        bridge_factory,
+        tmp_path,
+        f"""basic_auth_users:
   alice: {_hash(PASSWORD)}
 http_server_config:
   headers:
     X-Frame-Options: deny
     Content-Security-Policy: default-src 'self'
     Strict-Transport-Security: max-age=31536000
-""")
+""",
+    )
     for headers in (_basic("alice", PASSWORD), {}):
         _, response_headers, _ = bridge.get("/metrics", headers)
         assert response_headers["X-Frame-Options"] == "deny"
@@ -218,8 +231,9 @@ def test_rate_limit_answers_429(bridge_factory, tmp_path):
 
 
 def test_certificates_are_reread_when_they_change(bridge_factory, tmp_path, certs):
-    bridge, _ = _bridge(bridge_factory, tmp_path,
-                        f"tls_server_config:\n  cert_file: {certs.cert_file}\n  key_file: {certs.key_file}\n")
+    bridge, _ = _bridge(
+        bridge_factory, tmp_path, f"tls_server_config:\n  cert_file: {certs.cert_file}\n  key_file: {certs.key_file}\n"
+    )
 
     def served_certificate() -> bytes:
         host, port = bridge.addresses["web"]
@@ -250,17 +264,27 @@ def test_certificates_are_reread_when_they_change(bridge_factory, tmp_path, cert
 BAD_CONFIGS = [
     ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n", "cert_file"),
     ("tls_server_config:\n  cert_file: {cert}\n", "missing one of key or key_file"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_ca_file: {ca}\n",
-     "without a Client Auth Policy"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: RequireAnyClientCert\n",
-     "client_auth_type: RequireAnyClientCert"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: Sometimes\n",
-     "invalid ClientAuth: Sometimes"),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_ca_file: {ca}\n",
+        "without a Client Auth Policy",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: RequireAnyClientCert\n",
+        "client_auth_type: RequireAnyClientCert",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: Sometimes\n",
+        "invalid ClientAuth: Sometimes",
+    ),
     ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: TLS14\n", "unknown TLS version"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  cipher_suites: [TLS_NOPE]\n",
-     "unknown cipher: TLS_NOPE"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  curve_preferences: [X25519]\n",
-     "curve_preferences"),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  cipher_suites: [TLS_NOPE]\n",
+        "unknown cipher: TLS_NOPE",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  curve_preferences: [X25519]\n",
+        "curve_preferences",
+    ),
     ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice: not a bcrypt hash"),
     ("http_server_config:\n  headers:\n    X-Powered-By: me\n", "'X-Powered-By' can not be configured"),
     ("http_server_config:\n  headers:\n    X-Frame-Options: allow\n", "X-Frame-Options: expected one of"),
@@ -317,15 +341,20 @@ def test_the_cipher_table_matches_openssls_standard_names():
 
 def test_prometheus_scrapes_over_tls_with_basic_auth(bridge_factory, tmp_path, certs):
     binary = require("prometheus", "apt-get install prometheus")
-    bridge, _ = _bridge(bridge_factory, tmp_path, f"""tls_server_config:
+    bridge, _ = _bridge(
+        bridge_factory,
+        tmp_path,
+        f"""tls_server_config:
   cert_file: {certs.cert_file}
   key_file: {certs.key_file}
 basic_auth_users:
   prometheus: {_hash(PASSWORD)}
-""")
+""",
+    )
     host, port = bridge.addresses["web"]
     bridge.send_udp("secure.scrapes:7|c")
     (tmp_path / "password").write_text(PASSWORD)
+
     def job(name: str, password: str) -> str:
         return f"""  - job_name: {name}
     scheme: https
