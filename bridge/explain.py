@@ -47,6 +47,7 @@ _KIND_OF_WORD = {"counter": "counter", "gauge": "gauge", "timer": "observer", "h
 
 
 def _snapshot(store: Store) -> dict[tuple[str, tuple], tuple[str, Any]]:
+    store.fold_pending()
     state = {}
     for family in store.families.values():
         for key, series in family.series.items():

@@ -12,8 +12,8 @@ per observation past the limit, and the span encoding that fills gaps of up to t
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
-from math import frexp
+from bisect import bisect_left, bisect_right
+from math import frexp, ldexp
 
 # 2**-128: a bucket boundary at every schema (client_golang's DefNativeHistogramZeroThreshold)
 ZERO_THRESHOLD = 2.938735877055719e-39
@@ -348,6 +348,58 @@ class NativeHistogram:
                 if len(self.positive) + len(self.negative) <= max_buckets or self.schema == MIN_SCHEMA:
                     break
                 self._halve()
+
+    def observe_many(self, values: list[float], ordered: list[float]) -> None:
+        """`values` observed once each, in that order; `ordered` is the same values sorted.
+
+        The same buckets as observing them one by one, for a cost per populated bucket rather than
+        per value: at a positive schema, the values of one bucket are a run of `ordered`, ending at
+        the bucket's upper bound. Where the new buckets would pass `max_buckets`, the schema halves
+        part-way, so the values are observed one by one in their order instead, as client_golang does.
+        """
+        low = bisect_left(ordered, -ZERO_THRESHOLD)  # ordered[:low] negative, ordered[high:] positive
+        high = bisect_right(ordered, ZERO_THRESHOLD, low)
+        populated = len(self.positive) + len(self.negative)
+        if not self.max_buckets or populated + len(values) <= self.max_buckets:  # room for any new buckets
+            self._count_into(self.positive, ordered, high, len(ordered))
+            self._count_into(self.negative, ordered, 0, low)
+            self.zero_count += high - low
+            return
+        positive: dict[int, int] = {}
+        negative: dict[int, int] = {}
+        self._count_into(positive, ordered, high, len(ordered))
+        self._count_into(negative, ordered, 0, low)
+        new = sum(key not in self.positive for key in positive) + sum(key not in self.negative for key in negative)
+        if populated + new > self.max_buckets:
+            for value in values:
+                self.observe(value)
+            return
+        self.zero_count += high - low
+        for side, counts in ((self.positive, positive), (self.negative, negative)):
+            for key, count in counts.items():
+                side[key] = side.get(key, 0) + count
+
+    def _count_into(self, buckets: dict[int, int], ordered: list[float], start: int, end: int) -> None:
+        """Add the observations ordered[start:end], all positive or all negative, to `buckets`."""
+        schema = self.schema
+        if start == end:
+            return
+        if schema <= 0 or ordered[start] < 0:  # rare: factors over 2, negative observations
+            for value in ordered[start:end]:
+                key = bucket_key(value, schema)
+                buckets[key] = buckets.get(key, 0) + 1
+            return
+        bounds = BOUNDS[schema]
+        width = len(bounds)
+        while start < end:
+            fraction, exponent = frexp(ordered[start])
+            index = bisect_left(bounds, fraction)
+            # the bucket's upper bound, inclusive: a fraction of 0.5 is its own bound (index 0)
+            upper = ldexp(bounds[index] if index < width else 1.0, exponent)
+            stop = bisect_right(ordered, upper, start, end)
+            key = index + (exponent - 1) * width
+            buckets[key] = buckets.get(key, 0) + stop - start
+            start = stop
 
     def _halve(self) -> None:
         """One schema down: bucket k merges into bucket ceil(k / 2)."""

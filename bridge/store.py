@@ -23,6 +23,11 @@ LabelKey = tuple[tuple[str, str], ...]
 _SUFFIXES = {"counter": (), "gauge": (), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 # About 0.4 GiB of counters at the ~800 bytes a series measured: room on a small machine.
 DEFAULT_MAX_SERIES = 500_000
+# Pending histogram observations folded in at once: about 2 MB of floats, a few milliseconds of work.
+FOLD_AFTER = 65_536
+# A series with fewer pending values than this takes them one by one: cheaper than sorting (instructions
+# counted under cachegrind on the production load).
+FOLD_ONE_BY_ONE_BELOW = 8
 # Label names the exposition of a type writes itself.
 RESERVED_LABELS = {"histogram": "le", "summary": "quantile"}
 
@@ -64,7 +69,7 @@ class Scalar:
 
 
 class Histogram:
-    __slots__ = ("bounds", "counts", "key", "label_text", "native", "source", "sum", "updated")
+    __slots__ = ("bounds", "counts", "key", "label_text", "native", "pending", "source", "sum", "updated")
 
     def __init__(self, key: LabelKey, now: float, bounds: tuple[float, ...], native: tuple[int, int] | None) -> None:
         self.key = key
@@ -76,13 +81,47 @@ class Histogram:
         self.sum = 0.0
         # the native part beside the classic buckets, from (schema, max buckets); None: classic only
         self.native = NativeHistogram(*native) if native is not None else None
+        # finite observations of weight 1 not yet in the buckets, in arrival order (see Store.defer)
+        self.pending: list[float] = []
 
     def observe(self, value: float, weight: int) -> None:
+        if self.pending:
+            self.fold()  # keep the arrival order: the sum's rounding and the native schema depend on it
         # Prometheus buckets are upper-inclusive: le="0.5" counts 0.5
         self.counts[bisect.bisect_left(self.bounds, value)] += weight
         self.sum += value * weight
         if self.native is not None:
             self.native.observe(value, weight)
+
+    def fold(self) -> None:
+        """Put the pending observations into the buckets, as observing them one by one would.
+
+        Sorted, the values of one bucket are a run: a bisection per bucket bound counts them, so a
+        batch costs about a sort and a few bisections rather than a bucket search per value.
+        """
+        values = self.pending
+        if not values:
+            return
+        self.pending = []
+        if len(values) < FOLD_ONE_BY_ONE_BELOW:
+            for value in values:
+                self.observe(value, 1)
+            return
+        total = self.sum
+        for value in values:  # in arrival order, so the sum rounds exactly as one by one
+            total += value
+        self.sum = total
+        ordered = sorted(values)
+        counts, start, end = self.counts, 0, len(ordered)
+        for index, bound in enumerate(self.bounds):
+            stop = bisect.bisect_right(ordered, bound, start)
+            counts[index] += stop - start
+            start = stop
+            if start == end:
+                break
+        counts[-1] += end - start
+        if self.native is not None:
+            self.native.observe_many(values, ordered)
 
 
 class Summary:
@@ -151,6 +190,11 @@ class Store:
         # which its statsd_exporter_metrics_total{type} counts and never lowers
         self._vectors: set[tuple[str, str, tuple[str, ...]]] = set()
         self.vectors_created: dict[str, int] = {}  # a type appears once it has one, as there
+        # Histograms holding pending observations (Histogram.pending), and how many values wait in all:
+        # the ingest defers bucket updates so that a batch costs a sort and a few bisections, and
+        # folds them in once FOLD_AFTER values wait, and before every render.
+        self.unfolded: list[Histogram] = []
+        self.pending_values = 0
 
     def reserve(self, names: Iterable[str]) -> None:
         """Sample names written by someone else (the self-metrics), which no family may take."""
@@ -255,6 +299,15 @@ class Store:
         self.reaped_series += removed
         self.reaped_sources += len(silent)
         return removed
+
+    def fold_pending(self) -> None:
+        """Put every pending histogram observation into its buckets. Only the ingesting thread may
+        call this (the event loop: it folds before handing a render to a web worker thread)."""
+        unfolded = self.unfolded[:]
+        self.unfolded.clear()  # in place: the ingest loop holds its append
+        for series in unfolded:
+            series.fold()
+        self.pending_values = 0
 
     def count_by_type(self) -> dict[str, int]:
         counts = dict.fromkeys(_SUFFIXES, 0)

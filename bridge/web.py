@@ -46,8 +46,9 @@ class SharedRenders:
     which starts only after the request arrived, so nobody is answered with data older than their
     request; when none waits, a new one is queued behind the running one."""
 
-    def __init__(self, pool: Executor) -> None:
+    def __init__(self, pool: Executor, before: Callable[[], None] = lambda: None) -> None:
         self.pool = pool
+        self.before = before  # run on the event loop as each render starts: the store's fold_pending
         self._running: dict[tuple, asyncio.Future] = {}
         self._waiting: dict[tuple, asyncio.Future] = {}
 
@@ -63,6 +64,7 @@ class SharedRenders:
             await asyncio.wait([running])
         del self._waiting[key]
         loop = asyncio.get_running_loop()
+        self.before()
         task = self._running[key] = asyncio.ensure_future(loop.run_in_executor(self.pool, render))
         try:
             return await task
@@ -100,7 +102,8 @@ class App:
         # would lose their buckets.
         self.openmetrics = OpenMetricsView(store, self_metrics, clock) if openmetrics else None
         self.status = status  # what the page at / shows; None: a plain landing page
-        self.renders = SharedRenders(pool)
+        # pending histogram observations are folded in on the loop, the only thread that writes series
+        self.renders = SharedRenders(pool, before=store.fold_pending)
         self.use(web_config or WebConfig())
 
     def use(self, web_config: WebConfig) -> None:

@@ -48,6 +48,7 @@ class Pipeline:
         self.ingest.packet("\n".join(lines).encode())
 
     def text(self) -> str:
+        self.store.fold_pending()  # as the server does before each render
         return render_text(self.store, self.registry, self.ingest.now).decode()
 
     def samples(self) -> dict[tuple[str, frozenset], float]:
