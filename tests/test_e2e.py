@@ -53,7 +53,7 @@ def test_a_64_kib_datagram(bridge):
 
 
 def test_a_steady_trickle_of_datagrams_is_read_in_batches(bridge_factory):
-    """Below saturation the listener waits a millisecond after reading the socket dry, so a wake-up reads
+    """Below saturation the listener waits a few milliseconds after reading the socket dry, so a wake-up reads
     many datagrams (listeners.COALESCE_SECONDS); with a small receive buffer it doesn't wait."""
     datagrams = 1000
 
