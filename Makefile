@@ -1,11 +1,14 @@
 VENV ?= .venv
+# the interpreter the venv is made from: `make bench PYTHON=/usr/bin/python3 VENV=.venv-system` measures
+# the distribution's optimised build (README, Performance)
+PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint install bench bench-smoke clean test-tools proto
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import socket
@@ -361,6 +362,13 @@ def loss_during_scrapes(server, rate: float, seconds: float, interval: float) ->
     return result, len(scrapes)
 
 
+def interpreter() -> str:
+    """Which CPython build runs the bridge (the one running this script): the build changes the cost per line."""
+    with open("/proc/self/maps") as maps:  # linked to libpython (pyenv's default), or built into the executable
+        shared = "libpython shared" if "/libpython" in maps.read() else "libpython built in"
+    return f"{platform.python_implementation()} {platform.python_version()}, {shared}, {sys.executable}"
+
+
 def fmt_rate(value: float) -> str:
     return f"{value:,.0f}"
 
@@ -369,17 +377,25 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true", help="a few seconds: check that it runs and reports")
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--only", action="append", help="run only this load (batched, single, mixed, mixed-re, "
-                        "relaying); skips the scrape and loss sections")
-    parser.add_argument("--with-python-re", action="store_true", help="also the mixed load with Python's re in "
-                        "place of RE2 (mixed-re), side by side")
+    parser.add_argument(
+        "--only",
+        action="append",
+        help="run only this load (batched, single, mixed, mixed-re, relaying); skips the scrape and loss sections",
+    )
+    parser.add_argument(
+        "--with-python-re",
+        action="store_true",
+        help="also the mixed load with Python's re in place of RE2 (mixed-re), side by side",
+    )
     args = parser.parse_args()
     smoke = args.smoke
     seconds = 0.5 if smoke else 5.0  # long enough that the socket buffer cannot hide a slow receiver
     steps = 2 if smoke else 9
     have_statsd = (STATSD_DIR / "node_modules" / "statsd" / "stats.js").exists() and shutil.which("node")
     have_peer = os.access(PEER, os.X_OK)
-    results: dict = {"date": time.strftime("%Y-%m-%d"), "smoke": smoke, "cores": os.cpu_count()}
+    results: dict = {"date": time.strftime("%Y-%m-%d"), "smoke": smoke, "cores": os.cpu_count(),
+                     "interpreter": interpreter()}  # fmt: skip
+    print(f"statsd-bridge runs on {results['interpreter']}", flush=True)
     rows = []
 
     # the relay's target: a socket nobody reads, so the bridge pays for every send and the kernel drops them
