@@ -81,7 +81,7 @@ class Histogram:
         self.sum = 0.0
         # the native part beside the classic buckets, from (schema, max buckets); None: classic only
         self.native = NativeHistogram(*native) if native is not None else None
-        # finite observations of weight 1 not yet in the buckets, in arrival order (see Store.defer)
+        # finite observations of weight 1 not yet in the buckets, in arrival order (folded by Store.fold_pending)
         self.pending: list[float] = []
 
     def observe(self, value: float, weight: int) -> None:
