@@ -56,7 +56,7 @@ def _snapshot(store: Store) -> dict[tuple[str, tuple], tuple[str, Any]]:
             elif isinstance(series, Summary):
                 value = (series.count, series.sum)
             else:
-                value = series.value
+                value = series.total
             state[(family.name, key)] = (family.type, value)
     return state
 
@@ -182,7 +182,7 @@ class Explainer:
                 "name": sample.name,
                 "type": statsd_type if _KIND_OF_WORD.get(statsd_type) == sample.kind else sample.kind,
                 "kind": sample.kind,
-                "value": float(f"{sample.value / sample.factor:.12g}"),  # as sent, before rate and ms scaling
+                "value": float(f"{sample.value * sample.divisor:.12g}"),  # as sent, before rate and ms scaling
                 "relative": sample.relative,
                 "sample_rate": rate,
                 "tags": dict(sample.tags),
@@ -200,10 +200,11 @@ class Explainer:
             old = before_state.get((name, key), (kind, None))[1]
             if old == value and (name, key) in before_state:
                 continue
-            family = self.store.families[name]
+            series = self.store.families[name].series[key]
+            bounds = series.bounds if isinstance(series, Histogram) else ()
             result["series"].append({
                 "name": name, "type": kind, "labels": dict(key),
-                "effect": _effect(kind, old, value, family.buckets, relative, len(result["samples"]) == 1),
+                "effect": _effect(kind, old, value, bounds, relative, len(result["samples"]) == 1),
             })  # fmt: skip
         result["problems"] = _problems(before_stats, self.stats)
         return result

@@ -66,11 +66,16 @@ def _render_family(family: Family, now: float, out: list[str]) -> None:
         return
     name = family.name
     out.append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.type}\n")
-    if family.type in ("counter", "gauge"):
+    if family.type == "counter":
+        out.extend(f"{name}{_braced(s.label_text)} {format_value(s.fraction + s.value)}\n" for s in series_list)
+    elif family.type == "gauge":
         out.extend(f"{name}{_braced(s.label_text)} {format_value(s.value)}\n" for s in series_list)
     elif family.type == "histogram":
-        bounds = [f'le="{format_value(b)}"' for b in family.buckets] + ['le="+Inf"']
+        bounds_text: dict[tuple[float, ...], list[str]] = {}  # each set of bounds written once
         for s in series_list:
+            bounds = bounds_text.get(s.bounds)
+            if bounds is None:
+                bounds = bounds_text[s.bounds] = [f'le="{format_value(b)}"' for b in s.bounds] + ['le="+Inf"']
             cumulative = 0
             for bound, count in zip(bounds, s.counts, strict=True):
                 cumulative += count
@@ -79,10 +84,12 @@ def _render_family(family: Family, now: float, out: list[str]) -> None:
             # _count is the +Inf bucket, so the two agree even if an update lands mid-render
             out.append(f"{name}_sum{labels} {format_value(s.sum)}\n{name}_count{labels} {cumulative}\n")
     else:
-        wanted = tuple(q for q, _ in family.summary.quantiles)
-        quantile_labels = [f'quantile="{format_value(q)}"' for q in wanted]
+        quantile_text: dict[tuple[float, ...], list[str]] = {}
         for s in series_list:
-            for label, value in zip(quantile_labels, s.window.quantiles(wanted, now), strict=True):
+            quantile_labels = quantile_text.get(s.quantiles)
+            if quantile_labels is None:
+                quantile_labels = quantile_text[s.quantiles] = [f'quantile="{format_value(q)}"' for q in s.quantiles]
+            for label, value in zip(quantile_labels, s.window.quantiles(s.quantiles, now), strict=True):
                 out.append(f"{name}{_with(s.label_text, label)} {format_value(value)}\n")
             labels = _braced(s.label_text)
             out.append(f"{name}_sum{labels} {format_value(s.sum)}\n{name}_count{labels} {s.count}\n")
@@ -144,15 +151,15 @@ def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric |
         else:
             metric = Metric(name, family.help, "unknown")
         for s in series_list:
-            metric.add_sample(name, dict(s.key), s.value)
+            metric.add_sample(name, dict(s.key), s.fraction + s.value)
         return metric
     metric = Metric(name, family.help, family.type)
     if family.type == "gauge":
         for s in series_list:
             metric.add_sample(name, dict(s.key), s.value)
     elif family.type == "histogram":
-        bounds = [floatToGoString(b) for b in family.buckets] + ["+Inf"]
         for s in series_list:
+            bounds = [floatToGoString(b) for b in s.bounds] + ["+Inf"]
             labels = dict(s.key)
             cumulative = 0
             for bound, count in zip(bounds, s.counts, strict=True):
@@ -161,10 +168,9 @@ def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric |
             metric.add_sample(name + "_count", labels, cumulative)
             metric.add_sample(name + "_sum", labels, s.sum)
     else:
-        wanted = tuple(q for q, _ in family.summary.quantiles)
         for s in series_list:
             labels = dict(s.key)
-            for quantile, value in zip(wanted, s.window.quantiles(wanted, now), strict=True):
+            for quantile, value in zip(s.quantiles, s.window.quantiles(s.quantiles, now), strict=True):
                 metric.add_sample(name, {**labels, "quantile": floatToGoString(quantile)}, value)
             metric.add_sample(name + "_count", labels, s.count)
             metric.add_sample(name + "_sum", labels, s.sum)

@@ -30,24 +30,26 @@ logger = logging.getLogger("bridge.ingest")
 
 SHAPE_CACHE_LIMIT = 100_000
 SERIES_LIMIT_LOG_INTERVAL = 60.0
+# client_golang adds a whole increment below 2**64 to an integer and any other to a float: the same split
+WHOLE_LIMIT = 2.0**64
 _KINDS = (COUNTER, GAUGE, OBSERVER)  # Shape.kind_index
 
 
 class Shape:
     """What a line shape (the line without its value) resolved to last time: the series and how to apply."""
 
-    __slots__ = ("factor", "histogram", "kind_index", "mapped", "scale", "series", "tagged", "weight")
+    __slots__ = ("divisor", "histogram", "kind_index", "mapped", "scale", "series", "tagged", "weight")
 
-    def __init__(self, series, kind: str, factor: float, scale: float, weight: int, histogram: bool, mapped: bool,
+    def __init__(self, series, kind: str, divisor: float, scale: float, weight: int, histogram: bool, mapped: bool,
                  tagged: bool) -> None:  # fmt: skip
         self.series = series
         # 0 counter, 1 gauge, 2 observer updated at once, 3 histogram observation deferred (weight 1)
         self.kind_index = 3 if histogram and weight == 1 else _KINDS.index(kind)
-        self.factor = factor
+        self.divisor = divisor
         self.scale = scale
-        self.weight = weight
+        self.weight = weight  # statsd_exporter's events per line: int(1/rate) for a sampled observer
         self.histogram = histogram
-        self.mapped = mapped
+        self.mapped = weight if mapped else 0  # events that count as mapped
         self.tagged = tagged
 
 
@@ -94,14 +96,15 @@ class Ingest:
         store = self.store
         last_seen = store.last_seen
         unfolded = store.unfolded
-        counters = gauges = observers = deferred = tagged = mapped = 0
+        counters = gauges = observers = observer_events = deferred = tagged = mapped = lines = 0
         for data in datagrams:
+            lines += data.count(b"\n") + 1  # every line, empty ones too, as statsd_exporter counts them
             try:
                 for line in data.split(b"\n"):
                     if not line:
                         continue
                     hit = exact.get(line)
-                    if hit is not None:  # a counter line seen before, value and all
+                    if hit is not None:  # a counter line seen before, value and all (a whole number)
                         shape, value = hit
                         series = shape.series
                         series.value += value
@@ -117,7 +120,7 @@ class Ingest:
                     shape = shapes.get((name, suffix))
                     if shape is not None:
                         try:
-                            value = float(value_text) * shape.factor * shape.scale  # the full path's rounding
+                            value = float(value_text) / shape.divisor * shape.scale  # the full path's rounding
                         except ValueError:
                             value = math.nan
                         # non-finite values, and what float() takes but StatsD does not (underscores,
@@ -131,11 +134,16 @@ class Ingest:
                             kind = shape.kind_index
                             if kind == 0:
                                 if value >= 0:
-                                    series.value += value
+                                    # whole increments and fractions are summed apart, as client_golang's
+                                    # counters do: the same total, to the last bit
+                                    if value.is_integer() and value < WHOLE_LIMIT:
+                                        series.value += value
+                                        if exact_room > 0:  # counters mostly repeat one increment: remember it
+                                            exact[line] = (shape, value)
+                                            exact_room -= 1
+                                    else:
+                                        series.fraction += value
                                     counters += 1
-                                    if exact_room > 0:  # counters mostly repeat one increment: remember the line
-                                        exact[line] = (shape, value)
-                                        exact_room -= 1
                                 else:
                                     kind = -1
                             elif kind == 1:
@@ -153,6 +161,7 @@ class Ingest:
                                 else:
                                     series.observe(value, shape.weight, now)
                                 observers += 1
+                                observer_events += shape.weight
                             if kind >= 0:
                                 series.updated = now
                                 if series.source is not None:
@@ -163,17 +172,17 @@ class Ingest:
                     self.raw_line(line)
             except Exception:  # a bug in one datagram's handling must not cost the others
                 logger.exception("datagram handling failed")
+        stats = self.stats
+        stats.lines += lines
         if deferred:
             store.pending_values += deferred
             if store.pending_values >= FOLD_AFTER:
                 store.fold_pending()
         fast = counters + gauges + observers + deferred
         if fast:
-            stats = self.stats
-            stats.lines += fast
             stats.samples += fast
             stats.tags += tagged
-            stats.events_unmapped += fast - mapped
+            stats.events_unmapped += counters + gauges + observer_events + deferred - mapped
             if mapped:
                 stats.actions["map"] += mapped
             events = stats.events
@@ -181,8 +190,8 @@ class Ingest:
                 events[COUNTER] += counters
             if gauges:
                 events[GAUGE] += gauges
-            if observers or deferred:
-                events[OBSERVER] += observers + deferred
+            if observer_events or deferred:
+                events[OBSERVER] += observer_events + deferred
 
     def raw_line(self, raw: bytes) -> None:
         """One line by the full path: decoded on its own, so invalid UTF-8 costs only this line."""
@@ -192,7 +201,6 @@ class Ingest:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            self.stats.lines += 1
             self._reject(LineError("invalid_utf8", str(error)), repr(raw[:80]))
             return
         self._parse_line(line)
@@ -219,13 +227,11 @@ class Ingest:
 
     def _parse_line(self, line: str) -> None:
         stats = self.stats
-        stats.lines += 1
         tag_stats = self.tag_stats
         errors_before, tags_before, rates_before = tag_stats.errors, tag_stats.received, tag_stats.rate_errors
         try:
             samples, errors, _dialect = parse_line(line, tag_stats, self.dialects)
-        except LineError as error:
-            stats.samples += 1
+        except LineError as error:  # before any sample: statsd_exporter counts none
             self._reject(error, line)
             return
         finally:
@@ -248,14 +254,14 @@ class Ingest:
     def _remember_shape(self, line: str, sample: Sample, route: Route, series: Series) -> None:
         name, _, rest = line.partition(":")
         value_text, _, suffix = rest.partition("|")
-        if ":" in value_text or "|T" in line or not self.shape_limit:
-            return  # multi-value lines, and timestamps that make every line's shape new
+        if ":" in value_text or "|T" in line or line.count("|@") > 1 or not self.shape_limit:
+            return  # multi-value lines, timestamps that make every line's shape new, several rates
         if len(self._shapes) >= self.shape_limit:
             self._forget_shapes()
         self._shapes[(name.encode(), suffix.encode())] = Shape(
             series=series,
             kind=sample.kind,
-            factor=sample.factor,
+            divisor=sample.divisor,
             scale=1.0 if route.targets[0].scale is None else route.targets[0].scale,
             weight=sample.weight,
             histogram=isinstance(series, Histogram),
@@ -304,14 +310,15 @@ class Ingest:
         what the shape cache can replay; None otherwise.
         """
         stats = self.stats
+        events = sample.weight  # statsd_exporter's events: a sampled observer's line stands for int(1/rate)
         route = self.mapper.map(sample.name, sample.kind)
         if route.drop:
-            stats.actions["drop"] += 1
+            stats.actions["drop"] += events
             return None
-        if route.mapped:
-            stats.actions["map"] += 1
-        else:
-            stats.events_unmapped += 1
+        if not route.mapped:
+            stats.events_unmapped += events
+        elif any(target.name for target in route.targets):
+            stats.actions["map"] += events  # an empty name is an event error, not a mapped event
         series = None
         applied = 0
         for target in route.targets:
@@ -319,7 +326,7 @@ class Ingest:
             applied += series is not None
         if not applied:
             return None
-        stats.events[sample.kind] += 1
+        stats.events[sample.kind] += events
         if len(route.targets) == 1 and not route.targets[0].extended:
             return route, series
         return None
@@ -372,7 +379,7 @@ class Ingest:
     def _apply(self, sample: Sample, target: Target) -> Series | None:
         stats = self.stats
         if not target.name:
-            stats.event_errors["empty_metric_name"] += 1
+            stats.event_errors["empty_metric_name"] += sample.weight
             return None
         if target.extended and not self._selected(sample, target):
             return None
@@ -384,7 +391,8 @@ class Ingest:
         try:
             series = self.store.series(target, key, self.now)
         except ConflictError as error:
-            stats.conflicts[(sample.kind, target.name)] += 1  # the event's kind, as statsd_exporter labels it
+            # the event's kind, as statsd_exporter labels it, once per event
+            stats.conflicts[(sample.kind, target.name)] += sample.weight
             self._warn(logging.WARNING, "metric type conflict", metric=target.name, error=str(error))
             return None
         except MetricSeriesLimitError:
@@ -402,6 +410,8 @@ class Ingest:
             series.observe(value, sample.weight, self.now)
         elif target.value == "set":
             series.value = series.value + value if sample.relative else value
+        elif target.type != "counter" or (value.is_integer() and value < WHOLE_LIMIT):
+            series.value += value  # a counter's whole increments: summed apart, as client_golang's counters
         else:
-            series.value += value
+            series.fraction += value
         return series

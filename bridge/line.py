@@ -14,12 +14,12 @@ COUNTER = "counter"
 GAUGE = "gauge"
 OBSERVER = "observer"
 
-# StatsD type code -> (kind, factor applied to the value). Timers arrive in
-# milliseconds and Prometheus presumes seconds.
+# StatsD type code -> (kind, what the value is divided by). Timers arrive in milliseconds and
+# Prometheus presumes seconds; statsd_exporter divides by 1000, and so do we, to the last bit.
 TYPE_CODES = {
     "c": (COUNTER, 1.0),
     "g": (GAUGE, 1.0),
-    "ms": (OBSERVER, 0.001),
+    "ms": (OBSERVER, 1000.0),
     "h": (OBSERVER, 1.0),
     "d": (OBSERVER, 1.0),
 }
@@ -38,9 +38,9 @@ class Sample(NamedTuple):
     kind: str  # COUNTER, GAUGE or OBSERVER
     value: float
     relative: bool  # gauges only: "+3" / "-3" add to the current value
-    weight: int  # observers only: how many observations this sample stands for
+    weight: int  # observers only: how many observations this sample stands for (statsd_exporter's events)
     tags: dict[str, str]
-    factor: float = 1.0  # what the sent value was multiplied by: 1/rate for counters, 1/1000 for timers
+    divisor: float = 1.0  # what the sent value was divided by: the sample rate of a counter, 1000 for a timer
 
 
 class Dialects(NamedTuple):
@@ -157,56 +157,49 @@ def _apply_extension(field: str, tags: dict[str, str], stats: TagStats, dialects
     raise LineError("invalid_sample_factor", f"unknown field {field[:40]!r}")
 
 
-class _Suffix(NamedTuple):
-    type_code: str
-    kind: str
-    factor: float
-    rate: float
-
-
-def _parse_suffix(fields: list[str], tags: dict[str, str], stats: TagStats, dialects: Dialects) -> _Suffix:
-    """The `|type|@rate|#tags|...` part of a sample, shared by all values of a multi-value line."""
-    type_code = fields[0]
+def _parse_sample(name: str, text: str, tags: dict[str, str], stats: TagStats, dialects: Dialects) -> Sample:
+    """One sample (`value|type|@rate|#tags|...`), checked in statsd_exporter's order, so that a sample
+    with several faults is rejected for the one statsd_exporter names: the parts, the value, empty
+    fields, the fields in order, then the type."""
+    fields = text.split("|")
+    if len(fields) < 2 or len(fields) - sum(field[:1] == "T" for field in fields[2:]) > MAX_COMPONENTS:
+        raise LineError("malformed_component", f"a sample has from 2 to {MAX_COMPONENTS} |-separated components")
+    value_text, type_code = fields[0], fields[1]
+    try:
+        value = parse_number(value_text)
+    except ValueError:
+        # a set's members are mostly not numbers: name what is wrong with the line (statsd_exporter
+        # counts malformed_value, with the same count of everything else)
+        raise LineError("set_unsupported" if type_code == "s" else "malformed_value", value_text[:40]) from None
+    if not all(fields[2:]):
+        raise LineError("malformed_component", "empty field")
+    rates = [rate for rate in (_apply_extension(field, tags, stats, dialects) for field in fields[2:]) if rate]
+    if tags:
+        stats.received += 1  # per sample read this far, as statsd_exporter counts tags_total
     if type_code == "s":
         raise LineError("set_unsupported", "StatsD sets have no Prometheus meaning")
     if type_code not in TYPE_CODES:
         raise LineError("illegal_event", f"unknown type {type_code[:20]!r}")
-    kind, factor = TYPE_CODES[type_code]
-    rate = 1.0
-    if len(fields) + 1 - sum(field[:1] == "T" for field in fields) > MAX_COMPONENTS:
-        raise LineError("malformed_component", f"more than {MAX_COMPONENTS} |-separated components")
-    for field in fields[1:]:
-        if not field:
-            raise LineError("malformed_component", "empty field")
-        found = _apply_extension(field, tags, stats, dialects)
-        if found is not None:
-            rate = found
-    return _Suffix(type_code, kind, factor, rate)
-
-
-def _make_sample(name: str, value_text: str, suffix: _Suffix, tags: dict[str, str]) -> Sample:
-    try:
-        value = parse_number(value_text)
-    except ValueError:
-        raise LineError("malformed_value", value_text[:40]) from None
-    kind = suffix.kind
+    kind, divisor = TYPE_CODES[type_code]
     weight = 1
-    factor = 1.0
     if kind == COUNTER:
-        factor = 1.0 / suffix.rate  # any rate, as statsd_exporter: @2 halves the increment
-        if not math.isfinite(value * factor):
+        for rate in rates:  # each rate divides, as statsd_exporter does: @2 halves the increment
+            value /= rate
+        divisor = rates[0] if len(rates) == 1 else 1.0
+        if not math.isfinite(value):
             raise LineError("non_finite_counter", value_text[:40])
         # a negative increment parses; the ingest refuses it as an event error, as statsd_exporter does
     elif kind == OBSERVER:
         if not math.isfinite(value):
             raise LineError("non_finite_observation", value_text[:40])
-        if not 0.0 < suffix.rate <= 1.0:
+        rate = rates[-1] if rates else 1.0
+        if not 0.0 < rate <= 1.0:
             # statsd_exporter makes int(1/rate) observations of it: none at all, silently
-            raise LineError("invalid_sample_factor", f"rate {suffix.rate} of an observer is not in (0, 1]")
-        factor = suffix.factor
-        weight = min(int(1.0 / suffix.rate), MAX_OBSERVER_WEIGHT)
+            raise LineError("invalid_sample_factor", f"rate {rate} of an observer is not in (0, 1]")
+        value /= divisor
+        weight = min(int(1.0 / rate), MAX_OBSERVER_WEIGHT)
     relative = kind == GAUGE and value_text[0] in "+-"
-    return Sample(name, kind, value * factor, relative, weight, tags, factor)
+    return Sample(name, kind, value, relative, weight, tags, divisor)
 
 
 def _is_multi_metric(rest: str) -> bool:
@@ -215,64 +208,60 @@ def _is_multi_metric(rest: str) -> bool:
     return all("|" in piece for piece in rest.split(":"))
 
 
+def _unsupported(line: str) -> str:
+    """The reason for a DogStatsD event or service check, which have no Prometheus form; "" otherwise."""
+    if line.startswith("_e{"):
+        return "dogstatsd_event_unsupported"
+    if line.startswith("_sc|"):
+        return "service_check_unsupported"
+    return ""
+
+
 def parse_line(
     line: str, stats: TagStats, dialects: Dialects = ALL_DIALECTS
 ) -> tuple[list[Sample], list[LineError], str]:
     """Parse one line into its samples, the errors of its rejected samples, and the tag dialect.
 
-    A LineError raised here rejects the whole line; errors returned alongside
-    samples reject only one value of a multi-value line.
+    A LineError raised here rejects the line before any sample is read: statsd_exporter counts no
+    sample for it. Each error returned alongside the samples rejects one sample of the line, which
+    statsd_exporter counts as a sample, as it does each one returned.
     """
-    if line.startswith(("_e{", "_sc|")):
-        # DogStatsD events and service checks: no Prometheus sample to make of them
-        raise LineError("dogstatsd_event_unsupported" if line[1] == "e" else "service_check_unsupported", line[:80])
+    unsupported = _unsupported(line)
     name_part, found, rest = line.partition(":")
     if not found or not name_part:
-        raise LineError("malformed_line", line[:80])
+        raise LineError(unsupported or "malformed_line", line[:80])
     tags: dict[str, str] = {}
-    name, dialect = split_name_tags(name_part, tags, stats, dialects)
+    # an event's or service check's head is no name: its `,` is not an InfluxDB tag
+    name, dialect = (name_part, "") if unsupported else split_name_tags(name_part, tags, stats, dialects)
     dogstatsd = "|#" in rest
     if dogstatsd:
         if tags:
-            raise LineError("mixed_tagging_styles", line[:80])
+            raise LineError(unsupported or "mixed_tagging_styles", line[:80])
         dialect = "dogstatsd" if dialects.dogstatsd else ""
-    if not name:
-        raise LineError("malformed_line", "empty metric name")
 
     head, bar, suffix_text = rest.partition("|")
     if not bar:
-        raise LineError("not_enough_parts_after_colon", line[:80])
+        raise LineError(unsupported or "not_enough_parts_after_colon", line[:80])
     if ":" in head:
-        # DogStatsD extended aggregation: name:1:2:3|ms shares one suffix
+        # DogStatsD extended aggregation: name:1:2:3|ms, each value with the one suffix
         if suffix_text.split("|", 1)[0] not in MULTI_VALUE_TYPES:
-            raise LineError("invalid_extended_aggregate_type", line[:80])
-        suffix = _parse_suffix(suffix_text.split("|"), tags, stats, dialects)
-        pieces = [(value, suffix) for value in head.split(":")]
+            raise LineError(unsupported or "invalid_extended_aggregate_type", line[:80])
+        pieces = [f"{value}|{suffix_text}" for value in head.split(":")]
     elif dogstatsd or ":" not in suffix_text or not _is_multi_metric(rest):
         # a colon after the type that doesn't start another value|type is a DogStatsD field's (|c:<id>)
-        pieces = [(head, _parse_suffix(suffix_text.split("|"), tags, stats, dialects))]
+        pieces = [rest]
     else:
-        pieces = []  # the old StatsD multi-metric form a:1|c:2|g, each with its own suffix
-        for sample in rest.split(":"):
-            value, bar, sample_suffix = sample.partition("|")
-            if not bar:
-                pieces.append((value, LineError("malformed_component", sample[:80])))
-                continue
-            try:
-                pieces.append((value, _parse_suffix(sample_suffix.split("|"), tags, stats, dialects)))
-            except LineError as error:
-                pieces.append((value, error))
+        pieces = rest.split(":")  # the old StatsD multi-metric form a:1|c:2|g, each with its own suffix
+    if unsupported:
+        return [], [LineError(unsupported, line[:80]) for _ in pieces], ""
 
     parsed: list[Sample] = []
     errors: list[LineError] = []
-    for value, suffix in pieces:
-        if isinstance(suffix, LineError):
-            errors.append(suffix)
-            continue
+    for piece in pieces:
         try:
-            parsed.append(_make_sample(name, value, suffix, tags))
+            if not name:
+                raise LineError("malformed_line", "empty metric name")
+            parsed.append(_parse_sample(name, piece, tags, stats, dialects))
         except LineError as error:
             errors.append(error)
-    if tags:
-        stats.received += 1
     return parsed, errors, dialect

@@ -58,7 +58,7 @@ def _scalar_family(family: Family, series_list: list) -> bytes:
         labels = series.label_proto
         if labels is None:
             labels = series.label_proto = b"".join(_label_pair(name, value) for name, value in series.key)
-        body = labels + value_tag + _PACK_DOUBLE(series.value)
+        body = labels + value_tag + _PACK_DOUBLE(series.total)
         parts.append(b"\x22")  # MetricFamily.metric
         parts.append(_varint(len(body)))
         parts.append(body)
@@ -91,19 +91,18 @@ def _family(family: Family, now: float) -> pb.MetricFamily | bytes | None:
     if family.type in ("counter", "gauge"):
         return _scalar_family(family, series_list)
     message = pb.MetricFamily(name=family.name, help=family.help, type=_TYPES[family.type])
-    wanted = tuple(q for q, _ in family.summary.quantiles) if family.type == "summary" else ()
     for series in series_list:
         metric = message.metric.add()
         for name, value in series.key:
             metric.label.add(name=name, value=value)
         if family.type == "counter":
-            metric.counter.value = series.value
+            metric.counter.value = series.total
         elif family.type == "gauge":
             metric.gauge.value = series.value
         elif family.type == "summary":
             summary = metric.summary
             summary.sample_count, summary.sample_sum = series.count, series.sum
-            for quantile, value in zip(wanted, series.window.quantiles(wanted, now), strict=True):
+            for quantile, value in zip(series.quantiles, series.window.quantiles(series.quantiles, now), strict=True):
                 summary.quantile.add(quantile=quantile, value=value)
         else:
             _histogram(metric.histogram, series)

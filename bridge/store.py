@@ -55,7 +55,7 @@ def render_labels(key: LabelKey) -> str:
 
 
 class Scalar:
-    """A counter or gauge series."""
+    """A gauge series, and the base of a counter's."""
 
     __slots__ = ("key", "label_proto", "label_text", "source", "updated", "value")
 
@@ -66,6 +66,27 @@ class Scalar:
         self.label_proto: bytes | None = None  # the labels in protobuf, made at the first protobuf scrape
         self.value = 0.0
         self.updated = now
+
+    @property
+    def total(self) -> float:
+        return self.value
+
+
+class Counter(Scalar):
+    """A counter series. client_golang adds a whole increment (below 2**64) to an integer and any other
+    to a float, and reports their sum; `value` holds the whole increments (exactly, up to 2**53) and
+    `fraction` the others, so that the total is statsd_exporter's to the last bit (0.1 + 1 + 0.2 is
+    1.3 there, where one float gives 1.3000000000000003)."""
+
+    __slots__ = ("fraction",)
+
+    def __init__(self, key: LabelKey, now: float) -> None:
+        super().__init__(key, now)
+        self.fraction = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.fraction + self.value
 
 
 class Histogram:
@@ -125,13 +146,14 @@ class Histogram:
 
 
 class Summary:
-    __slots__ = ("count", "key", "label_text", "source", "sum", "updated", "window")
+    __slots__ = ("count", "key", "label_text", "quantiles", "source", "sum", "updated", "window")
 
     def __init__(self, key: LabelKey, now: float, options: SummaryOptions) -> None:
         self.key = key
         self.source: str | None = None
         self.label_text = render_labels(key)
         self.updated = now
+        self.quantiles = tuple(quantile for quantile, _ in options.quantiles)
         self.window = QuantileWindow(options.max_age, options.age_buckets)
         self.count = 0
         self.sum = 0.0
@@ -142,28 +164,39 @@ class Summary:
         self.sum += value * weight
 
 
-Series = Scalar | Histogram | Summary
+Series = Scalar | Counter | Histogram | Summary
 
 
 class Family:
-    __slots__ = ("buckets", "help", "name", "native", "series", "summary", "type")
+    """The series of one metric name. Like statsd_exporter's registry, which keeps one vector per set of
+    label names, each set of label names keeps the buckets or summary options of the rule that first
+    made a series with it; a later label set with those names gets the same, whatever rule it came by."""
+
+    __slots__ = ("help", "name", "series", "type", "vectors")
 
     def __init__(self, target: Target) -> None:
         self.name = target.name
         self.type = target.type
         self.help = target.help
-        self.buckets = target.buckets
-        factor, max_buckets = target.native
-        self.native = (pick_schema(factor), max_buckets) if factor > 1 else None
-        self.summary = target.summary
         self.series: dict[LabelKey, Series] = {}
+        # label names -> (buckets, native (schema, max buckets) or None, summary options) of the first
+        self.vectors: dict[tuple[str, ...], tuple[tuple[float, ...], tuple[int, int] | None, SummaryOptions]] = {}
 
-    def new_series(self, key: LabelKey, now: float) -> Series:
+    def new_series(self, key: LabelKey, now: float, target: Target) -> Series:
+        if self.type == "counter":
+            return Counter(key, now)
+        if self.type == "gauge":
+            return Scalar(key, now)
+        names = tuple(name for name, _ in key)
+        options = self.vectors.get(names)
+        if options is None:
+            factor, max_buckets = target.native
+            native = (pick_schema(factor), max_buckets) if factor > 1 else None
+            options = self.vectors[names] = (target.buckets, native, target.summary)
+        buckets, native, summary = options
         if self.type == "histogram":
-            return Histogram(key, now, self.buckets, self.native)
-        if self.type == "summary":
-            return Summary(key, now, self.summary)
-        return Scalar(key, now)
+            return Histogram(key, now, buckets, native)
+        return Summary(key, now, summary)
 
 
 class Store:
@@ -234,7 +267,7 @@ class Store:
             raise MetricSeriesLimitError(target.name)
         if family is None or family.type != target.type:
             family = self.family(target)
-        series = family.series[key] = family.new_series(key, now)
+        series = family.series[key] = family.new_series(key, now, target)
         self.series_count += 1
         vector = (family.name, family.type, tuple(name for name, _ in key))
         if vector not in self._vectors:

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from bridge.line import TagStats, parse_line
+from bridge.mapper import Mapper
+from bridge.mapping import MappingConfig, load_mapping
 from bridge.quantiles import RELATIVE_ACCURACY
 from tests.conftest import BridgeProcess, free_port, parse_sample_line, start_bridge
 
@@ -118,17 +121,41 @@ class Reference:
             self.process.kill()
 
 
+def sampled_families(lines: list[str], mapping: MappingConfig | None = None) -> frozenset[str]:
+    """The families that take sampled observations (`|ms|@0.1`) from these lines, by the bridge's own
+    parser and mapper: their `_sum` is compared with a tolerance (see compare)."""
+    mapper = Mapper(mapping)
+    names: set[str] = set()
+    for line in lines:
+        try:
+            samples = parse_line(line, TagStats())[0]
+        except ValueError:
+            continue
+        for sample in samples:
+            if sample.weight > 1:
+                names.update(target.name for target in mapper.map(sample.name, sample.kind).targets)
+    return frozenset(names)
+
+
 @dataclass
 class Pair:
     reference: Reference
     bridge: BridgeProcess
     # False where the mapping drops or reshapes the sentinel: then wait on packet counts and a flush
     sentinel: bool = True
+    mapping: MappingConfig | None = None
     sent: int = 0
     packets: int = 0
+    lines: list[str] = field(default_factory=list)  # every line sent, for sampled()
+
+    def sampled(self) -> frozenset[str]:
+        return sampled_families(self.lines, self.mapping)
 
     def send(self, datagrams: list[str | bytes]) -> None:
         """Send the datagrams to both, then wait until both have handled them."""
+        for datagram in datagrams:
+            text = datagram if isinstance(datagram, str) else datagram.decode("utf-8", "replace")
+            self.lines.extend(text.split("\n"))
         self.sent += 1
         marker = f"{SENTINEL}:{self.sent}|g".encode()
         payloads = [d.encode() if isinstance(d, str) else d for d in datagrams] + [marker]
@@ -176,11 +203,18 @@ def start_pair(args: list[str], mapping: str | None = None, workdir: Path | None
     except BaseException:
         reference.stop()
         raise
-    return Pair(reference, bridge, sentinel)
+    return Pair(reference, bridge, sentinel, load_mapping(mapping) if mapping is not None else None)
 
 
-def compare(reference: dict[str, Family], bridge: dict[str, Family], observed: dict | None = None) -> list[str]:
-    """Differences as readable lines; [] when both serve the same."""
+def compare(
+    reference: dict[str, Family], bridge: dict[str, Family], sampled: frozenset[str] = frozenset()
+) -> list[str]:
+    """Differences as readable lines; [] when both serve the same.
+
+    Every value must be the same to the last bit, but for two: quantiles (statsd_exporter's CKMS
+    stream against the bridge's sketch, both at the same rank), and the `_sum` of the families in
+    `sampled`, which took sampled observations: statsd_exporter adds a value int(1/rate) times, the
+    bridge multiplies it once."""
     problems = []
     for name in sorted(set(reference) | set(bridge)):
         ours, theirs = bridge.get(name), reference.get(name)
@@ -200,17 +234,24 @@ def compare(reference: dict[str, Family], bridge: dict[str, Family], observed: d
                 side = "statsd_exporter" if mine is None else "the bridge"
                 problems.append(f"{name}: sample {key[0]}{dict(key[1])} only in {side}")
                 continue
-            if not _same(mine, reference_value, quantile="quantile" in dict(key[1])):
-                problems.append(f"{name}: {key[0]}{dict(key[1])} = {mine} here, {reference_value} in statsd_exporter")
+            if "quantile" in dict(key[1]):
+                tolerance = RELATIVE_ACCURACY * 1.01
+            elif key[0] == name + "_sum" and name in sampled:
+                tolerance = 1e-12
+            else:
+                tolerance = 0.0
+            if not _same(mine, reference_value, tolerance):
+                problems.append(
+                    f"{name}: {key[0]}{dict(key[1])} = {mine!r} here, {reference_value!r} in statsd_exporter"
+                )
     return problems
 
 
-def _same(a: float, b: float, quantile: bool = False) -> bool:
-    """Equal, but for float rounding (Go divides where we multiply by the inverse); a quantile within
-    the sketch's relative accuracy: both pick the observation at the same rank (quantiles.py), the
-    bridge reports it to within RELATIVE_ACCURACY. The suite keeps streams short enough that
-    client_golang's summaries answer exactly (no compression below a few hundred observations)."""
+def _same(a: float, b: float, tolerance: float) -> bool:
+    """Equal to the last bit, or within a relative tolerance. A quantile's is the sketch's relative
+    accuracy: both pick the observation at the same rank (quantiles.py), the bridge reports it to within
+    RELATIVE_ACCURACY. The suite keeps streams short enough that client_golang's summaries answer
+    exactly (no compression below a few hundred observations)."""
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    tolerance = RELATIVE_ACCURACY * 1.01 if quantile else 1e-9
-    return a == b or math.isclose(a, b, rel_tol=tolerance, abs_tol=1e-12)
+    return a == b or (tolerance > 0 and math.isclose(a, b, rel_tol=tolerance, abs_tol=1e-300))
