@@ -98,9 +98,10 @@ class Ingest:
         unfolded = store.unfolded
         counters = gauges = observers = observer_events = deferred = tagged = mapped = lines = 0
         for data in datagrams:
-            lines += data.count(b"\n") + 1  # every line, empty ones too, as statsd_exporter counts them
+            parts = data.split(b"\n")
+            lines += len(parts)  # every line, empty ones too, as statsd_exporter counts them
             try:
-                for line in data.split(b"\n"):
+                for line in parts:
                     if not line:
                         continue
                     hit = exact.get(line)

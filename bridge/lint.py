@@ -13,15 +13,14 @@ import re
 from dataclasses import dataclass
 from itertools import combinations
 
-from bridge.mapper import Mapper
-from bridge.mapping import MappingConfig, MappingError, Output, Rule, load_mapping_file
+from bridge.compat import differences
+from bridge.mapper import GLOB_REFERENCE, Mapper
+from bridge.mapping import MappingConfig, MappingError, Rule, load_mapping_file, output_type
 
 ERROR, WARNING = "error", "warning"
 
 # $1, ${1}, $name, ${name}: what Go's Regexp.Expand (and statsd_exporter's glob formatter) substitute
 _REFERENCE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-# an unbraced reference as statsd_exporter's glob formatter reads it (`$` is a name character there)
-_GLOB_REFERENCE = re.compile(r"\$(\{)?([a-zA-Z0-9_$]+)\}?")
 # a capture number run on into more name characters: `$1_total` is the variable `1_total`
 _RUN_ON = re.compile(r"^(\d+)([\w$].*)$")
 _CATCH_ALL_REGEXES = {".*", ".+"}
@@ -70,10 +69,32 @@ def lint(config: MappingConfig) -> list[Finding]:
                                         f"rule `{later.match}` never matches: the rule at line {earlier.line} "
                                         f"(`{earlier.match}`) takes every name it would"))  # fmt: skip
                 break
-    findings += [Finding(WARNING, path, line, "unknown_key", message) for line, message in config.warnings]
+    findings += _notes(config, path)
+    if not config.extensions_declared:  # a file that says it is the bridge's own is not read by statsd_exporter
+        findings += [Finding(WARNING, path, d.line, d.check, d.message) for d in differences(config)]
     findings += _backtracking(rules, path)
     findings += _name_conflicts(rules, config, path)
     return sorted(findings, key=lambda finding: (finding.line, finding.check))
+
+
+def _notes(config: MappingConfig, path: str) -> list[Finding]:
+    """What the loader noticed. What statsd_exporter refuses is an error (a rollback to it would fail at
+    start-up), and so is each use of an extension, unless the file declares them with
+    `statsd_bridge_extensions: true`: a file that says it is the bridge's own is not meant for statsd_exporter,
+    and what statsd_exporter would make of it is not worth a finding."""
+    findings = []
+    uses = 0
+    for line, check, message in config.notes:
+        uses += check == "statsd_exporter_extension"
+        if config.extensions_declared and check.startswith("statsd_exporter_"):
+            continue
+        severity = ERROR if check in ("statsd_exporter_refuses", "statsd_exporter_extension") else WARNING
+        findings.append(Finding(severity, path, line, check, message))
+    if config.extensions_declared and not uses:
+        findings.append(Finding(WARNING, path, config.extensions_declared, "statsd_exporter_extension",
+                                "the file declares the bridge's mapping extensions but uses none: without the key, "
+                                "statsd_exporter could load it"))  # fmt: skip
+    return findings
 
 
 def has_errors(findings: list[Finding]) -> bool:
@@ -103,7 +124,7 @@ def _unfillable_references(rule: Rule):
 
 def _run_on_references(rule: Rule):
     """`$1_total`: a capture number run on into a longer name, empty in statsd_exporter and here."""
-    pattern = _GLOB_REFERENCE if rule.match_type == "glob" else _REFERENCE
+    pattern = GLOB_REFERENCE if rule.match_type == "glob" else _REFERENCE
     for output in rule.outputs:
         texts = [("name", output.name)] + [(f"label {label}", value) for label, value in output.labels.items()]
         for where, text in texts:
@@ -121,19 +142,6 @@ def _run_on_references(rule: Rule):
                         f"{run_on.group(2)}`"
                     ),
                 )
-
-
-def output_type(rule: Rule, output: Output, config: MappingConfig) -> str:
-    """The Prometheus type an output produces, or "" when it follows the kind of each line."""
-    if output.type:
-        return output.type
-    if rule.match_metric_type == "counter":
-        return "counter"
-    if rule.match_metric_type == "gauge":
-        return "gauge"
-    if rule.match_metric_type == "observer":
-        return output.observer_type or config.observer_type
-    return ""
 
 
 def _invalid_label_names(rule: Rule, config: MappingConfig):

@@ -21,7 +21,7 @@ _INVALID_NAME_CHARS = re.compile(r"-{2,}|[^a-zA-Z0-9_]")
 # statsd_exporter's glob formatter: `$`, an optional `{`, the longest run of letters, digits, `_` and
 # `$`, an optional `}`. A run that isn't a capture number expands to nothing: `$1_total` is empty
 # there (the variable `1_total`), so it is here; `${1}_total` is capture 1 then `_total`.
-_GLOB_TEMPLATE = re.compile(r"\$\{?([a-zA-Z0-9_$]+)\}?")
+GLOB_REFERENCE = re.compile(r"\$(\{)?([a-zA-Z0-9_$]+)\}?")
 # Go's regexp.Expand: $name takes the longest run of word characters, so
 # "$1_x" means the group named "1_x"; write "${1}_x" for capture 1 then "_x".
 _REGEX_TEMPLATE = re.compile(r"\$(?:\$|\{(\w+)\}|(\w+))")
@@ -69,13 +69,16 @@ class Route:
     rule: Rule | None = None
 
 
-def _expand_glob(template: str, captures: tuple[str, ...]) -> str:
+def expand_glob(template: str, captures: tuple[str, ...]) -> str:
+    """A glob rule's name or label template with its captures filled in, each reference on its own
+    (statsd_exporter's formatter does otherwise where a template holds a `%`: bridge/compat.py)."""
+
     def capture(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name = match.group(2)
         index = int(name) if name.isascii() and name.isdigit() else 0
         return captures[index - 1] if 0 < index <= len(captures) else ""
 
-    return _GLOB_TEMPLATE.sub(capture, template)
+    return GLOB_REFERENCE.sub(capture, template)
 
 
 def _expand_regex(template: str, match: re.Match[str]) -> str:
@@ -139,8 +142,8 @@ class Mapper:
         for key in gone:
             del cache[key]
 
-    def _resolve(self, name: str, kind: str) -> Route:
-        for rule in self.rules:
+    def _resolve(self, name: str, kind: str, rules: list[Rule] | None = None) -> Route:
+        for rule in self.rules if rules is None else rules:
             if rule.match_metric_type and rule.match_metric_type != kind:
                 continue
             # globs are anchored; regexes match anywhere, as Go's FindStringSubmatch
@@ -153,7 +156,13 @@ class Mapper:
             return Route(targets, mapped=True, rule=rule)
         return Route([self._unmapped(name, kind)])
 
-    def _prometheus_type(self, kind: str, output: Output | None) -> str:
+    def route_with(self, glob: Rule | None, name: str, kind: str) -> Route:
+        """The route a name and kind take when `glob` is the glob that matches them, or, for None, when no
+        glob does (the regex rules, then unmapped): for comparing with what statsd_exporter would pick."""
+        rules = [glob] if glob is not None else [rule for rule in self.rules if rule.match_type != "glob"]
+        return self._resolve(name, kind, rules)
+
+    def prometheus_type(self, kind: str, output: Output | None) -> str:
         if output is not None and output.type:
             return output.type
         if kind == COUNTER:
@@ -165,7 +174,7 @@ class Mapper:
 
     def _unmapped(self, name: str, kind: str) -> Target:
         config = self.config
-        kind_type = self._prometheus_type(kind, None)
+        kind_type = self.prometheus_type(kind, None)
         return Target(
             name=escape_name(name),
             type=kind_type,
@@ -181,12 +190,12 @@ class Mapper:
             name, labels = output.name, dict(output.labels)
         elif rule.match_type == "glob":
             captures = found.groups()
-            name = _expand_glob(output.name, captures)
-            labels = {k: _expand_glob(v, captures) for k, v in output.labels.items()}
+            name = expand_glob(output.name, captures)
+            labels = {k: expand_glob(v, captures) for k, v in output.labels.items()}
         else:
             name = _expand_regex(output.name, found)
             labels = {k: _expand_regex(v, found) for k, v in output.labels.items()}
-        kind_type = self._prometheus_type(kind, output)
+        kind_type = self.prometheus_type(kind, output)
         return Target(
             name=escape_name(name) if name else "",
             type=kind_type,

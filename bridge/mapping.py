@@ -32,11 +32,27 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 NAME_TEMPLATE = re.compile(r"^([a-zA-Z_]|\$\{?\d+\}?)([a-zA-Z0-9_]|\$\{?\d+\}?)*$")
 GLOB_COMPONENT = re.compile(r"^[a-zA-Z0-9_*:-]+$")
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w|y)")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w|y)")
 _DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
     "d": 86400.0, "w": 604800.0, "y": 31536000.0,
 }  # fmt: skip
+# Units Prometheus' durations have and Go's time.ParseDuration (statsd_exporter's mapping files) has not
+_PROMETHEUS_ONLY_UNITS = re.compile(r"\d[dwy]")
+# statsd_exporter's glob syntax (mapper.go's metricLineRE): `*` only as a whole part, no `:`, a first part
+# not starting with a digit or `-`, later parts not starting with `-`
+_REFERENCE_GLOB = re.compile(r"^(\*|[a-zA-Z_][a-zA-Z0-9_-]*)(\.\*|\.[a-zA-Z0-9_][a-zA-Z0-9_-]*)*$")
+# statsd_exporter's label names (mapper.go's labelNameRE) need two characters
+_REFERENCE_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]+$")
+# What statsd_exporter does with a rule whose keys it does not know, for the rollback findings
+EXTENSION_EFFECTS = {
+    "type": "takes each line's own type",
+    "value": "applies each value as its type does",
+    "tags": "turns every tag into a label",
+    "required": "takes lines without those tags too",
+    "non_empty": "takes lines with those tags empty too",
+    "when": "takes lines with any value of those tags",
+}
 
 # Keys of one output: statsd_exporter's, then our extensions (README: "Mapping language extensions").
 OUTPUT_KEYS = {
@@ -58,7 +74,8 @@ DEFAULTS_KEYS = {
     "observer_type", "timer_type", "buckets", "quantiles", "match_type", "glob_disable_ordering", "ttl",
     "summary_options", "histogram_options",
 }  # fmt: skip
-TOP_KEYS = {"defaults", "mappings", "reaper"}
+# statsd_bridge_extensions: true says the file means to use the mapping extensions (statsd_exporter ignores the key)
+TOP_KEYS = {"defaults", "mappings", "reaper", "statsd_bridge_extensions"}
 REAPER_KEYS = {"label", "after", "interval"}
 SUMMARY_KEYS = {"quantiles", "max_age", "age_buckets", "buf_cap"}
 HISTOGRAM_KEYS = {"buckets", "native_histogram_bucket_factor", "native_histogram_max_buckets"}
@@ -145,7 +162,24 @@ class MappingConfig:
     glob_disable_ordering: bool = False
     path: str = ""
     reaper: Reaper = field(default_factory=Reaper)
-    warnings: list[tuple[int, str]] = field(default_factory=list)  # (line, message) for the lint
+    observer_type_given: bool = False  # whether `defaults` names an observer type (statsd_exporter's checks use it)
+    extensions_declared: int = 0  # the line of `statsd_bridge_extensions: true`; 0 where the file has none
+    # (line, check, message) of what the loader noticed, for the lint: keys statsd_exporter ignores, what it
+    # refuses or reads otherwise (a rollback would fail or change), bare-number durations
+    notes: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def output_type(rule: Rule, output: Output, config: MappingConfig) -> str:
+    """The Prometheus type an output produces, or "" when it follows the kind of each line."""
+    if output.type:
+        return output.type
+    if rule.match_metric_type == "counter":
+        return "counter"
+    if rule.match_metric_type == "gauge":
+        return "gauge"
+    if rule.match_metric_type == "observer":
+        return output.observer_type or config.observer_type
+    return ""
 
 
 class _Located(dict):
@@ -220,7 +254,17 @@ class _Checker:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.warnings: list[tuple[int, str]] = []  # (line, message): what statsd_exporter ignores, we point out
+        self.notes: list[tuple[int, str, str]] = []  # MappingConfig.notes
+
+    def note(self, where: _Located | None, key: str, check: str, message: str) -> None:
+        line = 0
+        if isinstance(where, _Located):
+            line = where.key_lines.get(key, where.line) if key else where.line
+        self.notes.append((line, check, message))
+
+    def refused(self, where: _Located | None, key: str, message: str) -> None:
+        """Something the bridge reads and statsd_exporter refuses: a rollback to it would fail at start-up."""
+        self.note(where, key, "statsd_exporter_refuses", f"statsd_exporter refuses this file: {message}")
 
     def fail(self, where: _Located | None, key: str, message: str) -> MappingError:
         line = None
@@ -235,8 +279,8 @@ class _Checker:
             raise self.fail(where, key, f"must be a mapping, got {type(value).__name__}")
         for unknown in sorted(set(value) - allowed):
             # statsd_exporter's loader ignores keys it doesn't know (a typo, an `x-anchors:` holder): so do we, aloud
-            line = value.key_lines.get(unknown, value.line) if isinstance(value, _Located) else 0
-            self.warnings.append((line, f"unknown key `{unknown}` ignored (known: {', '.join(sorted(allowed))})"))
+            self.note(value if isinstance(value, _Located) else None, unknown, "unknown_key",
+                      f"unknown key `{unknown}` ignored (known: {', '.join(sorted(allowed))})")  # fmt: skip
         return value
 
     def number(self, value: Any, where: _Located, key: str) -> float:
@@ -272,10 +316,20 @@ class _Checker:
         return tuple(result)
 
     def duration(self, value: Any, where: _Located, key: str) -> float:
+        """A duration as statsd_exporter's YAML library reads one: Go's duration text, or a bare number
+        of nanoseconds (`ttl: 30` is 30ns there, and so here; the lint says so)."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0:
+            self.note(where, key, "bare_duration", f"`{key}: {value}` is {int(value)} nanoseconds, as in "
+                      f"statsd_exporter (a bare number is nanoseconds there); for seconds write {value}s")  # fmt: skip
+            return int(value) * 1e-9
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as error:
             raise self.fail(where, key, str(error)) from None
+        if _PROMETHEUS_ONLY_UNITS.search(str(value)):
+            self.refused(where, key, f"`{value}` has a unit Go's durations lack (d, w, y); write hours, e.g. "
+                         f"{seconds / 3600:g}h")  # fmt: skip
+        return seconds
 
     def choice(self, value: Any, where: _Located, key: str, choices: tuple[str, ...] | dict[str, str]) -> str:
         if value not in choices:
@@ -315,6 +369,16 @@ def _observer_options(check: _Checker, entry: _Located, base: MappingConfig | No
         raise check.fail(entry, "summary_options", "cannot use summary_options with observer_type histogram")
     if base is not None and out.get("observer_type") == "summary" and histogram is not None:
         raise check.fail(entry, "histogram_options", "cannot use histogram_options with observer_type summary")
+    if base is not None and "observer_type" not in out and base.observer_type_given:
+        # statsd_exporter gives the rule the default observer type before it checks the options
+        if base.observer_type == "histogram" and summary_block is not None:
+            check.refused(entry, "summary_options", "summary_options on a rule whose observer type is the "
+                          "default, histogram (\"cannot use histogram observer and summary options\"); the bridge "
+                          "makes a histogram and ignores them")  # fmt: skip
+        if base.observer_type == "summary" and entry.get("histogram_options") is not None:
+            check.refused(entry, "histogram_options", "histogram_options on a rule whose observer type is the "
+                          "default, summary (\"cannot use summary observer and histogram options\"); the bridge "
+                          "makes a summary and ignores them")  # fmt: skip
     if histogram:
         if histogram.get("native_histogram_bucket_factor") is not None:
             out["native_factor"] = check.number(histogram["native_histogram_bucket_factor"], histogram,
@@ -362,6 +426,9 @@ def _string_map(check: _Checker, entry: _Located, key: str, label_keys: bool) ->
             raise check.fail(block, str(name), "invalid label name (letters, digits, _; no leading digit)")
         if isinstance(value, (dict, list)):
             raise check.fail(block, name, f"must be a string, got {value!r}")
+        if key == "labels" and not _REFERENCE_LABEL_NAME.match(name):
+            check.refused(block, name, f"label name `{name}` has one character (\"invalid label key\"; its "
+                          "label names need two); Prometheus allows it, and so does the bridge")  # fmt: skip
     return {name: _text(block, name) for name in block}
 
 
@@ -395,11 +462,18 @@ def _compile_output(check: _Checker, entry: _Located, config: MappingConfig, nee
     name = _text(entry, "name")
     if not isinstance(name, str):
         raise check.fail(entry, "name", f"must be a string, got {name!r}")
+    if not isinstance(_text(entry, "help"), str):
+        raise check.fail(entry, "help", f"must be a string, got {entry['help']!r}")
     if needs_name:
         if not name:
             raise check.fail(entry, "name" if "name" in entry else "", "a mapping needs a `name` (or `action: drop`)")
         if not NAME_TEMPLATE.match(name):
             raise check.fail(entry, "name", f"{name!r} is not a valid metric name (letters, digits, _, $n)")
+    elif not name:
+        check.refused(entry, "", "a mapping without `name`, a drop rule's too (\"metric mapping didn't set a metric "
+                      "name\"); give it one, e.g. `name: dropped`")  # fmt: skip
+    elif not NAME_TEMPLATE.match(name):
+        check.refused(entry, "name", f"{name!r} is not a metric name, a drop rule's neither")
     options = _observer_options(check, entry, config)
     scale = entry.get("scale")
     output = Output(
@@ -409,7 +483,7 @@ def _compile_output(check: _Checker, entry: _Located, config: MappingConfig, nee
         buckets=options.get("buckets", config.buckets),
         native=_native_options(options, config),
         summary=options.get("summary", config.summary),
-        help=str(_text(entry, "help")),
+        help=_text(entry, "help"),
         ttl=check.duration(entry["ttl"], entry, "ttl") if entry.get("ttl") is not None else config.ttl,
         scale=None if scale is None else check.number(scale, entry, "scale"),
         honor_labels=bool(entry.get("honor_labels", False)),
@@ -437,11 +511,20 @@ def _compile_output(check: _Checker, entry: _Located, config: MappingConfig, nee
 def _compile_rule(check: _Checker, entry: Any, config: MappingConfig, match_type_default: str, index: int) -> Rule:
     entry = check.mapping(entry, None, f"mappings[{index}]", MAPPING_KEYS)
     match = _text(entry, "match")
-    if not isinstance(match, str) or not match:
-        raise check.fail(entry, "match" if "match" in entry else "", "every mapping needs a non-empty `match`")
     match_type = check.choice(entry.get("match_type") or match_type_default, entry, "match_type", ("glob", "regex"))
+    if not isinstance(match, str) or (not match and match_type == "glob"):
+        raise check.fail(entry, "match" if "match" in entry else "", "every glob mapping needs a non-empty `match`")
+    if match_type == "glob" and not _REFERENCE_GLOB.match(match) and all(map(GLOB_COMPONENT.match, match.split("."))):
+        check.refused(entry, "match", f"glob `{match}` (\"invalid match\"): its globs take `*` only as a whole "
+                      "part, no `:`, and no first part starting with a digit or `-`")  # fmt: skip
     action = check.choice(entry.get("action") or "map", entry, "action", ("map", "drop"))
+    for key in sorted(EXTENSION_KEYS & set(entry)):
+        check.note(entry, key, "statsd_exporter_extension", f"statsd_exporter ignores `{key}`, a mapping extension "
+                   f"of the bridge's: rolled back, this rule {EXTENSION_EFFECTS[key]}")  # fmt: skip
     if "outputs" in entry:
+        check.note(entry, "outputs", "statsd_exporter_extension", "statsd_exporter refuses this file: `outputs` is a "
+                   "mapping extension of the bridge's, and the rule has no `name` of its own (\"metric mapping "
+                   "didn't set a metric name\")")  # fmt: skip
         for key in sorted(set(entry) - MATCH_KEYS):
             raise check.fail(entry, key, "goes in each of `outputs`, not beside it")
         raw = entry["outputs"]
@@ -494,10 +577,18 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     top = check.mapping(document, None, "", TOP_KEYS)
     config = MappingConfig(path=path)
     config.reaper = _compile_reaper(check, top)
+    if top.get("reaper") is not None:
+        check.note(top, "reaper", "statsd_exporter_extension", "statsd_exporter ignores `reaper`, a mapping "
+                   "extension of the bridge's: rolled back, the series of silent sources stay")  # fmt: skip
+    if top.get("statsd_bridge_extensions") is not None:
+        if top["statsd_bridge_extensions"] is not True:
+            raise check.fail(top, "statsd_bridge_extensions", "must be true (the file means to use the extensions)")
+        config.extensions_declared = top.key_lines["statsd_bridge_extensions"]
 
     defaults = check.mapping(top.get("defaults"), top, "defaults", DEFAULTS_KEYS)
     options = _observer_options(check, defaults, None)
     config.observer_type = options.get("observer_type", "summary")
+    config.observer_type_given = "observer_type" in options
     config.buckets = options.get("buckets", DEFAULT_BUCKETS)
     config.native = (options.get("native_factor") or DEFAULT_NATIVE_FACTOR,
                      options.get("native_max_buckets") or DEFAULT_NATIVE_MAX_BUCKETS)  # fmt: skip
@@ -511,7 +602,7 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     if not isinstance(mappings, list):
         raise check.fail(top, "mappings", "must be a list")
     config.rules = [_compile_rule(check, entry, config, match_type, i) for i, entry in enumerate(mappings)]
-    config.warnings = check.warnings
+    config.notes = check.notes
     return config
 
 

@@ -184,7 +184,7 @@ def test_promtool_parses_a_real_scrape(bridge_factory, tmp_path):
 
 def test_statsd_exporter_flag_spellings(tmp_path):
     mapping = tmp_path / "m.yml"
-    mapping.write_text("mappings:\n- match: alias.*\n  name: aliased\n  labels:\n    x: $1\n")
+    mapping.write_text("mappings:\n- match: alias.*\n  name: aliased\n  labels:\n    which: $1\n")
     command = [
         sys.executable, "-m", "bridge", "--statsd.listen-udp=127.0.0.1:0", "--statsd.listen-tcp=",
         "--web.listen-address=127.0.0.1:0", "--web.telemetry-path=/stats", f"--statsd.mapping-config={mapping}",

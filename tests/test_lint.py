@@ -81,9 +81,9 @@ def test_a_reference_the_pattern_cannot_fill(match, match_type, name):
 
 
 def test_references_the_pattern_fills_are_fine():
-    text = ("mappings:\n- match: api.*.*\n  name: api_$1\n  labels:\n    x: ${2}\n"
+    text = ("mappings:\n- match: api.*.*\n  name: api_$1\n  labels:\n    xx: ${2}\n"
             "- match: 'web\\.(?P<route>\\w+)'\n  match_type: regex\n  name: web\n"
-            "  labels:\n    r: $route\n")  # fmt: skip
+            "  labels:\n    rr: $route\n")  # fmt: skip
     assert findings(text) == []
 
 

@@ -1,0 +1,505 @@
+"""What statsd_exporter would make of a mapping file that the bridge reads otherwise.
+
+The bridge reads statsd_exporter's mapping files and, where statsd_exporter's behaviour is sound, does
+what it does. Where it is a defect (a glob that silently never matches, a label value mangled by Go's
+formatter, a scrape that fails for every scraper), the bridge keeps the sensible behaviour, and the
+lint says, rule by rule, what statsd_exporter would do instead: a user swapping one for the other learns
+before the swap which series will change. This module models the parts of statsd_exporter (0.23 to
+0.30, pkg/mapper and pkg/registry) that decide those differences; the lint turns them into findings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+
+from bridge.line import COUNTER, GAUGE, OBSERVER
+from bridge.mapper import GLOB_REFERENCE, Mapper, Target, escape_name, expand_glob
+from bridge.mapping import MappingConfig, Output, Rule
+
+KINDS = (COUNTER, GAUGE, OBSERVER)
+# a verb of Go's fmt: flags, width, precision, then the verb itself
+_GO_VERB = re.compile(r"%([-+# 0]*)(\d*)(?:\.(\d*))?(.?)", re.S)
+
+
+# --- Go's glob template formatter (fsm.TemplateFormatter) ---
+
+
+def go_template(template: str, capture_count: int) -> tuple[str, list[int], bool]:
+    """What statsd_exporter's formatter makes of a glob template: the format string, the capture
+    indexes it passes, and whether it formats at all (a template without a capture it can fill is
+    used as it is). Each reference is replaced wherever its text occurs, so `$1` also eats the head
+    of `$12`, and a bad reference (`$0`, `$9` with 2 captures, `$1_x`) becomes nothing."""
+    matches = list(GLOB_REFERENCE.finditer(template))
+    if not matches:
+        return template, [], False
+    text, indexes = template, []
+    for match in matches:
+        name = match.group(2)
+        index = int(name) if name.isascii() and name.isdigit() else 0
+        if not 1 <= index <= capture_count:
+            text = text.replace(match.group(0), "")
+        else:
+            text = text.replace(match.group(0), "%s")
+            indexes.append(index - 1)
+    return text, indexes, bool(indexes)
+
+
+def go_format(template: str, captures: list[str]) -> str | None:
+    """statsd_exporter's value of a glob template for these captures, or None where Go's fmt would
+    do something this model does not follow (argument indexes, `*` widths)."""
+    text, indexes, formats = go_template(template, len(captures))
+    if not formats:
+        return text
+    return go_sprintf(text, [captures[index] for index in indexes])
+
+
+def go_sprintf(text: str, args: list[str]) -> str | None:
+    """Go's fmt.Sprintf with string arguments, for the verbs a template can hold by accident."""
+    out, position, used = [], 0, 0
+    while True:
+        start = text.find("%", position)
+        if start < 0:
+            out.append(text[position:])
+            break
+        out.append(text[position:start])
+        verb = _GO_VERB.match(text, start)
+        assert verb is not None  # the pattern matches any text after a %
+        flags, width, precision, char = verb.groups()
+        position = verb.end()
+        if char in ("[", "*"):
+            return None
+        if not char:
+            out.append("%!(NOVERB)")
+            break
+        if char == "%":
+            out.append("%")
+            continue
+        if used >= len(args):
+            out.append(f"%!{char}(MISSING)")
+            continue
+        value = args[used]
+        used += 1
+        if char in "sv":
+            if precision is not None:
+                value = value[: int(precision or 0)]
+            pad = max(0, int(width or 0) - len(value))
+            out.append(value + " " * pad if "-" in flags else " " * pad + value)
+        elif char in "xX" and not flags and not width and precision is None:
+            encoded = value.encode().hex()
+            out.append(encoded.upper() if char == "X" else encoded)
+        elif char in "qxX":
+            return None  # quoting and spaced hex: not worth following
+        else:
+            out.append(f"%!{char}(string={value})")
+    if used < len(args):
+        out.append("%!(EXTRA " + ", ".join(f"string={arg}" for arg in args[used:]) + ")")
+    return "".join(out)
+
+
+# --- statsd_exporter's glob matcher (pkg/mapper/fsm) ---
+
+
+@dataclass(eq=False)
+class _State:
+    transitions: dict[str, _State] = field(default_factory=dict)
+    result: Rule | None = None  # set only by the glob that created this state and ends here
+    priority: int = 0  # the place in the order of the last glob that ends here
+    shortest: int = 0  # fewest and most components left over the globs that pass through
+    longest: int = 0
+
+
+class ReferenceGlobs:
+    """statsd_exporter's state machine of the glob rules, built as its AddState builds it: one tree per
+    metric type, one state per path. A state is created once, by the first glob to pass through it;
+    only a glob that ends on the state it creates becomes its result, and every glob that ends there
+    gives it its own place in the order. So a glob whose path an earlier, longer glob already made
+    never matches, and a duplicated glob moves the first one to the duplicate's place."""
+
+    def __init__(self, config: MappingConfig) -> None:
+        self.globs = [rule for rule in config.rules if rule.match_type == "glob"]
+        self.ordering_disabled = config.glob_disable_ordering
+        self.roots = {kind: _State() for kind in KINDS}
+        for priority, rule in enumerate(self.globs):
+            self._add(rule, priority)
+        self.backtracking = not self.ordering_disabled or backtracking_needed([rule.match for rule in self.globs])
+
+    def _add(self, rule: Rule, priority: int) -> None:
+        fields = rule.match.split(".")
+        for kind in [rule.match_metric_type] if rule.match_metric_type else KINDS:
+            state = self.roots[kind]
+            for depth, part in enumerate(fields):
+                left = len(fields) - depth - 1
+                child = state.transitions.get(part)
+                if child is None:
+                    child = state.transitions[part] = _State(shortest=left, longest=left)
+                    if left == 0:
+                        child.result = rule
+                else:
+                    child.shortest, child.longest = min(child.shortest, left), max(child.longest, left)
+                state = child
+            state.priority = priority
+
+    def state(self, rule: Rule, kind: str) -> _State | None:
+        """The state `rule` ends on in the tree of `kind`; None where the rule does not take that kind."""
+        if rule.match_metric_type and rule.match_metric_type != kind:
+            return None
+        state = self.roots[kind]
+        for part in rule.match.split("."):
+            state = state.transitions[part]
+        return state
+
+    def match(self, name: str, kind: str) -> Rule | None:
+        """The glob statsd_exporter maps a name with, as its GetMapping walks the tree: literal parts
+        before `*`; with ordering, every path (it backtracks), the state first in the order winning;
+        without, the first path found, trying the `*` of a part only where it backtracks."""
+        fields = name.split(".")
+        found: list[_State] = []
+        self._walk(self.roots[kind], fields, 0, found)
+        if not found:
+            return None
+        if self.ordering_disabled:
+            return found[0].result
+        return min(found, key=lambda state: state.priority).result
+
+    def _walk(self, state: _State, fields: list[str], depth: int, found: list[_State]) -> bool:
+        """Depth first, literal before `*`; True once a result is found and the walk may stop."""
+        left = len(fields) - depth - 1
+        options = []
+        literal = state.transitions.get(fields[depth])
+        if literal is not None and literal.shortest <= left <= literal.longest:
+            options.append(literal)
+        star = state.transitions.get("*")
+        if star is not None and star.shortest <= left <= star.longest and (not options or self.backtracking):
+            options.append(star)
+        for child in options:
+            if left == 0:
+                if child.result is not None:
+                    found.append(child)
+                    if self.ordering_disabled:
+                        return True
+            elif self._walk(child, fields, depth + 1, found) and self.ordering_disabled:
+                return True
+        return False
+
+
+def backtracking_needed(globs: list[str]) -> bool:
+    """statsd_exporter's own test of whether globs need backtracking when ordering is disabled
+    (fsm.TestIfNeedBacktracking), followed as written: among globs of one length, one with a `*`
+    whose text before that `*` begins another glob needs it, unless one of the two covers the other."""
+
+    def as_regex(glob: str) -> re.Pattern[str]:
+        return re.compile("^" + glob.replace(".", r"\.").replace("*", "([^.]*)") + "$")
+
+    by_length: dict[int, list[str]] = {}
+    for glob in globs:
+        by_length.setdefault(len(glob.split(".")), []).append(glob)
+    for group in by_length.values():
+        if len(group) < 2:
+            continue
+        patterns = [as_regex(glob) for glob in group]
+        for i, first in enumerate(group):
+            if "*" not in first:
+                continue
+            needed = False
+            for index, char in enumerate(first):
+                if char != "*":
+                    continue
+                head = re.compile("^" + first[:index].replace(".", r"\.").replace("*", r"\*"))
+                if any(j != i and head.search(other) for j, other in enumerate(group)):
+                    needed = True
+            if any(j != i and patterns[i].search(other) for j, other in enumerate(group)):
+                needed = False
+            if any(j != i and pattern.search(first) for j, pattern in enumerate(patterns)):
+                needed = False
+            if needed:
+                return True
+    return False
+
+
+# --- the differences, found ---
+
+
+@dataclass(frozen=True)
+class Difference:
+    line: int  # the rule's line in the file
+    check: str  # statsd_exporter_<what>
+    message: str
+    metric: str = ""  # for differences of a metric name rather than of a rule's lines
+    example: tuple[str, ...] = ()  # StatsD lines, sent in order, that show it (none where none was found)
+
+
+_KIND_CODES = {COUNTER: "c", GAUGE: "g", OBSERVER: "h"}
+
+
+class _File:
+    """One mapping file as both would read it: the bridge's mapper and statsd_exporter's glob tree."""
+
+    def __init__(self, config: MappingConfig) -> None:
+        self.config = config
+        self.mapper = Mapper(config)
+        self.reference = ReferenceGlobs(config)
+        self.globs = [rule for rule in self.mapper.rules if rule.match_type == "glob"]
+        self.line_of = {id(rule): rule.line for rule in config.rules}
+
+    def ours(self, name: str, kind: str) -> Rule | None:
+        """The glob the bridge maps a name with (the regexes come after every glob, in both)."""
+        return next((rule for rule in self.globs if _takes(rule, name, kind)), None)
+
+    def series(self, glob: Rule | None, name: str, kind: str) -> tuple[bool, list[tuple]]:
+        """What a line makes when `glob` matches it (None: when no glob does): dropped, or what its targets
+        make. Another rule that makes the same series is no difference."""
+        route = self.mapper.route_with(glob, name, kind)
+        return route.drop, [_made(target) for target in route.targets]
+
+    def witness(self, rule: Rule, kinds: tuple[str, ...] = KINDS) -> tuple[str, str] | None:
+        """(name, kind) of a line the bridge maps with this glob rule; None for a regex rule, or where the
+        rule never wins."""
+        if rule.match_type != "glob":
+            return None
+        for name in _witnesses(rule, self.reference.globs):
+            for kind in kinds:
+                if self.ours(name, kind) is rule:
+                    return name, kind
+        return None
+
+    def witness_line(self, rule: Rule, kinds: tuple[str, ...] = KINDS, tags: str = "") -> str | None:
+        found = self.witness(rule, kinds)
+        return None if found is None else f"{found[0]}:1|{_KIND_CODES[found[1]]}{tags}"
+
+
+def _made(target: Target) -> tuple:
+    """What of a target shapes its series: buckets only for a histogram, quantiles only for a summary."""
+    options: tuple = ()
+    if target.type == "histogram":
+        options = (target.buckets, target.native)
+    elif target.type == "summary":
+        options = (target.summary,)
+    return (target.name, target.type, target.labels, target.help, target.ttl, target.scale, target.honor_labels,
+            target.value, target.tags, target.required, target.non_empty, target.when, options)  # fmt: skip
+
+
+def differences(config: MappingConfig) -> list[Difference]:
+    """Every way statsd_exporter would serve this file's series otherwise, each at its rule's line."""
+    file = _File(config)
+    found = _glob_choices(file) + _templates(file) + _help_and_names(file)
+    return sorted(set(found), key=lambda d: (d.line, d.check, d.message))
+
+
+def _witnesses(rule: Rule, globs: list[Rule], limit: int = 256) -> list[str]:
+    """Names the rule matches that walk statsd_exporter's tree differently: each `*` filled with a part
+    no glob names there, or with a literal another glob has in that place."""
+    choices = []
+    for position, part in enumerate(rule.match.split(".")):
+        if part != "*":
+            choices.append([part])
+            continue
+        literals = {parts[position] for parts in (g.match.split(".") for g in globs) if len(parts) > position}
+        fresh = next(word for word in (f"any{i}" if i else "any" for i in itertools.count()) if word not in literals)
+        choices.append([fresh, *sorted(literal for literal in literals if literal != "*")])
+    names = []
+    for combination in itertools.product(*choices):
+        names.append(".".join(combination))
+        if len(names) >= limit:
+            break
+    return names
+
+
+def _takes(rule: Rule, name: str, kind: str) -> bool:
+    return _takes_kind(rule, kind) and rule.pattern.match(name) is not None
+
+
+def _glob_choices(file: _File) -> list[Difference]:
+    """Names whose glob statsd_exporter picks otherwise; one finding per rule and kind of difference."""
+    reference = file.reference
+    found: dict[tuple[int, str], Difference] = {}
+    for rule in reference.globs:
+        for name in _witnesses(rule, reference.globs):
+            outcomes: dict[tuple[int, int], list[str]] = {}  # (ours, theirs) -> the kinds it happens for
+            choices = {}
+            for kind in KINDS:
+                ours = file.ours(name, kind)
+                theirs = reference.match(name, kind)
+                if ours is not None and file.series(ours, name, kind) != file.series(theirs, name, kind):
+                    outcomes.setdefault((id(ours), id(theirs)), []).append(kind)
+                    choices[(id(ours), id(theirs))] = (ours, theirs)
+            for key, kinds in outcomes.items():
+                ours, theirs = choices[key]
+                difference = _choice_difference(file, ours, theirs, name, kinds)
+                found.setdefault((difference.line, difference.check), difference)
+    return list(found.values())
+
+
+def _choice_difference(file: _File, ours: Rule, theirs: Rule | None, name: str, kinds: list[str]) -> Difference:
+    reference, line_of = file.reference, file.line_of
+    there = (f"maps it with the rule at line {line_of[id(theirs)]} (`{theirs.match}`)" if theirs is not None
+             else "matches no glob with it (it goes on to the regex rules, or stays unmapped)")  # fmt: skip
+    kind = kinds[0]
+    state = reference.state(ours, kind)
+    assert state is not None  # the bridge took the name by this rule, so the rule takes the kind
+    words = ", ".join("timer" if k == OBSERVER else k for k in kinds)
+    example = f"for `{name}` as a {words} statsd_exporter {there}, the bridge with this rule"
+    lines = (f"{name}:1|{_KIND_CODES[kind]}",)
+    if state.result is not ours:
+        maker = _longer_glob_on_the_path(reference, ours, kind)
+        return Difference(ours.line, "statsd_exporter_unreachable",
+                          f"statsd_exporter never matches this glob: its matcher keeps one state per path, and "
+                          f"the longer glob `{maker.match}` at line {line_of[id(maker)]} made the state for "
+                          f"`{ours.match}` first, with no result; {example}", example=lines)  # fmt: skip
+    if not reference.ordering_disabled:
+        duplicate = reference.globs[state.priority]
+        return Difference(ours.line, "statsd_exporter_order",
+                          f"statsd_exporter tries this glob at the place of its duplicate at line "
+                          f"{line_of[id(duplicate)]}, after the rules in between; {example}",
+                          example=lines)  # fmt: skip
+    return Difference(ours.line, "statsd_exporter_unreachable",
+                      f"with glob_disable_ordering, statsd_exporter does not backtrack for these globs (its own "
+                      f"test of when to backtrack misses them) and gives up on a name that takes a literal part "
+                      f"of another glob; {example}", example=lines)  # fmt: skip
+
+
+def _longer_glob_on_the_path(reference: ReferenceGlobs, rule: Rule, kind: str) -> Rule:
+    """The first glob of `kind` whose path passes through the end of `rule`'s: the one whose state it is."""
+    parts = rule.match.split(".")
+    for glob in reference.globs:
+        theirs = glob.match.split(".")
+        if reference.state(glob, kind) is not None and len(theirs) > len(parts) and theirs[: len(parts)] == parts:
+            return glob
+    raise AssertionError(f"no glob made the state of {rule.match}")
+
+
+def _outputs(config: MappingConfig) -> list[tuple[Rule, Output]]:
+    return [(rule, output) for rule in config.rules if rule.action == "map" for output in rule.outputs]
+
+
+def _templates(file: _File) -> list[Difference]:
+    """Glob templates that Go's formatter writes otherwise: a `%`, or a reference whose text is the
+    head of another (`$1` in `$12`) or ends in a brace it keeps."""
+    found = []
+    for rule, output in _outputs(file.config):
+        if rule.match_type != "glob":
+            continue
+        count = rule.match.split(".").count("*")
+        captures = [f"c{index}" for index in range(1, count + 1)]
+        for where, template in [("name", output.name), *((f"label {k}", v) for k, v in output.labels.items())]:
+            ours = expand_glob(template, tuple(captures))
+            theirs = go_format(template, captures)
+            if theirs == ours:
+                continue
+            shown = f"`{theirs}`" if theirs is not None else "a value Go's fmt mangles"
+            example = file.witness_line(rule)
+            found.append(Difference(output.line or rule.line, "statsd_exporter_template",
+                                    f"{where}: statsd_exporter runs `{template}` through Go's fmt.Sprintf, so for "
+                                    f"captures {', '.join(captures)} it writes {shown} where the bridge writes "
+                                    f"`{ours}`", example=(example,) if example else ()))  # fmt: skip
+    return found
+
+
+_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
+
+
+def _template_pattern(name: str) -> re.Pattern[str]:
+    """The metric names a name template can give (each reference any text), for comparing with fixed names."""
+    return re.compile("".join(".*" if piece.startswith("$") else re.escape(piece)
+                              for piece in re.split(r"(\$\{?\w+\}?)", name)) + r"\Z")  # fmt: skip
+
+
+def _help_and_names(file: _File) -> list[Difference]:
+    """One name given two HELP texts, and fixed names whose samples statsd_exporter mixes up."""
+    config = file.config
+    found = []
+    fixed: dict[str, list[tuple[Rule, Output]]] = {}  # name -> the outputs that give it, in file order
+    outputs = _outputs(config)
+    for rule, output in outputs:
+        if "$" in output.name:
+            continue
+        name = escape_name(output.name)
+        for earlier in fixed.get(name, []):
+            if earlier[1].help != output.help:
+                difference = _help_difference(file, name, earlier, (rule, output))
+                found += difference
+                if difference:
+                    break  # one finding a rule and name, naming the first other HELP
+        fixed.setdefault(name, []).append((rule, output))
+    for rule, output in outputs:  # a name template that can give a fixed name of another HELP
+        if "$" not in output.name:
+            continue
+        pattern = _template_pattern(output.name)
+        for name, givers in fixed.items():
+            for giver in givers:
+                if giver[1].help != output.help and pattern.match(name):
+                    difference = _help_difference(file, name, giver, (rule, output), example=False)
+                    found += difference
+                    if difference:
+                        break
+    typed = _typed_names(file)
+    for (name, prometheus_type), (rule, output, kind) in typed.items():
+        line = output.line or rule.line
+        for suffix in _SUFFIXES.get(prometheus_type, ()):
+            if (name + suffix, prometheus_type) in typed:
+                other_rule, other, other_kind = typed[(name + suffix, prometheus_type)]
+                found.append(Difference(other.line or other_rule.line, "statsd_exporter_scrape_error",
+                                        f"{name}{suffix} ({prometheus_type}) is a sample name of the {prometheus_type} "
+                                        f"{name} at line {line}: statsd_exporter keeps both and fails every scrape "
+                                        "(HTTP 500); the bridge refuses the second to arrive and counts it in "
+                                        "events_conflict_total", name + suffix,
+                                        _lines(file, (rule, kind), (other_rule, other_kind))))  # fmt: skip
+        # statsd_exporter keeps these suffixes of a counter's or gauge's name for the samples of any `x` that
+        # is not a counter; the bridge only for a histogram's or summary's own samples
+        for suffix in {"gauge": ("_bucket", "_count", "_sum"), "summary": ("_bucket",)}.get(prometheus_type, ()):
+            for other_type in ("counter", "gauge"):
+                if (name + suffix, other_type) in typed:
+                    other_rule, other, other_kind = typed[(name + suffix, other_type)]
+                    found.append(Difference(other.line or other_rule.line, "statsd_exporter_conflict",
+                                            f"statsd_exporter refuses {name}{suffix} ({other_type}) while the "
+                                            f"{prometheus_type} {name} of line {line} exists, and counts it in "
+                                            "events_conflict_total; the bridge keeps both", name + suffix,
+                                            _lines(file, (rule, kind), (other_rule, other_kind))))  # fmt: skip
+    return found
+
+
+def _typed_names(file: _File) -> dict[tuple[str, str], tuple[Rule, Output, str]]:
+    """(metric name, Prometheus type) -> the first (rule, output, kind of line) that gives it, for every
+    output whose name is fixed, for each kind of line the rule takes."""
+    typed: dict[tuple[str, str], tuple[Rule, Output, str]] = {}
+    for rule, output in _outputs(file.config):
+        if "$" in output.name:
+            continue
+        for kind in KINDS:
+            if _takes_kind(rule, kind):
+                typed.setdefault((escape_name(output.name), file.mapper.prometheus_type(kind, output)),
+                                 (rule, output, kind))  # fmt: skip
+    return typed
+
+
+def _help_difference(file: _File, name: str, first: tuple[Rule, Output], later: tuple[Rule, Output],
+                     example: bool = True) -> list[Difference]:  # fmt: skip
+    """The two HELP texts of a name meet only where one kind of line gives both rules' outputs the same type
+    (else the second is a type conflict, in both); `example`: whether the later rule gives the name itself."""
+    (first_rule, first_output), (rule, output) = first, later
+    type_of = file.mapper.prometheus_type
+    kinds = [kind for kind in KINDS if _takes_kind(first_rule, kind) and _takes_kind(rule, kind)
+             and type_of(kind, first_output) == type_of(kind, output)]  # fmt: skip
+    if not kinds:
+        return []
+    lines: tuple[str | None, ...] = (None,)
+    for kind in kinds if example else ():
+        lines = (file.witness_line(first_rule, (kind,)), file.witness_line(rule, (kind,), "|#statsd_bridge_probe:1"))
+        if all(lines):
+            break
+    return [Difference(output.line or rule.line, "statsd_exporter_scrape_error",
+                       f"{name} has another HELP at line {first_output.line or first_rule.line}: statsd_exporter fails "
+                       "every scrape (HTTP 500) once the two give it series with different label names (tags count); "
+                       "the bridge serves the first HELP", name,
+                       tuple(line for line in lines if line) if all(lines) else ())]  # fmt: skip
+
+
+def _takes_kind(rule: Rule, kind: str) -> bool:
+    return not rule.match_metric_type or rule.match_metric_type == kind
+
+
+def _lines(file: _File, *rules: tuple[Rule, str]) -> tuple[str, ...]:
+    """A line for each (rule, kind of line), in order; () unless every one was found."""
+    lines = [file.witness_line(rule, (kind,)) for rule, kind in rules]
+    return tuple(line for line in lines if line) if all(lines) else ()
