@@ -269,7 +269,10 @@ def cli(context: click.Context, check_config: bool, lint_strict: bool, **options
     try:
         config.validate()
     except ConfigError as error:
-        raise click.BadParameter(str(error).split(": ", 1)[1], param_hint=f"'{error.flag}'") from None
+        # name the option by both its spellings, whichever the command line used
+        spellings = next((p.opts for p in context.command.params if error.flag in p.opts), [error.flag])
+        hint = " / ".join(f"'{spelling}'" for spelling in spellings)
+        raise click.BadParameter(str(error).split(": ", 1)[1], param_hint=hint) from None
     setup(config.log_level, config.log_format)
     for flag, reason in inert_flags(context):
         fields = {"flag": flag, "reason": reason}

@@ -610,6 +610,8 @@ def load_mapping_file(path: str) -> MappingConfig:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        raise MappingError(f"cannot read: {error}", path) from None
+    except OSError as error:
+        raise MappingError(f"cannot read the file: {error.strerror or error}", path) from None
+    except UnicodeDecodeError as error:
+        raise MappingError(f"cannot read the file: not UTF-8 ({error.reason} at byte {error.start})", path) from None
     return load_mapping(text, path)

@@ -14,7 +14,7 @@ import ssl
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
@@ -43,6 +43,18 @@ SWEEP_INTERVAL = 1.0  # seconds between TTL sweeps, as statsd_exporter
 
 class StartupError(Exception):
     """Start-up cannot go on; the message is the one line the operator sees."""
+
+
+@contextlib.contextmanager
+def _listening(listener: str, flag: str, address: str) -> Iterator[None]:
+    """Turn a failure to bind or start a listener into a StartupError naming the listener, address and flag."""
+    try:
+        yield
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise StartupError(f"cannot listen: {listener} on {address} ({flag}): {reason}") from None
+    except WebConfigError as error:
+        raise StartupError(f"cannot serve the web endpoint on {address}: {error}") from None
 
 
 def load_mapping(config: Config) -> MappingConfig:
@@ -157,25 +169,29 @@ class Bridge:
         self.receive = self.ingest.packets if not self.relays else self._relay_and_ingest
         try:
             if config.statsd_listen_udp:
-                host, port = parse_address(config.statsd_listen_udp)
-                sock = udp_socket(host, port, config.statsd_read_buffer, config.statsd_reuse_port)
+                with _listening("udp", "--statsd.listen-udp", config.statsd_listen_udp):
+                    host, port = parse_address(config.statsd_listen_udp)
+                    sock = udp_socket(host, port, config.statsd_read_buffer, config.statsd_reuse_port)
                 self.addresses["udp"] = format_address(sock.getsockname())
                 self.stats.udp_inodes.append(os.fstat(sock.fileno()).st_ino)
                 self.closers.append(serve_datagrams(sock, self.receive, self.stats, "udp_packets"))
             if config.statsd_listen_tcp:
-                host, port = parse_address(config.statsd_listen_tcp)
-                server = await tcp_server(host, port, self.receive, self.stats, config.statsd_reuse_port)
+                with _listening("tcp", "--statsd.listen-tcp", config.statsd_listen_tcp):
+                    host, port = parse_address(config.statsd_listen_tcp)
+                    server = await tcp_server(host, port, self.receive, self.stats, config.statsd_reuse_port)
                 self.servers.append(server)
                 self.addresses["tcp"] = format_address(server.sockets[0].getsockname())
             if config.statsd_listen_unixgram:
                 mode = int(config.statsd_unixsocket_mode, 8)
-                sock = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
+                with _listening("unixgram", "--statsd.listen-unixgram", config.statsd_listen_unixgram):
+                    sock = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
                 self.addresses["unixgram"] = config.statsd_listen_unixgram
                 self.closers.append(serve_datagrams(sock, self.receive, self.stats, "unixgram_packets"))
-            await self._start_web()
-        except (OSError, WebConfigError) as error:
+            with _listening("web", "--web.listen-address", config.web_listen_address):
+                await self._start_web()
+        except StartupError:
             await self.stop()
-            raise StartupError(f"cannot listen: {error}") from None
+            raise
         self.tasks.append(loop.create_task(self._sweep_loop()))
         if config.web_config_file:
             self.tasks.append(loop.create_task(self._watch_web_config()))

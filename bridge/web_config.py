@@ -272,7 +272,7 @@ def load(path: str) -> WebConfig:
     try:
         text = Path(path).read_text()
     except OSError as error:
-        raise WebConfigError(f"cannot read: {error}") from None
+        raise WebConfigError(f"cannot read {path}: {error.strerror or error}") from None
     config = parse(text, path)
     if config.tls is not None:
         ssl_context(config.tls)
@@ -301,16 +301,19 @@ def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     legacy_suites = [CIPHER_SUITES[suite] for suite in tls.cipher_suites if suite in CIPHER_SUITES]
     if legacy_suites:
         context.set_ciphers(":".join(legacy_suites))
+    _readable("cert_file", tls.cert_file)
+    _readable("key_file", tls.key_file)
     with contextlib.ExitStack() as files:
         cert = tls.cert_file or files.enter_context(_as_file(tls.cert))
         key = tls.key_file or files.enter_context(_as_file(tls.key))
         try:
             context.load_cert_chain(cert, key)
         except (OSError, ssl.SSLError) as error:
-            which = "cert_file/key_file" if tls.cert_file or tls.key_file else "cert/key"
+            which = f"cert_file/key_file ({tls.cert_file}, {tls.key_file})" if tls.cert_file else "cert/key"
             raise WebConfigError(f"tls_server_config.{which}: failed to load the key pair: {error}") from None
     context.verify_mode = CLIENT_AUTH[tls.client_auth_type]
     if context.verify_mode != ssl.CERT_NONE:
+        _readable("client_ca_file", tls.client_ca_file)
         try:
             if tls.client_ca_file:
                 context.load_verify_locations(cafile=tls.client_ca_file)
@@ -319,8 +322,19 @@ def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
             else:
                 context.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # as Go: the system's roots
         except (OSError, ssl.SSLError) as error:
-            raise WebConfigError(f"tls_server_config.client_ca_file: {error}") from None
+            raise WebConfigError(f"tls_server_config.client_ca_file ({tls.client_ca_file}): {error}") from None
     return context
+
+
+def _readable(key: str, path: str) -> None:
+    """A file named by tls_server_config.<key> must be readable; else an error naming the key and the path."""
+    if not path:
+        return
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise WebConfigError(f"tls_server_config.{key}: cannot read {path}: {error.strerror or error}") from None
 
 
 def _san_values(certificate: dict) -> list[str]:

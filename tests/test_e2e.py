@@ -300,19 +300,67 @@ def test_check_config_rejects_a_bad_address():
 def test_missing_mapping_file_is_a_clear_start_up_error(tmp_path):
     result = run_cli("--mapping-config", str(tmp_path / "absent.yml"))
     assert result.returncode == 1
-    assert "absent.yml" in result.stderr and "cannot read" in result.stderr
+    assert f"{tmp_path / 'absent.yml'}: cannot read the file: No such file or directory" in result.stderr
 
 
-def test_port_in_use_exits_non_zero_with_one_clear_line():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+@pytest.mark.parametrize(
+    ("listener", "flag", "kind"),
+    [
+        ("udp", "--statsd.listen-udp", socket.SOCK_DGRAM),
+        ("tcp", "--statsd.listen-tcp", socket.SOCK_STREAM),
+        ("web", "--web.listen-address", socket.SOCK_STREAM),
+    ],
+)
+def test_an_address_in_use_names_the_listener_the_address_and_the_flag(listener, flag, kind):
+    # what a user meets first when trying the bridge next to a running statsd_exporter
+    with socket.socket(socket.AF_INET, kind) as taken:
         taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = run_cli("--statsd-listen-udp", "127.0.0.1:0", "--statsd-listen-tcp", "127.0.0.1:0",
-                         "--web-listen-address", f"127.0.0.1:{port}")  # fmt: skip
+        if kind == socket.SOCK_STREAM:
+            taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        flags = {"--statsd.listen-udp": "127.0.0.1:0", "--statsd.listen-tcp": "127.0.0.1:0",
+                 "--web.listen-address": "127.0.0.1:0", flag: address}  # fmt: skip
+        result = run_cli(*(f"{name}={value}" for name, value in flags.items()))
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "level=error" in line]
-    assert len(errors) == 1 and "cannot listen" in errors[0] and "in use" in errors[0]
+    assert len(errors) == 1, result.stderr
+    assert f"cannot listen: {listener} on {address} ({flag}): Address already in use" in errors[0]
+
+
+def test_a_unixgram_socket_that_cannot_be_made_names_its_path(tmp_path):
+    path = tmp_path / "missing-directory" / "dsd.sock"
+    result = run_cli("--statsd.listen-udp=", "--statsd.listen-tcp=", "--web.listen-address=127.0.0.1:0",
+                     f"--statsd.listen-unixgram={path}")  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot listen: unixgram on {path} (--statsd.listen-unixgram): No such file or directory" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["cert_file", "key_file"])
+def test_a_certificate_file_that_cannot_be_read_is_named(tmp_path, key):
+    import trustme
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("localhost")
+    certificate.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    certificate.private_key_pem.write_to_path(tmp_path / "key.pem")
+    files = {"cert_file": tmp_path / "cert.pem", "key_file": tmp_path / "key.pem"}
+    files[key] = tmp_path / "absent.pem"
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("tls_server_config:\n" + "".join(f"  {k}: {v}\n" for k, v in files.items()))
+    result = run_cli(f"--web.config.file={web_config}", "--check-config")
+    assert result.returncode == 1
+    assert f"tls_server_config.{key}: cannot read {files[key]}: No such file or directory" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--statsd.listen-udp", "nonsense"), ("--statsd.read-buffer", "-1"), ("--web.telemetry-path", "metrics"),
+     ("--statsd.cache-type", "fifo"), ("--reap-after", "soon")],
+)  # fmt: skip
+def test_a_bad_flag_value_names_the_flag(flag, value):
+    result = run_cli(f"{flag}={value}", "--check-config")
+    assert result.returncode == 2
+    assert flag in result.stderr.splitlines()[-1], result.stderr
 
 
 def test_help_answers():
