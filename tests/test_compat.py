@@ -7,11 +7,13 @@ behaviour is a defect the bridge does not copy (the lint says what statsd_export
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +205,40 @@ def test_a_file_without_these_constructs_gets_no_statsd_exporter_finding():
             "- match: (\\w+)\\.deploys\\.(\\w+)$\n  match_type: regex\n  name: deploys_total\n  labels:\n"
             "    service: $1\n    env: $2\n- match: debug.*\n  action: drop\n  name: dropped\n")  # fmt: skip
     assert [f for f in lint(load_mapping(text, "m.yml")) if "statsd_exporter" in f.check] == []
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mapping_examples() -> list[tuple[str, str]]:
+    """(where, text) of every shipped mapping file and every mapping file shown in README.md and docs/."""
+    examples = [(f"mappings/{path.name}", path.read_text()) for path in sorted((ROOT / "mappings").glob("*.yml"))]
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, block in enumerate(re.findall(r"```yaml\n(.*?)```", doc.read_text(), re.S)):
+            if re.search(r"^mappings:", block, re.M):
+                examples.append((f"{doc.name} block {number}", block))
+    return examples
+
+
+@pytest.mark.parametrize(("where", "text"), mapping_examples(), ids=[where for where, _ in mapping_examples()])
+def test_every_shipped_and_documented_mapping_loads_in_statsd_exporter_or_says_it_cannot(tmp_path, where, text):
+    path = tmp_path / "mapping.yml"
+    path.write_text(text)
+    config = load_mapping(text, str(path))
+    if config.extensions_declared:
+        assert any(check == "statsd_exporter_extension" for _, check, _ in config.notes), where
+        return
+    assert accepts([reference_binary()], path), where
+    assert not [f for f in lint(config) if f.check in ("statsd_exporter_refuses", "statsd_exporter_extension")]
+
+
+def test_the_migration_guides_example_prints_what_the_guide_shows(tmp_path):
+    guide = (ROOT / "docs" / "migrating.md").read_text()
+    section = guide.split("For\nthis `mapping.yml`:", 1)[1]
+    mapping, output = re.findall(r"```(?:yaml)?\n(.*?)```", section, re.S)[:2]
+    (tmp_path / "mapping.yml").write_text(mapping)
+    result = subprocess.run([*BRIDGE, "--check-config", "--statsd.mapping-config", "mapping.yml"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 0
+    assert result.stdout == "configuration OK (2 mapping rules, 1 lint warning)\n"
+    assert result.stderr == output

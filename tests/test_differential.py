@@ -14,6 +14,8 @@ import re
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -343,6 +345,33 @@ def test_a_reserved_tag_crashes_the_reference_and_costs_the_bridge_nothing(tmp_p
         assert "is not allowed as label name in summaries" in reference.process.stdout.read()
         samples = bridge.wait_for(lambda s: ("after", frozenset()) in s)
         assert samples is not None and samples[("crash_q_count", frozenset())] == 1
+    finally:
+        reference.stop()
+        bridge.stop()
+
+
+def test_an_empty_metric_name_breaks_the_references_scrapes_and_costs_the_bridge_one_line(tmp_path):
+    # `,a=b:1|c` is a name of tags only: statsd_exporter makes a metric named "" and fails every scrape
+    # from then on; the bridge rejects the line (malformed_line) and keeps the rest
+    reference = Reference(reference_binary(), [])
+    bridge = start_bridge()
+    try:
+        payload = b",a=b:1|c\nafter.empty:1|c"
+        for target in (reference.udp, bridge.addresses["udp"]):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.sendto(payload, target)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                reference.metrics()
+            except urllib.error.HTTPError as error:
+                assert error.code == 500 and '"" is not a valid metric name' in error.read().decode()
+                break
+            assert time.monotonic() < deadline, "statsd_exporter kept serving"
+            time.sleep(0.05)
+        samples = bridge.wait_for(lambda s: ("after_empty", frozenset()) in s)
+        assert samples is not None
+        assert samples[("statsd_bridge_sample_errors_total", frozenset({("reason", "malformed_line")}))] == 1
     finally:
         reference.stop()
         bridge.stop()
