@@ -96,13 +96,14 @@ class Ingest:
         store = self.store
         last_seen = store.last_seen
         unfolded = store.unfolded
-        counters = gauges = observers = observer_events = deferred = tagged = mapped = lines = 0
+        # every line is counted, empty ones too, as statsd_exporter counts them: here the empty ones and
+        # those applied by the fast path, in raw_line the others
+        counters = gauges = observers = observer_events = deferred = tagged = mapped = empty = 0
         for data in datagrams:
-            parts = data.split(b"\n")
-            lines += len(parts)  # every line, empty ones too, as statsd_exporter counts them
             try:
-                for line in parts:
+                for line in data.split(b"\n"):
                     if not line:
+                        empty += 1
                         continue
                     hit = exact.get(line)
                     if hit is not None:  # a counter line seen before, value and all (a whole number)
@@ -174,13 +175,13 @@ class Ingest:
             except Exception:  # a bug in one datagram's handling must not cost the others
                 logger.exception("datagram handling failed")
         stats = self.stats
-        stats.lines += lines
         if deferred:
             store.pending_values += deferred
             if store.pending_values >= FOLD_AFTER:
                 store.fold_pending()
         fast = counters + gauges + observers + deferred
-        if fast:
+        if fast or empty:
+            stats.lines += fast + empty
             stats.samples += fast
             stats.tags += tagged
             stats.events_unmapped += counters + gauges + observer_events + deferred - mapped
@@ -196,6 +197,7 @@ class Ingest:
 
     def raw_line(self, raw: bytes) -> None:
         """One line by the full path: decoded on its own, so invalid UTF-8 costs only this line."""
+        self.stats.lines += 1
         raw = raw.rstrip(b"\r")
         if not raw:
             return
