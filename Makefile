@@ -36,11 +36,13 @@ test-tools:
 
 test: $(STAMP) $(NODE_CLIENTS) test-tools
 	$(PY) -m ruff check bridge tests
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -n 4 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check bridge tests
 	$(PY) -m ruff format --check bridge tests
+	$(VENV)/bin/lint-imports
 
 STATSD_JS := bench/.statsd/node_modules/statsd/stats.js
 
@@ -60,10 +62,10 @@ bench: $(STAMP) $(STATSD_JS) bench/.build/blast
 bench-smoke: $(STAMP) $(STATSD_JS) bench/.build/blast
 	$(PY) bench/run.py --smoke
 
-# bridge/metrics_pb2.py from client_model's metrics.proto (checked in; regenerate after changing either)
+# bridge/exposition/metrics_pb2.py from client_model's metrics.proto (checked in; regenerate after changing either)
 proto: $(STAMP)
 	$(PY) -m pip install --quiet 'grpcio-tools>=1.85'
-	$(PY) -m grpc_tools.protoc -I bridge/proto --python_out=bridge bridge/proto/metrics.proto
+	$(PY) -m grpc_tools.protoc -I bridge/exposition/proto --python_out=bridge/exposition bridge/exposition/proto/metrics.proto
 
 clean:
 	rm -rf $(VENV) build *.egg-info

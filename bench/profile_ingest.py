@@ -17,10 +17,10 @@ import time
 from bench.run import mixed_mapping, production_mapping
 from bench.sender import datagrams, production_datagrams
 from bridge.ingest import Ingest
-from bridge.mapper import Mapper
-from bridge.mapping import load_mapping
+from bridge.mapping.loader import load_mapping
+from bridge.mapping.router import Mapper
+from bridge.series.store import Store
 from bridge.stats import Stats
-from bridge.store import Store
 
 
 def timed(work, times: int) -> float:

@@ -13,9 +13,9 @@ import time
 
 from bench.run import mixed_mapping
 from bench.sender import mixed_lines
-from bridge.line import COUNTER, GAUGE, OBSERVER
-from bridge.mapper import Mapper
-from bridge.mapping import load_mapping
+from bridge.mapping.loader import load_mapping
+from bridge.mapping.router import Mapper
+from bridge.parsing.line import COUNTER, GAUGE, OBSERVER
 
 KINDS = {"c": COUNTER, "g": GAUGE, "ms": OBSERVER}
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.line import Dialects
+from bridge.durations import parse_duration
 from bridge.logs import LEVELS
-from bridge.mapping import LABEL_NAME, MappingConfig, parse_duration
+from bridge.mapping.loader import LABEL_NAME, MappingConfig
 from bridge.net import parse_address
-from bridge.relay import DEFAULT_PACKET_LENGTH, MAX_UDP_PAYLOAD
-from bridge.store import DEFAULT_MAX_SERIES
+from bridge.parsing.line import Dialects
+from bridge.receiving.relay import DEFAULT_PACKET_LENGTH, MAX_UDP_PAYLOAD
+from bridge.series.store import DEFAULT_MAX_SERIES
 
 # Datagrams wait here while a scrape holds the GIL: 0.2 s of rendering 100k series at 750k lines/s
 # is ~5,000 datagrams of 30 lines, ~12 MiB as the kernel counts them; 8 MiB lost 0.9 % (bench/run.py).

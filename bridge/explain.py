@@ -11,13 +11,13 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from bridge.exposition import format_value
+from bridge.exposition.text import format_value
 from bridge.ingest import Ingest
-from bridge.line import LineError, TagStats, parse_line, parse_number
-from bridge.mapper import Mapper
-from bridge.mapping import MappingConfig
+from bridge.mapping.loader import MappingConfig
+from bridge.mapping.router import Mapper
+from bridge.parsing.line import LineError, TagStats, parse_line, parse_number
+from bridge.series.store import Histogram, Store, Summary, render_labels
 from bridge.stats import Stats
-from bridge.store import Histogram, Store, Summary, render_labels
 
 # LineError and event-error reasons, for a person
 REASONS = {

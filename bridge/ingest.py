@@ -11,10 +11,20 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 
-from bridge.line import ALL_DIALECTS, COUNTER, GAUGE, OBSERVER, Dialects, LineError, Sample, TagStats, parse_line
 from bridge.logs import RateLimited, log
-from bridge.mapper import Mapper, Route, Target, escape_name
-from bridge.store import (
+from bridge.mapping.router import Mapper, Route, Target, escape_name
+from bridge.parsing.line import (
+    ALL_DIALECTS,
+    COUNTER,
+    GAUGE,
+    OBSERVER,
+    Dialects,
+    LineError,
+    Sample,
+    TagStats,
+    parse_line,
+)
+from bridge.series.store import (
     FOLD_AFTER,
     RESERVED_LABELS,
     ConflictError,
@@ -61,7 +71,6 @@ class Ingest:
         self.mapper = mapper
         self.store = store
         self.stats = stats
-        stats.mapper = mapper
         self.tag_stats = TagStats()
         self._label_names: dict[str, str] = {}
         self._warn = RateLimited(logger)
@@ -209,7 +218,7 @@ class Ingest:
         self._parse_line(line)
 
     def set_mapper(self, mapper: Mapper) -> None:
-        self.mapper = self.stats.mapper = mapper
+        self.mapper = mapper
         self._forget_shapes()
 
     def _forget_removed(self) -> None:

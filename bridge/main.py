@@ -10,15 +10,16 @@ from dataclasses import asdict, replace
 
 import click
 
-from bridge import __version__, web_config
+from bridge import __version__
 from bridge.config import DEFAULT_READ_BUFFER, Config, ConfigError
+from bridge.daemon import load_mapping, main
 from bridge.explain import explain_lines, format_text
-from bridge.lint import ERROR, WARNING, has_errors, lint
 from bridge.logs import LEVELS, setup
-from bridge.mapping import MappingConfig, MappingError, load_mapping_file
-from bridge.relay import DEFAULT_PACKET_LENGTH
-from bridge.server import load_mapping, main
-from bridge.store import DEFAULT_MAX_SERIES
+from bridge.mapping.lint import ERROR, WARNING, has_errors, lint
+from bridge.mapping.loader import MappingConfig, MappingError, load_mapping_file
+from bridge.receiving.relay import DEFAULT_PACKET_LENGTH
+from bridge.series.store import DEFAULT_MAX_SERIES
+from bridge.web import web_config
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

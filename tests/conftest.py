@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from bridge.exposition import render_text
+from bridge.exposition.self_metrics import Sources, reserved_names, self_registry
+from bridge.exposition.text import render_text
 from bridge.ingest import Ingest
-from bridge.mapper import Mapper
-from bridge.mapping import load_mapping
-from bridge.server import reserved_names, self_registry
+from bridge.mapping.loader import load_mapping
+from bridge.mapping.router import Mapper
+from bridge.receiving.batches import DatagramCounts
+from bridge.receiving.tcp import TCPCounts
+from bridge.series.store import Store
 from bridge.stats import Stats
-from bridge.store import Store
 
 
 class FakeClock:
@@ -60,11 +62,14 @@ class Pipeline:
 
 def pipeline(mapping_yaml: str = "") -> Pipeline:
     stats, store = Stats(), Store()
-    registry = self_registry(stats, store)
-    store.reserve(reserved_names(registry))
     config = load_mapping(mapping_yaml, "test.yml")
     clock = FakeClock()
-    return Pipeline(Ingest(Mapper(config), store, stats, clock), store, stats, registry, clock)
+    ingest = Ingest(Mapper(config), store, stats, clock)
+    registry = self_registry(
+        Sources(stats, store, DatagramCounts(), DatagramCounts(), TCPCounts(), lambda: ingest.mapper)
+    )
+    store.reserve(reserved_names(registry))
+    return Pipeline(ingest, store, stats, registry, clock)
 
 
 _SAMPLE_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")

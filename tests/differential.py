@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.line import TagStats, parse_line
-from bridge.mapper import Mapper
-from bridge.mapping import MappingConfig, load_mapping
-from bridge.quantiles import RELATIVE_ACCURACY
+from bridge.mapping.loader import MappingConfig, load_mapping
+from bridge.mapping.router import Mapper
+from bridge.parsing.line import TagStats, parse_line
+from bridge.series.quantiles import RELATIVE_ACCURACY
 from tests.conftest import BridgeProcess, free_port, parse_sample_line, start_bridge
 
 PEER_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "peers" / "statsd_exporter" / "statsd_exporter"

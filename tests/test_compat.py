@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.compat import differences, go_format
-from bridge.lint import lint
-from bridge.mapping import load_mapping
+from bridge.mapping.compat import differences, go_format
+from bridge.mapping.lint import lint
+from bridge.mapping.loader import load_mapping
 from tests.differential import Reference, parse_families, reference_binary
 from tests.test_differential import accepts
 

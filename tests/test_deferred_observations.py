@@ -7,8 +7,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.native_histogram import BOUNDS, ZERO_THRESHOLD
-from bridge.store import FOLD_AFTER, Histogram
+from bridge.series.native_histogram import BOUNDS, ZERO_THRESHOLD
+from bridge.series.store import FOLD_AFTER, Histogram
 from tests.conftest import pipeline
 
 CLASSIC = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

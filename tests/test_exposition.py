@@ -4,7 +4,9 @@ import pytest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
-from bridge.exposition import OpenMetricsView, format_value, negotiate
+from bridge.exposition.negotiate import negotiate
+from bridge.exposition.openmetrics import OpenMetricsView
+from bridge.exposition.text import format_value
 from tests.conftest import assert_promtool_parses, pipeline
 
 MAPPING = """

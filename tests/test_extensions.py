@@ -2,7 +2,7 @@
 
 import pytest
 
-from bridge.mapping import MappingError, load_mapping
+from bridge.mapping.loader import MappingError, load_mapping
 from tests.conftest import pipeline, sample
 
 EVENTS = """

@@ -2,7 +2,7 @@
 
 Each seed gives a whole mapping file whose rules overlap, shadow, duplicate and prefix each other
 (tests/mapping_generator.py) and lines that fill and miss them. The lint names every way statsd_exporter
-would serve the file otherwise (bridge/compat.py); the suite holds it to that, both ways:
+would serve the file otherwise (bridge/mapping/compat.py); the suite holds it to that, both ways:
 
 - a line whose rule and metric the lint does not flag gives the same series in both, value for value;
 - every flag is true: its example, sent afterwards, makes the two differ (or statsd_exporter's scrape fail);
@@ -20,11 +20,11 @@ from collections import Counter
 
 import pytest
 
-from bridge.compat import differences
-from bridge.line import TagStats, parse_line
-from bridge.lint import ERROR, lint
-from bridge.mapper import Mapper
-from bridge.mapping import load_mapping
+from bridge.mapping.compat import differences
+from bridge.mapping.lint import ERROR, lint
+from bridge.mapping.loader import load_mapping
+from bridge.mapping.router import Mapper
+from bridge.parsing.line import TagStats, parse_line
 from tests.differential import compare, reference_binary, start_pair
 from tests.mapping_generator import REFUSED, generate
 from tests.test_differential import accepts

@@ -184,8 +184,8 @@ def test_a_backtracking_regex_cannot_stall_the_bridge(bridge_factory, tmp_path):
     ],
 )
 def test_regex_rules_speak_gos_dialect(pattern, name, matches):
-    from bridge.mapper import Mapper
-    from bridge.mapping import load_mapping
+    from bridge.mapping.loader import load_mapping
+    from bridge.mapping.router import Mapper
 
     mapper = Mapper(load_mapping(f"mappings:\n- match: '{pattern}'\n  match_type: regex\n  name: hit\n"))
     assert mapper.map(name, "counter").mapped is matches

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bridge.line import COUNTER, GAUGE, OBSERVER, LineError, TagStats, parse_line, parse_number
+from bridge.parsing.line import COUNTER, GAUGE, OBSERVER, LineError, TagStats, parse_line, parse_number
 
 
 def parse(line):

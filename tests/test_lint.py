@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.lint import lint
-from bridge.mapping import load_mapping
+from bridge.mapping.lint import lint
+from bridge.mapping.loader import load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from bridge.mapper import Mapper, escape_name
-from bridge.mapping import MappingError, load_mapping, parse_duration
+from bridge.durations import parse_duration
+from bridge.mapping.loader import MappingError, load_mapping
+from bridge.mapping.router import Mapper, escape_name
 
 STATSD_EXPORTER_EXAMPLE = """
 defaults:

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import metrics_pb2 as pb
-from bridge import protobuf_format
-from bridge.mapper import Target
-from bridge.mapping import load_mapping
-from bridge.native_histogram import BOUNDS, NativeHistogram, bucket_key, pick_schema, spans_and_deltas
-from bridge.quantiles import RELATIVE_ACCURACY
-from bridge.store import Store
+from bridge.exposition import metrics_pb2 as pb
+from bridge.exposition import protobuf as protobuf_format
+from bridge.mapping.loader import load_mapping
+from bridge.mapping.router import Target
+from bridge.series.native_histogram import BOUNDS, NativeHistogram, bucket_key, pick_schema, spans_and_deltas
+from bridge.series.quantiles import RELATIVE_ACCURACY
+from bridge.series.store import Store
 from tests.conftest import pipeline
 
 ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"

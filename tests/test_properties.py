@@ -4,7 +4,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from bridge.exposition import render_text
+from bridge.exposition.text import render_text
 from tests.conftest import pipeline, sample
 
 garbage_line = st.binary(max_size=200).filter(lambda b: b"\n" not in b and not b.lstrip().startswith(b"good"))

@@ -8,7 +8,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.relay import RelayStats, pack
+from bridge.receiving.relay import RelayStats, pack
 from tests.conftest import sample
 
 

@@ -3,7 +3,7 @@
     python tests/without_add_reader.py [bridge flags]
 
 The same program, flags and output; only the loop differs, so the datagram listeners take the
-portable asyncio-dgram path (bridge/portable_datagrams.py). tests/test_portable_listener.py runs it.
+portable asyncio-dgram path (bridge/receiving/portable.py). tests/test_portable_listener.py runs it.
 """
 
 import asyncio
@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bridge.main
-from bridge.server import run
+from bridge.daemon import run
 
 
 class LoopWithoutAddReader(asyncio.SelectorEventLoop):

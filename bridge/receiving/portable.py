@@ -1,6 +1,6 @@
 """Datagram listeners on event loops without readiness callbacks (Windows' default Proactor loop).
 
-The fast path (listeners.serve_datagrams) reads a socket dry on each readiness callback, which
+The fast path (datagrams.serve_datagrams) reads a socket dry on each readiness callback, which
 needs the loop's add_reader. A loop without it gets asyncio-dgram instead: one awaited receive per
 datagram. Measured on uvloop with single-line datagrams (bench/run.py, session 1): asyncio-dgram took
 90-110k lossless datagrams/s where the readiness path took 130-140k, the Python sender's own limit;
@@ -18,20 +18,17 @@ from collections.abc import Callable
 import asyncio_dgram
 
 from bridge.logs import log
-from bridge.stats import Stats
+from bridge.receiving.batches import MAX_DATAGRAM, DatagramCounts, Receive
 
 logger = logging.getLogger("bridge.listeners")
-MAX_DATAGRAM = 65535
-
-Receive = Callable[[list[bytes]], None]
 
 
-def serve_with_asyncio_dgram(sock: socket.socket, receive: Receive, stats: Stats, counter: str) -> Callable[[], None]:
+def serve_with_asyncio_dgram(sock: socket.socket, receive: Receive, counts: DatagramCounts) -> Callable[[], None]:
     """Receive on a bound datagram socket with asyncio-dgram; returns the function that stops it."""
     holder: dict[str, asyncio_dgram.aio.DatagramServer] = {}
 
     def count_and_receive(batch: list[bytes]) -> None:
-        setattr(stats, counter, getattr(stats, counter) + len(batch))
+        counts.packets += len(batch)
         receive(batch)
 
     async def receive_loop() -> None:
@@ -71,5 +68,5 @@ def serve_with_asyncio_dgram(sock: socket.socket, receive: Receive, stats: Stats
         else:
             sock.close()
 
-    log(logger, logging.INFO, "datagram listener without readiness callbacks: asyncio-dgram", counter=counter)
+    log(logger, logging.INFO, "datagram listener without readiness callbacks: asyncio-dgram")
     return stop

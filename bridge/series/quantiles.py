@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
 
 from ddsketch import DDSketch
 
@@ -17,6 +18,17 @@ from ddsketch import DDSketch
 # 1 % is finer than the rank errors statsd_exporter's default objectives allow
 # at the tails that matter (p90, p99) for latency-like data.
 RELATIVE_ACCURACY = 0.01
+
+DEFAULT_QUANTILES = ((0.5, 0.05), (0.9, 0.01), (0.99, 0.001))
+DEFAULT_MAX_AGE = 600.0  # seconds, as client_golang's summaries
+DEFAULT_AGE_BUCKETS = 5
+
+
+@dataclass(frozen=True)
+class SummaryOptions:
+    quantiles: tuple[tuple[float, float], ...] = DEFAULT_QUANTILES
+    max_age: float = DEFAULT_MAX_AGE
+    age_buckets: int = DEFAULT_AGE_BUCKETS
 
 
 class QuantileWindow:

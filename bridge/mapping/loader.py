@@ -14,10 +14,10 @@ from typing import Any
 import re2
 import yaml
 
+from bridge.durations import parse_duration
+from bridge.series.quantiles import DEFAULT_MAX_AGE, SummaryOptions
+
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-DEFAULT_QUANTILES = ((0.5, 0.05), (0.9, 0.01), (0.99, 0.001))
-DEFAULT_MAX_AGE = 600.0  # seconds, as client_golang's summaries
-DEFAULT_AGE_BUCKETS = 5
 # statsd_exporter's native histogram defaults once a mapping file is loaded (none without one)
 DEFAULT_NATIVE_FACTOR = 1.1
 DEFAULT_NATIVE_MAX_BUCKETS = 256
@@ -32,11 +32,6 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 NAME_TEMPLATE = re.compile(r"^([a-zA-Z_]|\$\{?\d+\}?)([a-zA-Z0-9_]|\$\{?\d+\}?)*$")
 GLOB_COMPONENT = re.compile(r"^[a-zA-Z0-9_*:-]+$")
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w|y)")
-_DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-    "d": 86400.0, "w": 604800.0, "y": 31536000.0,
-}  # fmt: skip
 # Units Prometheus' durations have and Go's time.ParseDuration (statsd_exporter's mapping files) has not
 _PROMETHEUS_ONLY_UNITS = re.compile(r"\d[dwy]")
 # statsd_exporter's glob syntax (mapper.go's metricLineRE): `*` only as a whole part, no `:`, a first part
@@ -88,13 +83,6 @@ class MappingError(ValueError):
         self.path, self.line, self.key, self.message = path, line, key, message
         where = path if line is None else f"{path}:{line}"
         super().__init__(f"{where}: {key + ': ' if key else ''}{message}")
-
-
-@dataclass(frozen=True)
-class SummaryOptions:
-    quantiles: tuple[tuple[float, float], ...] = DEFAULT_QUANTILES
-    max_age: float = DEFAULT_MAX_AGE
-    age_buckets: int = DEFAULT_AGE_BUCKETS
 
 
 @dataclass
@@ -221,27 +209,6 @@ def _text(entry: _Located, key: str) -> Any:
     if value is None:
         return ""
     return entry.texts.get(key, value) if isinstance(entry, _Located) else value
-
-
-def parse_duration(text: str | int | float) -> float:
-    """Seconds in a Go / Prometheus duration such as `1m30s`, `250ms` or `0`."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text == 0:
-            return 0.0
-        raise ValueError(f"duration {text!r} needs a unit, e.g. {text}s")
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"not a duration: {text!r}")
-    if text == "0":
-        return 0.0
-    position, total = 0, 0.0
-    for part in _DURATION_PART.finditer(text):
-        if part.start() != position:
-            break
-        total += float(part.group(1)) * _DURATION_UNITS[part.group(2)]
-        position = part.end()
-    if position != len(text) or position == 0:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 250ms, 30s, 5m, 1h)")
-    return total
 
 
 def glob_to_regex(glob: str) -> re.Pattern[str]:

@@ -1,6 +1,6 @@
 """The pages the bridge serves: metrics, landing or status page, health, readiness and lifecycle.
 
-Requests arrive from bridge/http_server.py; anything slow (a render, a bcrypt check, a reload) runs on
+Requests arrive from bridge/web/http.py; anything slow (a render, a bcrypt check, a reload) runs on
 the worker pool, never on the event loop that reads datagrams. Scrapes of one format that arrive while
 another is being rendered share the next render, so a thousand scrapers cost one render at a time and
 hold one copy of its bytes.
@@ -18,13 +18,15 @@ from concurrent.futures import Executor
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from bridge import protobuf_format
-from bridge.exposition import TEXT_CONTENT_TYPE, OpenMetricsView, negotiate, render_text
-from bridge.http_server import Request, Response
-from bridge.status import Status
-from bridge.status import render as render_status
-from bridge.store import Store
-from bridge.web_config import Authenticator, RateLimiter, WebConfig
+from bridge.exposition import protobuf as protobuf_format
+from bridge.exposition.negotiate import negotiate
+from bridge.exposition.openmetrics import OpenMetricsView
+from bridge.exposition.text import TEXT_CONTENT_TYPE, render_text
+from bridge.series.store import Store
+from bridge.web.http import Request, Response
+from bridge.web.status import Status
+from bridge.web.status import render as render_status
+from bridge.web.web_config import Authenticator, RateLimiter, WebConfig
 
 logger = logging.getLogger("bridge.web")
 

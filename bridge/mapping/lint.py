@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from itertools import combinations
 
-from bridge.compat import differences
-from bridge.mapper import GLOB_REFERENCE, Mapper
-from bridge.mapping import MappingConfig, MappingError, Rule, load_mapping_file, output_type
+from bridge.mapping.compat import differences
+from bridge.mapping.loader import MappingConfig, MappingError, Rule, load_mapping_file, output_type
+from bridge.mapping.router import GLOB_REFERENCE, Mapper
 
 ERROR, WARNING = "error", "warning"
 

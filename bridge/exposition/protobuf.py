@@ -1,7 +1,7 @@
 """The Prometheus protobuf exposition: length-delimited MetricFamily messages, as client_golang writes them.
 
 The one format with a place for native histograms (schema, zero bucket, spans and deltas beside
-the classic buckets). Messages come from client_model's metrics.proto (bridge/metrics_pb2.py,
+the classic buckets). Messages come from client_model's metrics.proto (bridge/exposition/metrics_pb2.py,
 `make proto`); `encoding=text` gives the same messages in protobuf's text form, for people.
 """
 
@@ -14,9 +14,9 @@ from google.protobuf import text_format
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from bridge import metrics_pb2 as pb
-from bridge.native_histogram import ZERO_THRESHOLD, spans_and_deltas
-from bridge.store import Family, Store
+from bridge.exposition import metrics_pb2 as pb
+from bridge.series.native_histogram import ZERO_THRESHOLD, spans_and_deltas
+from bridge.series.store import Family, Store
 
 MEDIA_TYPE = "application/vnd.google.protobuf"
 PROTO = "io.prometheus.client.MetricFamily"

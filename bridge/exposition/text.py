@@ -1,22 +1,14 @@
-"""Render the store for Prometheus: the text format, OpenMetrics, and which one a scraper asked for.
-
-The text format (0.0.4) is written directly: prometheus_client's writer renames
-every counter to `<name>_total`, and statsd_exporter users expect the exact
-mapped name. OpenMetrics, when the scraper asks for it, goes through
-prometheus_client's own writer.
-"""
+"""The Prometheus text format (0.0.4), written directly: prometheus_client's writer renames every counter
+to `<name>_total`, and statsd_exporter users expect the exact mapped name."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
-from bridge import protobuf_format
-from bridge.store import Family, Store
+from bridge.series.store import Family, Store
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -119,84 +111,3 @@ def _render_metric(metric: Metric, out: list[str]) -> None:
 
 def _escape_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-class OpenMetricsView:
-    """The store as prometheus_client Metric objects, for the OpenMetrics writer."""
-
-    def __init__(self, store: Store, extra: Collector, clock: Callable[[], float]) -> None:
-        self.store, self.extra, self.clock = store, extra, clock
-
-    def collect(self) -> Iterator[Metric]:
-        families = sorted(list(self.store.families.values()), key=lambda f: f.name)
-        names = {f.name for f in families}
-        now = self.clock()
-        for family in families:
-            metric = _openmetrics_family(family, names, now)
-            if metric is not None:
-                yield metric
-        yield from self.extra.collect()
-
-
-def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric | None:
-    series_list = list(family.series.values())
-    if not series_list:
-        return None
-    name = family.name
-    if family.type == "counter":
-        base = name[: -len("_total")] if name.endswith("_total") else ""
-        # OpenMetrics counters must end in _total; others keep their exact name as "unknown"
-        if base and base not in names:
-            metric = Metric(base, family.help, "counter")
-        else:
-            metric = Metric(name, family.help, "unknown")
-        for s in series_list:
-            metric.add_sample(name, dict(s.key), s.fraction + s.value)
-        return metric
-    metric = Metric(name, family.help, family.type)
-    if family.type == "gauge":
-        for s in series_list:
-            metric.add_sample(name, dict(s.key), s.value)
-    elif family.type == "histogram":
-        for s in series_list:
-            bounds = [floatToGoString(b) for b in s.bounds] + ["+Inf"]
-            labels = dict(s.key)
-            cumulative = 0
-            for bound, count in zip(bounds, s.counts, strict=True):
-                cumulative += count
-                metric.add_sample(name + "_bucket", {**labels, "le": bound}, cumulative)
-            metric.add_sample(name + "_count", labels, cumulative)
-            metric.add_sample(name + "_sum", labels, s.sum)
-    else:
-        for s in series_list:
-            labels = dict(s.key)
-            for quantile, value in zip(s.quantiles, s.window.quantiles(s.quantiles, now), strict=True):
-                metric.add_sample(name, {**labels, "quantile": floatToGoString(quantile)}, value)
-            metric.add_sample(name + "_count", labels, s.count)
-            metric.add_sample(name + "_sum", labels, s.sum)
-    return metric
-
-
-def negotiate(accept: str, openmetrics: bool = False) -> str:
-    """The format to answer an Accept header with, as client_golang's promhttp picks it: the first
-    format it serves in order of q. "protobuf" (delimited), "protobuf-text", "openmetrics" (only when
-    enabled) or "text", which is also the answer when nothing else fits."""
-    offers = []
-    for position, entry in enumerate(accept.split(",")):
-        media, *parameters = (part.strip() for part in entry.split(";"))
-        params = dict(p.partition("=")[::2] for p in parameters if "=" in p)
-        try:
-            quality = float(params.get("q", "1"))
-        except ValueError:
-            quality = 0.0
-        offers.append((-quality, position, media.lower(), params))
-    for _, _, media, params in sorted(offers):
-        if media == protobuf_format.MEDIA_TYPE and params.get("proto") == protobuf_format.PROTO:
-            encoding = params.get("encoding", "")
-            if encoding in ("delimited", "text"):
-                return "protobuf" if encoding == "delimited" else "protobuf-text"
-        elif media == "text/plain" and params.get("version", "0.0.4") == "0.0.4":
-            return "text"
-        elif media == "application/openmetrics-text" and openmetrics:
-            return "openmetrics"
-    return "text"

@@ -11,13 +11,25 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
+from typing import Protocol
 
-from bridge.mapper import Target
-from bridge.mapping import SummaryOptions
-from bridge.native_histogram import NativeHistogram, pick_schema
-from bridge.quantiles import QuantileWindow
+from bridge.series.native_histogram import NativeHistogram, pick_schema
+from bridge.series.quantiles import QuantileWindow, SummaryOptions
 
 LabelKey = tuple[tuple[str, str], ...]
+
+
+class Metric(Protocol):
+    """What the store needs to know of a metric to hold its series (the mapper's Target is one)."""
+
+    name: str
+    type: str  # counter, gauge, histogram or summary
+    help: str
+    buckets: tuple[float, ...]
+    native: tuple[float, int]  # (bucket factor, max buckets); factor <= 1: classic buckets only
+    summary: SummaryOptions
+    ttl: float
+
 
 # Sample names each type exposes besides its own name.
 _SUFFIXES = {"counter": (), "gauge": (), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
@@ -174,15 +186,15 @@ class Family:
 
     __slots__ = ("help", "name", "series", "type", "vectors")
 
-    def __init__(self, target: Target) -> None:
-        self.name = target.name
-        self.type = target.type
-        self.help = target.help
+    def __init__(self, metric: Metric) -> None:
+        self.name = metric.name
+        self.type = metric.type
+        self.help = metric.help
         self.series: dict[LabelKey, Series] = {}
         # label names -> (buckets, native (schema, max buckets) or None, summary options) of the first
         self.vectors: dict[tuple[str, ...], tuple[tuple[float, ...], tuple[int, int] | None, SummaryOptions]] = {}
 
-    def new_series(self, key: LabelKey, now: float, target: Target) -> Series:
+    def new_series(self, key: LabelKey, now: float, metric: Metric) -> Series:
         if self.type == "counter":
             return Counter(key, now)
         if self.type == "gauge":
@@ -190,9 +202,9 @@ class Family:
         names = tuple(name for name, _ in key)
         options = self.vectors.get(names)
         if options is None:
-            factor, max_buckets = target.native
+            factor, max_buckets = metric.native
             native = (pick_schema(factor), max_buckets) if factor > 1 else None
-            options = self.vectors[names] = (target.buckets, native, target.summary)
+            options = self.vectors[names] = (metric.buckets, native, metric.summary)
         buckets, native, summary = options
         if self.type == "histogram":
             return Histogram(key, now, buckets, native)
@@ -233,48 +245,48 @@ class Store:
         """Sample names written by someone else (the self-metrics), which no family may take."""
         self._claims.update(dict.fromkeys(names, ""))
 
-    def family(self, target: Target) -> Family:
-        family = self.families.get(target.name)
+    def family(self, metric: Metric) -> Family:
+        family = self.families.get(metric.name)
         if family is not None:
-            if family.type != target.type:
-                raise ConflictError(f"{target.name} is a {family.type}, not a {target.type}")
+            if family.type != metric.type:
+                raise ConflictError(f"{metric.name} is a {family.type}, not a {metric.type}")
             return family
-        names = [target.name + suffix for suffix in _SUFFIXES[target.type]] + [target.name]
+        names = [metric.name + suffix for suffix in _SUFFIXES[metric.type]] + [metric.name]
         for name in names:
             if name in self._claims:
                 owner = self._claims[name] or "statsd-bridge itself"
-                raise ConflictError(f"{target.name} ({target.type}) would write {name}, which {owner} writes")
+                raise ConflictError(f"{metric.name} ({metric.type}) would write {name}, which {owner} writes")
         for name in names:
-            self._claims[name] = target.name
-        family = self.families[target.name] = Family(target)
+            self._claims[name] = metric.name
+        family = self.families[metric.name] = Family(metric)
         return family
 
-    def series(self, target: Target, key: LabelKey, now: float) -> Series:
-        """The series of `target` with labels `key`, created if need be.
+    def series(self, metric: Metric, key: LabelKey, now: float) -> Series:
+        """The series of `metric` with labels `key`, created if need be.
 
         Raises ConflictError when the name is taken by another type, SeriesLimitError when a
         new series would pass `max_series`, MetricSeriesLimitError when it would pass
         `max_series_per_metric` (existing series still update).
         """
-        family = self.families.get(target.name)
-        if family is not None and family.type == target.type:
+        family = self.families.get(metric.name)
+        if family is not None and family.type == metric.type:
             series = family.series.get(key)
             if series is not None:
                 return series
         if self.series_count >= self.max_series:
-            raise SeriesLimitError(target.name)
+            raise SeriesLimitError(metric.name)
         if family is not None and len(family.series) >= self.max_series_per_metric:
-            raise MetricSeriesLimitError(target.name)
-        if family is None or family.type != target.type:
-            family = self.family(target)
-        series = family.series[key] = family.new_series(key, now, target)
+            raise MetricSeriesLimitError(metric.name)
+        if family is None or family.type != metric.type:
+            family = self.family(metric)
+        series = family.series[key] = family.new_series(key, now, metric)
         self.series_count += 1
         vector = (family.name, family.type, tuple(name for name, _ in key))
         if vector not in self._vectors:
             self._vectors.add(vector)
             self.vectors_created[family.type] = self.vectors_created.get(family.type, 0) + 1
-        if target.ttl > 0:
-            self._expiring[id(series)] = (family, series, target.ttl)
+        if metric.ttl > 0:
+            self._expiring[id(series)] = (family, series, metric.ttl)
         if self.reap_label:
             self._index_source(family, series)
         return series

@@ -14,9 +14,9 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-from bridge.line import COUNTER, GAUGE, OBSERVER
-from bridge.mapper import GLOB_REFERENCE, Mapper, Target, escape_name, expand_glob
-from bridge.mapping import MappingConfig, Output, Rule
+from bridge.mapping.loader import MappingConfig, Output, Rule
+from bridge.mapping.router import GLOB_REFERENCE, Mapper, Target, escape_name, expand_glob
+from bridge.parsing.line import COUNTER, GAUGE, OBSERVER
 
 KINDS = (COUNTER, GAUGE, OBSERVER)
 # a verb of Go's fmt: flags, width, precision, then the verb itself

@@ -24,7 +24,7 @@ from pathlib import Path
 import bcrypt
 import yaml
 
-from bridge.mapping import parse_duration
+from bridge.durations import parse_duration
 
 
 class WebConfigError(ValueError):

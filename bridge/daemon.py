@@ -16,25 +16,27 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-
 from bridge import __version__
 from bridge.config import Config, reaper_settings
-from bridge.http_server import Limits
-from bridge.http_server import Server as HTTPServer
+from bridge.durations import parse_duration
+from bridge.exposition.self_metrics import Sources, reserved_names, self_registry
 from bridge.ingest import Ingest
-from bridge.listeners import serve_datagrams, tcp_server, udp_drops, udp_socket, unixgram_socket
 from bridge.logs import log
-from bridge.mapper import Mapper
-from bridge.mapping import MappingConfig, MappingError, load_mapping_file, parse_duration
+from bridge.mapping.loader import MappingConfig, MappingError, load_mapping_file
+from bridge.mapping.router import Mapper
 from bridge.net import bound_socket, format_address, parse_address
-from bridge.relay import Relay
-from bridge.stats import Stats, self_metrics
-from bridge.status import Rates, Status, Trends
-from bridge.store import Store
-from bridge.web import App
-from bridge.web_config import WebConfig, WebConfigError, fingerprint, peer_allowed, ssl_context
-from bridge.web_config import load as load_web_config
+from bridge.receiving.batches import DatagramCounts
+from bridge.receiving.datagrams import serve_datagrams, udp_drops, udp_socket, unixgram_socket
+from bridge.receiving.relay import Relay
+from bridge.receiving.tcp import TCPCounts, tcp_server
+from bridge.series.store import Store
+from bridge.stats import Stats
+from bridge.web.app import App
+from bridge.web.http import Limits
+from bridge.web.http import Server as HTTPServer
+from bridge.web.status import Rates, Status, Trends
+from bridge.web.web_config import WebConfig, WebConfigError, fingerprint, peer_allowed, ssl_context
+from bridge.web.web_config import load as load_web_config
 
 logger = logging.getLogger("bridge.server")
 
@@ -63,48 +65,11 @@ def load_mapping(config: Config) -> MappingConfig:
     return load_mapping_file(config.mapping_config)
 
 
-class _SelfMetrics:
-    """Collector for the bridge's own counters, reading the store's series count at scrape time."""
-
-    def __init__(self, stats: Stats, store: Store) -> None:
-        self.stats, self.store = stats, store
-
-    def collect(self):
-        store, stats = self.store, self.stats
-        stats.series_by_type = store.count_by_type()
-        stats.reaped_series, stats.reaped_sources = store.reaped_series, store.reaped_sources
-        stats.tracked_sources = len(store.last_seen)
-        stats.vectors_created = dict(store.vectors_created)
-        if stats.mapper is not None:
-            stats.mapper_cache = (stats.mapper.cache_length, stats.mapper.cache_gets, stats.mapper.cache_hits)
-        if stats.udp_inodes:
-            stats.udp_packet_drops = udp_drops(stats.udp_inodes)
-        yield from self_metrics(self.stats)
-
-
 def errors_total(stats: Stats) -> int:
     """Lines or samples rejected, whatever the reason: what errors/s on the status page counts."""
     return (sum(dict(stats.sample_errors).values()) + sum(dict(stats.event_errors).values())
             + sum(dict(stats.conflicts).values()) + sum(dict(stats.series_dropped).values())
             + sum(dict(stats.metric_series_dropped).values()))  # fmt: skip
-
-
-def self_registry(stats: Stats, store: Store) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    registry.register(_SelfMetrics(stats, store))
-    return registry
-
-
-def reserved_names(registry: CollectorRegistry) -> set[str]:
-    """Names our own metrics write, which no StatsD metric may take."""
-    names = set()
-    for metric in registry.collect():
-        names.add(metric.name)
-        names.update(sample.name for sample in metric.samples)
-    return names
 
 
 class Bridge:
@@ -115,33 +80,41 @@ class Bridge:
         self.web = web or WebConfig()
         self.stats = Stats()
         self.store = Store()
-        self.registry = self_registry(self.stats, self.store)
-        self.store.reserve(reserved_names(self.registry))
         self.ingest = Ingest(Mapper(mapping), self.store, self.stats, dialects=config.dialects)
+        self.udp_inodes: list[int] = []  # the UDP sockets' inodes, to read their kernel drop counts
+        self.relays: list[Relay] = []
+        self.http: HTTPServer | None = None
+        self.udp, self.unixgram, self.tcp = DatagramCounts(), DatagramCounts(), TCPCounts()
+        self.self_metrics = Sources(self.stats, self.store, self.udp, self.unixgram, self.tcp,
+                                    lambda: self.ingest.mapper, self.kernel_drops, max_series=config.max_series,
+                                    http=lambda: self.http.stats if self.http is not None else None)  # fmt: skip
+        self.registry = self_registry(self.self_metrics)
+        self.store.reserve(reserved_names(self.registry))
         self.reaper = reaper_settings(config, mapping)
         self.store.reap_label = self.reaper.label
         self.store.max_series = config.max_series or math.inf
         self.store.max_series_per_metric = config.max_series_per_metric or math.inf
-        self.stats.max_series = config.max_series
         self.stop_requested = asyncio.Event()
         self.stats.loaded_mappings = len(mapping.rules)
         self.ready = False
         self.tasks: list[asyncio.Task] = []
         self.servers: list[asyncio.Server] = []
         self.closers: list[Callable[[], None]] = []  # stop the datagram listeners
-        self.http: HTTPServer | None = None
         self.http_listener: asyncio.Server | None = None
         self.app: App | None = None
         # renders, bcrypt checks and reloads run here, off the event loop; a scrape needs one thread
         self.web_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="web")
         self.addresses: dict[str, str] = {}
-        self.relays: list[Relay] = []
         self.started = time.monotonic()
         self.mapping_loaded = time.time()
         self.rates = Rates()
         self.trends = Trends()
         self.reaper_last_sweep: float | None = None
         self.reaper_last_removed = 0
+
+    def kernel_drops(self) -> int:
+        """Datagrams the kernel dropped on the UDP sockets, their receive buffers full."""
+        return udp_drops(self.udp_inodes) if self.udp_inodes else 0
 
     def reload(self) -> bool:
         """Re-read the mapping file; a bad one keeps the old rules."""
@@ -165,7 +138,7 @@ class Bridge:
             self.relays = [Relay(target, config.statsd_relay_packet_length) for target in config.statsd_relay_address]
         except OSError as error:
             raise StartupError(f"cannot relay: {error}") from None
-        self.stats.relays = [relay.stats for relay in self.relays]
+        self.self_metrics.relays = [relay.stats for relay in self.relays]
         self.receive = self.ingest.packets if not self.relays else self._relay_and_ingest
         try:
             if config.statsd_listen_udp:
@@ -173,12 +146,12 @@ class Bridge:
                     host, port = parse_address(config.statsd_listen_udp)
                     sock = udp_socket(host, port, config.statsd_read_buffer, config.statsd_reuse_port)
                 self.addresses["udp"] = format_address(sock.getsockname())
-                self.stats.udp_inodes.append(os.fstat(sock.fileno()).st_ino)
-                self.closers.append(serve_datagrams(sock, self.receive, self.stats, "udp_packets"))
+                self.udp_inodes.append(os.fstat(sock.fileno()).st_ino)
+                self.closers.append(serve_datagrams(sock, self.receive, self.udp))
             if config.statsd_listen_tcp:
                 with _listening("tcp", "--statsd.listen-tcp", config.statsd_listen_tcp):
                     host, port = parse_address(config.statsd_listen_tcp)
-                    server = await tcp_server(host, port, self.receive, self.stats, config.statsd_reuse_port)
+                    server = await tcp_server(host, port, self.receive, self.tcp, config.statsd_reuse_port)
                 self.servers.append(server)
                 self.addresses["tcp"] = format_address(server.sockets[0].getsockname())
             if config.statsd_listen_unixgram:
@@ -186,7 +159,7 @@ class Bridge:
                 with _listening("unixgram", "--statsd.listen-unixgram", config.statsd_listen_unixgram):
                     sock = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
                 self.addresses["unixgram"] = config.statsd_listen_unixgram
-                self.closers.append(serve_datagrams(sock, self.receive, self.stats, "unixgram_packets"))
+                self.closers.append(serve_datagrams(sock, self.receive, self.unixgram))
             with _listening("web", "--web.listen-address", config.web_listen_address):
                 await self._start_web()
         except StartupError:
@@ -211,7 +184,6 @@ class Bridge:
                        config.web_enable_openmetrics, self.status, self.web)  # fmt: skip
         limits = Limits(header_timeout=parse_duration(config.web_read_header_timeout))
         self.http = HTTPServer(self.app, limits, lambda certificate: peer_allowed(self.web.tls, certificate))
-        self.stats.http = self.http.stats
         host, port = parse_address(config.web_listen_address)
         sock = bound_socket(host, port, socket.SOCK_STREAM)
         sock.listen(4096)
@@ -278,7 +250,7 @@ class Bridge:
             now = time.monotonic()
             errors = errors_total(self.stats)
             self.rates.record(now, self.stats.lines, errors)
-            drops = udp_drops(self.stats.udp_inodes) if self.stats.udp_inodes else 0
+            drops = self.kernel_drops()
             self.trends.record(now, self.stats.lines, errors, drops, self.store.series_count)
             removed = self.store.sweep(now)
             if removed:
@@ -301,7 +273,7 @@ class Bridge:
         rejections["type_conflict"] += sum(dict(stats.conflicts).values())
         rejections["series_cap"] += sum(dict(stats.series_dropped).values())
         rejections["metric_series_cap"] += sum(dict(stats.metric_series_dropped).values())
-        rejections["tcp_line_too_long"] += stats.tcp_too_long_lines
+        rejections["tcp_line_too_long"] += self.tcp.too_long_lines
         rejections["output_skipped"] += sum(dict(stats.output_skips).values())  # a required tag was missing
         families = sorted(((len(f.series), f.name, f.type) for f in list(store.families.values())), reverse=True)
         lines_per_second, errors_per_second = self.rates.per_second()

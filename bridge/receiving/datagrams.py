@@ -1,4 +1,4 @@
-"""Transports: UDP and unixgram sockets read on readiness, TCP as asyncio streams. Bytes in, batches out."""
+"""UDP and unixgram sockets, read dry on each readiness callback. Datagrams in, batches out."""
 
 from __future__ import annotations
 
@@ -10,13 +10,10 @@ from collections.abc import Callable
 
 from bridge.logs import log
 from bridge.net import bound_socket
-from bridge.portable_datagrams import serve_with_asyncio_dgram
-from bridge.stats import Stats
+from bridge.receiving.batches import MAX_DATAGRAM, DatagramCounts, Receive
+from bridge.receiving.portable import serve_with_asyncio_dgram
 
 logger = logging.getLogger("bridge.listeners")
-
-MAX_DATAGRAM = 65535
-MAX_TCP_LINE = 65535  # a TCP line longer than the largest datagram closes its connection
 
 
 def set_receive_buffer(sock: socket.socket, size: int, where: str) -> int:
@@ -48,10 +45,7 @@ COALESCE_SECONDS = 0.005
 COALESCE_MIN_BUFFER = 16 * 1024 * 1024
 
 
-Receive = Callable[[list[bytes]], None]  # takes every batch of datagrams (or TCP lines) read
-
-
-def serve_datagrams(sock: socket.socket, receive: Receive, stats: Stats, counter: str) -> Callable[[], None]:
+def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCounts) -> Callable[[], None]:
     """Start receiving on a bound datagram socket (UDP or unixgram); returns the function that stops it.
 
     On each readiness callback the socket is read until it is empty. Measured here on uvloop
@@ -76,7 +70,7 @@ def serve_datagrams(sock: socket.socket, receive: Receive, stats: Stats, counter
         except OSError as error:
             log(logger, logging.WARNING, "datagram socket error", error=str(error))
         if batch:
-            setattr(stats, counter, getattr(stats, counter) + len(batch))
+            counts.packets += len(batch)
             receive(batch)  # one call for the batch: the clock and the counts once, not per datagram
         return len(batch)
 
@@ -92,7 +86,7 @@ def serve_datagrams(sock: socket.socket, receive: Receive, stats: Stats, counter
     try:
         loop.add_reader(fd, on_readable)
     except NotImplementedError:  # Windows' Proactor loop has no readiness callbacks
-        return serve_with_asyncio_dgram(sock, receive, stats, counter)
+        return serve_with_asyncio_dgram(sock, receive, counts)
 
     def stop() -> None:
         for handle in resume:
@@ -143,33 +137,3 @@ def unixgram_socket(path: str, mode: int, read_buffer: int) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-async def tcp_server(host: str, port: int, receive: Receive, stats: Stats, reuse_port: bool = False) -> asyncio.Server:
-    sock = bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
-    sock.listen(128)
-
-    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        stats.tcp_connections += 1
-        peer = writer.get_extra_info("peername")
-        try:
-            while True:
-                try:
-                    raw = await reader.readuntil(b"\n")
-                except asyncio.IncompleteReadError as end:
-                    if end.partial:
-                        receive([end.partial])  # the last line needs no newline
-                    break
-                except asyncio.LimitOverrunError:
-                    stats.tcp_too_long_lines += 1
-                    log(logger, logging.WARNING, "TCP line too long, closing connection", peer=peer,
-                        limit=MAX_TCP_LINE)  # fmt: skip
-                    break
-                receive([raw[:-1]])
-        except (ConnectionError, OSError) as error:
-            stats.tcp_connection_errors += 1
-            log(logger, logging.INFO, "TCP connection error", peer=peer, error=str(error))
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(connection, sock=sock, limit=MAX_TCP_LINE)

@@ -1,0 +1,57 @@
+"""The TCP listener: newline-framed StatsD lines over asyncio streams, each line handed on as it arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+
+from bridge.logs import log
+from bridge.net import bound_socket
+from bridge.receiving.batches import Receive
+
+logger = logging.getLogger("bridge.listeners")
+
+MAX_TCP_LINE = 65535  # a TCP line longer than the largest datagram closes its connection
+
+
+@dataclass(slots=True)
+class TCPCounts:
+    """What the TCP listener counts (statsd_exporter's tcp_* self-metrics)."""
+
+    connections: int = 0
+    connection_errors: int = 0
+    too_long_lines: int = 0
+
+
+async def tcp_server(
+    host: str, port: int, receive: Receive, counts: TCPCounts, reuse_port: bool = False
+) -> asyncio.Server:
+    sock = bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
+    sock.listen(128)
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        counts.connections += 1
+        peer = writer.get_extra_info("peername")
+        try:
+            while True:
+                try:
+                    raw = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError as end:
+                    if end.partial:
+                        receive([end.partial])  # the last line needs no newline
+                    break
+                except asyncio.LimitOverrunError:
+                    counts.too_long_lines += 1
+                    log(logger, logging.WARNING, "TCP line too long, closing connection", peer=peer,
+                        limit=MAX_TCP_LINE)  # fmt: skip
+                    break
+                receive([raw[:-1]])
+        except (ConnectionError, OSError) as error:
+            counts.connection_errors += 1
+            log(logger, logging.INFO, "TCP connection error", peer=peer, error=str(error))
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(connection, sock=sock, limit=MAX_TCP_LINE)

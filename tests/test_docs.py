@@ -1,0 +1,15 @@
+"""The documents say what the code is: every module has its line in docs/architecture.md, and only
+modules that exist do."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_architecture_page_names_every_module_and_only_those():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    listed = set(re.findall(r"^(bridge/\S+\.py)\s", page, re.M))
+    modules = {str(path.relative_to(ROOT)) for path in (ROOT / "bridge").rglob("*.py")}
+    modules -= {path for path in modules if path.endswith(("__init__.py", "__main__.py", "metrics_pb2.py"))}
+    assert listed == modules
