@@ -31,6 +31,7 @@ from bridge.receiving.relay import Relay
 from bridge.receiving.tcp import TCPCounts, tcp_server
 from bridge.series.store import Store
 from bridge.stats import Stats
+from bridge.supervise import Backoff, loop_exception_handler, periodic
 from bridge.web.app import App
 from bridge.web.http import Limits
 from bridge.web.http import Server as HTTPServer
@@ -98,6 +99,11 @@ class Bridge:
         self.stats.loaded_mappings = len(mapping.rules)
         self.ready = False
         self.tasks: list[asyncio.Task] = []
+        # failures of the background tasks and of the event loop's own callbacks, by component
+        self.failures = self.stats.internal_errors
+        self.web_marks: tuple = ()  # the web config's files as last seen (size, mtime, inode)
+        self.web_pending = False  # a change not yet loaded: the last try failed
+        self.web_backoff = Backoff()
         self.servers: list[asyncio.Server] = []
         self.closers: list[Callable[[], None]] = []  # stop the datagram listeners
         self.http_listener: asyncio.Server | None = None
@@ -165,11 +171,13 @@ class Bridge:
         except StartupError:
             await self.stop()
             raise
-        self.tasks.append(loop.create_task(self._sweep_loop()))
+        loop.set_exception_handler(loop_exception_handler(self.failures))
+        self.tasks.append(loop.create_task(periodic("sweep", SWEEP_INTERVAL, self._sweep, self.failures)))
         if config.web_config_file:
-            self.tasks.append(loop.create_task(self._watch_web_config()))
+            self.web_marks = fingerprint(self.web)
+            self.tasks.append(loop.create_task(periodic("web_config", 1.0, self._reload_web_config, self.failures)))
         if self.reaper.label:
-            self.tasks.append(loop.create_task(self._reap_loop()))
+            self.tasks.append(loop.create_task(periodic("reaper", self.reaper.interval, self._reap, self.failures)))
             log(logger, logging.INFO, "reaper on", label=self.reaper.label, after=f"{self.reaper.after:g}s",
                 interval=f"{self.reaper.interval:g}s")  # fmt: skip
         self.ready = True
@@ -196,25 +204,24 @@ class Bridge:
     def _ssl_context(web: WebConfig) -> ssl.SSLContext | None:
         return ssl_context(web.tls) if web.tls is not None else None
 
-    async def _watch_web_config(self) -> None:
-        """Re-read the web config file when it or a certificate it names changes, as exporter-toolkit
-        does on each connection: new certificates and TLS settings apply to connections from then on."""
+    async def _reload_web_config(self) -> None:
+        """Re-read the web config file when it or a certificate it names changed, as exporter-toolkit does on
+        each connection: new certificates and TLS settings apply to connections from then on. A reload that
+        fails is tried again, after 1 s and then twice as long each time (at most a minute), until it passes
+        or the files change again: a transient fault (descriptors used up while a renewed certificate
+        lands) must not leave the old certificate in service until it expires."""
+        now = time.monotonic()
         marks = fingerprint(self.web)
-        while True:
-            await asyncio.sleep(1.0)
-            if fingerprint(self.web) == marks:
-                continue
-            marks = fingerprint(self.web)
-            try:
-                web = await self.loop.run_in_executor(self.web_pool, load_web_config, self.config.web_config_file)
-                if (web.tls is None) != (self.web.tls is None):
-                    raise WebConfigError("turning TLS on or off takes a restart")
-                context = self._ssl_context(web)
-            except WebConfigError as error:
-                self.stats.web_config_reloads["failure"] += 1
-                log(logger, logging.ERROR, "web config reload failed, keeping the old settings",
-                    file=self.config.web_config_file, error=str(error))  # fmt: skip
-                continue
+        if marks != self.web_marks:
+            self.web_marks, self.web_pending = marks, True
+            self.web_backoff.succeeded()  # new files: try them now
+        if not self.web_pending or not self.web_backoff.due(now):
+            return
+        try:
+            web = await self.loop.run_in_executor(self.web_pool, load_web_config, self.config.web_config_file)
+            if (web.tls is None) != (self.web.tls is None):
+                raise WebConfigError("turning TLS on or off takes a restart")
+            context = self._ssl_context(web)
             if context is not None and self.http_listener is not None:
                 # the same listening socket, served with the new context; open connections keep theirs
                 old = self.http_listener
@@ -222,11 +229,18 @@ class Bridge:
                 duplicate = socket.socket(sock.family, sock.type, fileno=os.dup(sock.fileno()))
                 self.http_listener = await self.http.listen(duplicate, context)
                 old.close()
-            self.web = web
-            self.app.use(web)
-            marks = fingerprint(web)
-            self.stats.web_config_reloads["success"] += 1
-            log(logger, logging.INFO, "web config reloaded", file=self.config.web_config_file)
+        except (WebConfigError, OSError) as error:
+            self.stats.web_config_reloads["failure"] += 1
+            retry = self.web_backoff.failed(now)
+            log(logger, logging.ERROR, "web config reload failed, keeping the old settings", retry_in=f"{retry:g}s",
+                file=self.config.web_config_file, error=str(error))  # fmt: skip
+            return
+        self.web = web
+        self.app.use(web)
+        self.web_marks, self.web_pending = fingerprint(web), False
+        self.web_backoff.succeeded()
+        self.stats.web_config_reloads["success"] += 1
+        log(logger, logging.INFO, "web config reloaded", file=self.config.web_config_file)
 
     def _relay_and_ingest(self, batch: list[bytes]) -> None:
         for relay in self.relays:
@@ -244,26 +258,22 @@ class Bridge:
         self.loop.call_soon_threadsafe(self.stop_requested.set)
         return True, "shutting down"
 
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
-            now = time.monotonic()
-            errors = errors_total(self.stats)
-            self.rates.record(now, self.stats.lines, errors)
-            drops = self.kernel_drops()
-            self.trends.record(now, self.stats.lines, errors, drops, self.store.series_count)
-            removed = self.store.sweep(now)
-            if removed:
-                log(logger, logging.DEBUG, "expired series removed", count=removed)
+    def _sweep(self) -> None:
+        """Every second: the rates and trends of the status page, and the series past their ttl."""
+        now = time.monotonic()
+        errors = errors_total(self.stats)
+        self.rates.record(now, self.stats.lines, errors)
+        self.trends.record(now, self.stats.lines, errors, self.kernel_drops(), self.store.series_count)
+        removed = self.store.sweep(now)
+        if removed:
+            log(logger, logging.DEBUG, "expired series removed", count=removed)
 
-    async def _reap_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.reaper.interval)
-            removed = self.store.reap(time.monotonic(), self.reaper.after)
-            self.reaper_last_sweep, self.reaper_last_removed = time.time(), removed
-            if removed:
-                log(logger, logging.INFO, "reaped the series of silent sources", series=removed,
-                    label=self.reaper.label)  # fmt: skip
+    def _reap(self) -> None:
+        removed = self.store.reap(time.monotonic(), self.reaper.after)
+        self.reaper_last_sweep, self.reaper_last_removed = time.time(), removed
+        if removed:
+            log(logger, logging.INFO, "reaped the series of silent sources", series=removed,
+                label=self.reaper.label)  # fmt: skip
 
     def status(self) -> Status:
         """What the page at / shows. Runs on a web worker thread: it only reads, copying what it walks."""

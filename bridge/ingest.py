@@ -74,6 +74,7 @@ class Ingest:
         self.tag_stats = TagStats()
         self._label_names: dict[str, str] = {}
         self._warn = RateLimited(logger)
+        self._errors = RateLimited(logger)
         self._refused: Counter[str] = Counter()  # new series refused by the cap since the last warning
         self._refused_since = -math.inf
         # (name part, suffix after the value), as bytes -> Shape
@@ -105,15 +106,15 @@ class Ingest:
         store = self.store
         last_seen = store.last_seen
         unfolded = store.unfolded
-        # every line is counted, empty ones too, as statsd_exporter counts them: here the empty ones and
-        # those applied by the fast path, in raw_line the others
-        counters = gauges = observers = observer_events = deferred = tagged = mapped = empty = 0
+        # every line is counted, empty ones too, as statsd_exporter counts them: the fast path's, those of
+        # the full path (slow) and those a bug cost (failed)
+        counters = gauges = observers = observer_events = deferred = tagged = mapped = empty = slow = failed = 0
         for data in datagrams:
-            try:
-                for line in data.split(b"\n"):
-                    if not line:
-                        empty += 1
-                        continue
+            for line in data.split(b"\n"):
+                if not line:
+                    empty += 1
+                    continue
+                try:
                     hit = exact.get(line)
                     if hit is not None:  # a counter line seen before, value and all (a whole number)
                         shape, value = hit
@@ -181,16 +182,18 @@ class Ingest:
                                 mapped += shape.mapped
                                 continue
                     self.raw_line(line)
-            except Exception:  # a bug in one datagram's handling must not cost the others
-                logger.exception("datagram handling failed")
+                    slow += 1
+                except Exception:  # a bug: it costs this line only, counted and logged with its traceback
+                    failed += 1
+                    self._internal_error(line)
         stats = self.stats
         if deferred:
             store.pending_values += deferred
             if store.pending_values >= FOLD_AFTER:
                 store.fold_pending()
         fast = counters + gauges + observers + deferred
-        if fast or empty:
-            stats.lines += fast + empty
+        stats.lines += fast + empty + slow + failed
+        if fast:
             stats.samples += fast
             stats.tags += tagged
             stats.events_unmapped += counters + gauges + observer_events + deferred - mapped
@@ -206,7 +209,6 @@ class Ingest:
 
     def raw_line(self, raw: bytes) -> None:
         """One line by the full path: decoded on its own, so invalid UTF-8 costs only this line."""
-        self.stats.lines += 1
         raw = raw.rstrip(b"\r")
         if not raw:
             return
@@ -216,6 +218,11 @@ class Ingest:
             self._reject(LineError("invalid_utf8", str(error)), repr(raw[:80]))
             return
         self._parse_line(line)
+
+    def _internal_error(self, line: bytes) -> None:
+        self.stats.internal_errors["ingest"] += 1
+        self._errors.exception("a line could not be handled (a bug); the rest of its datagram goes on",
+                               line=line[:200].decode("utf-8", "replace"))  # fmt: skip
 
     def set_mapper(self, mapper: Mapper) -> None:
         self.mapper = mapper

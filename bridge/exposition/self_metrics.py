@@ -105,6 +105,8 @@ def self_metrics(sources: Sources) -> Iterator[Metric]:
     yield _labelled("events_skipped_total", "Outputs of a mapping skipped because a required tag was missing "
                     "or empty, by metric and tag.", ["metric_name", "tag"], stats.output_skips)  # fmt: skip
     yield _labelled("config_reloads_total", "Mapping file reloads, by outcome.", ["outcome"], stats.config_reloads)
+    yield _labelled("internal_errors_total", "Errors where none should be (a bug), by component: each is logged "
+                    "with its traceback, and the work goes on.", ["component"], stats.internal_errors)  # fmt: skip
     yield GaugeMetricFamily(PREFIX + "loaded_mappings", "Rules in the mapping file.", value=stats.loaded_mappings)
     yield _labelled("series_dropped_total", "New series refused because the series cap was reached, by metric.",
                     ["metric_name"], stats.series_dropped)  # fmt: skip

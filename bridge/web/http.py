@@ -203,7 +203,10 @@ class Connection(asyncio.Protocol):
                 self._disarm()
                 self.busy = True
                 self.transport.pause_reading()
-                self.loop.create_task(self._answer(self.request))
+                # the server holds each answer's task until it is done: the loop keeps only a weak reference
+                task = self.loop.create_task(self._answer(self.request))
+                self.server.answering.add(task)
+                task.add_done_callback(self.server.answering.discard)
                 return
             elif isinstance(event, h11.ConnectionClosed):
                 self.transport.close()
@@ -311,6 +314,7 @@ class Server:
         self.peer_allowed = peer_allowed
         self.stats = HTTPStats()
         self.connections: set[Connection] = set()
+        self.answering: set[asyncio.Task] = set()  # requests being answered
         self.closing = False
         self.loop = asyncio.get_running_loop()
         self.servers: list[asyncio.Server] = []

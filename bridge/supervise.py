@@ -1,0 +1,76 @@
+"""Background work that neither fails silently nor stays failed.
+
+Each periodic task runs one step at a time under `periodic`: a step that raises is logged with its
+traceback and counted (statsd_bridge_internal_errors_total{component}), and the task goes on at its next
+step. What the event loop itself catches (a callback or task nobody awaits) goes through the same count
+and log, by `loop_exception_handler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bridge.logs import log
+
+logger = logging.getLogger("bridge.supervise")
+
+
+Step = Callable[[], Awaitable[None] | None]
+
+
+async def periodic(name: str, interval: float, step: Step, failures: Counter[str]) -> None:
+    """Run `step` every `interval` seconds for ever; an exception costs one step, never the task."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            result = step()
+            if result is not None:
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failures[name] += 1
+            logger.exception("background task step failed; it goes on at its next step", extra={"fields": {
+                "component": name, "failures": failures[name]}})  # fmt: skip
+
+
+def loop_exception_handler(failures: Counter[str]) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """An event loop exception handler that counts (component="event_loop") and logs what the loop caught."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        failures["event_loop"] += 1
+        error = context.get("exception")
+        fields = {"component": "event_loop", "context": context.get("message", "")}
+        if error is not None:
+            logger.error("unhandled error in the event loop", exc_info=error, extra={"fields": fields})
+        else:
+            log(logger, logging.ERROR, "unhandled error in the event loop", **fields)
+
+    return handle
+
+
+class Backoff:
+    """When to try again after a failure: 1 s, then doubling, at most `longest` seconds."""
+
+    def __init__(self, longest: float = 60.0) -> None:
+        self.longest = longest
+        self.failures = 0
+        self.next_try = 0.0
+
+    def failed(self, now: float) -> float:
+        """Record a failure at `now`; return how long until the next try."""
+        self.failures += 1
+        wait = min(self.longest, 2.0 ** (self.failures - 1))
+        self.next_try = now + wait
+        return wait
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.next_try = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_try

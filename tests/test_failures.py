@@ -1,0 +1,142 @@
+"""Nothing fails silently, nothing stays failed: faults put into a real bridge process (tests/with_faults.py)
+are counted in statsd_bridge_internal_errors_total, logged with their traceback, and cost only what they
+must; a certificate renewal that meets exhausted file descriptors is served once they come back."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import parse_samples, sample, start_bridge
+
+WITH_FAULTS = (str(Path(__file__).resolve().parent / "with_faults.py"),)
+
+
+@pytest.fixture
+def faulty_bridge(monkeypatch):
+    started = []
+
+    def start(faults: str, *args: str):
+        monkeypatch.setenv("STATSD_BRIDGE_FAULTS", faults)
+        bridge = start_bridge(*args, program=WITH_FAULTS)
+        started.append(bridge)
+        return bridge
+
+    yield start
+    for bridge in started:
+        bridge.stop()
+
+
+def internal_errors(samples: dict, component: str) -> float | None:
+    return sample(samples, "statsd_bridge_internal_errors_total", component=component)
+
+
+def test_a_line_that_trips_a_bug_costs_that_line_only(faulty_bridge):
+    bridge = faulty_bridge("line")
+    bridge.send_udp("good.before:1|c\nfault.line:1|c\ngood.after:2|c", "good.later:3|c")
+    samples = bridge.wait_for(lambda s: sample(s, "good_later") == 3)
+    assert samples is not None, bridge.metrics()
+    assert sample(samples, "good_before") == 1 and sample(samples, "good_after") == 2
+    assert internal_errors(samples, "ingest") == 1
+    assert sample(samples, "statsd_bridge_lines_total") == 4
+    log = "".join(bridge.log)
+    assert "a line could not be handled (a bug)" in log and "line=fault.line:1|c" in log
+    assert "InjectedFaultError: a bug met 'fault.line:1|c'" in log  # the traceback
+
+
+def test_a_reaper_pass_that_raises_is_counted_and_the_reaper_goes_on(faulty_bridge):
+    bridge = faulty_bridge("reaper", "--reap-label", "worker", "--reap-after", "1s", "--reap-interval", "1s")
+    bridge.send_udp("jobs:1|c|#worker:w1")
+    assert bridge.wait_for(lambda s: sample(s, "jobs", worker="w1") == 1) is not None
+    samples = bridge.wait_for(lambda s: (sample(s, "statsd_bridge_reaped_series_total") or 0) >= 1, timeout=10)
+    assert samples is not None, bridge.metrics()
+    assert internal_errors(samples, "reaper") == 1
+    assert sample(samples, "jobs", worker="w1") is None
+    log = "".join(bridge.log)
+    assert "background task step failed" in log and "component=reaper" in log
+    assert "InjectedFaultError: the reaper's first pass" in log
+
+
+def test_an_error_in_an_event_loop_callback_is_counted_and_logged(faulty_bridge):
+    bridge = faulty_bridge("event_loop")
+    samples = bridge.wait_for(lambda s: internal_errors(s, "event_loop") == 1, timeout=10)
+    assert samples is not None, bridge.metrics()
+    assert "unhandled error in the event loop" in "".join(bridge.log)
+    bridge.send_udp("still.serving:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "still_serving") == 1) is not None
+
+
+@contextlib.contextmanager
+def tls_connection(port: int, authority) -> Iterator[ssl.SSLSocket]:
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        yield tls
+
+
+def served_certificate(port: int, authority) -> bytes:
+    with tls_connection(port, authority) as tls:
+        return tls.getpeercert(binary_form=True)
+
+
+def scrape_over_tls(port: int, authority) -> dict:
+    with tls_connection(port, authority) as tls:
+        tls.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        response = b""
+        while chunk := tls.recv(65536):
+            response += chunk
+    return parse_samples(response.split(b"\r\n\r\n", 1)[1].decode())
+
+
+def test_a_renewal_that_meets_exhausted_descriptors_is_served_once_they_come_back(faulty_bridge, tmp_path):
+    import trustme
+
+    authority = trustme.CA()
+    first, renewed = authority.issue_cert("localhost"), authority.issue_cert("localhost", "renewed.example")
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    first.cert_chain_pems[0].write_to_path(cert)
+    first.private_key_pem.write_to_path(key)
+    web_config = tmp_path / "web.yml"
+    web_config.write_text(f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n")
+    # about 16 descriptors at rest: 24 leave room for a few connections and no more
+    bridge = faulty_bridge("nofile=24", f"--web.config.file={web_config}", "--web.read-header-timeout=60s",
+                           "--statsd.listen-tcp=")  # fmt: skip
+    port = bridge.addresses["web"][1]
+    assert served_certificate(port, authority) == ssl.PEM_cert_to_DER_cert(first.cert_chain_pems[0].bytes().decode())
+    idle = []
+    try:
+        for _ in range(40):  # more connections than descriptors: the bridge runs out
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(1.0)
+        renewed.cert_chain_pems[0].write_to_path(cert)
+        renewed.private_key_pem.write_to_path(key)
+        deadline = time.monotonic() + 15
+        while "web config reload failed" not in "".join(bridge.log):
+            assert time.monotonic() < deadline, "".join(bridge.log[-20:])
+            time.sleep(0.2)
+        assert "Too many open files" in "".join(bridge.log)
+    finally:
+        for connection in idle:
+            connection.close()
+    wanted = ssl.PEM_cert_to_DER_cert(renewed.cert_chain_pems[0].bytes().decode())
+    deadline = time.monotonic() + 20  # the backoff: 1, 2, 4, 8 s
+    while True:
+        try:
+            if served_certificate(port, authority) == wanted:
+                break
+        except OSError:
+            pass  # the bridge may still be closing what it could not serve
+        assert time.monotonic() < deadline, "the renewed certificate was never served:\n" + "".join(bridge.log[-20:])
+        time.sleep(0.5)
+    samples = scrape_over_tls(port, authority)
+    assert sample(samples, "statsd_bridge_web_config_reloads_total", outcome="failure") >= 1
+    assert sample(samples, "statsd_bridge_web_config_reloads_total", outcome="success") == 1
