@@ -37,12 +37,14 @@ test-tools:
 test: $(STAMP) $(NODE_CLIENTS) test-tools
 	$(PY) -m ruff check bridge tests
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(PY) -m pytest -q -n 4 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check bridge tests
 	$(PY) -m ruff format --check bridge tests
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 STATSD_JS := bench/.statsd/node_modules/statsd/stats.js
 

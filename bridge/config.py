@@ -101,11 +101,11 @@ class Config:
             raise ConfigError("--log-level", f"must be one of {', '.join(LEVELS)}")
         if self.log_format not in ("logfmt", "json"):
             raise ConfigError("--log-format", "must be logfmt or json")
-        for flag, value in (("--reap-after", self.reap_after), ("--reap-interval", self.reap_interval)):
-            if value is not None:
+        for flag, duration in (("--reap-after", self.reap_after), ("--reap-interval", self.reap_interval)):
+            if duration is not None:
                 try:
-                    if parse_duration(value) <= 0:
-                        raise ValueError(f"{value!r} must be longer than 0")
+                    if parse_duration(duration) <= 0:
+                        raise ValueError(f"{duration!r} must be longer than 0")
                 except ValueError as error:
                     raise ConfigError(flag, str(error)) from None
         if self.reap_label is not None and self.reap_label and not LABEL_NAME.match(self.reap_label):

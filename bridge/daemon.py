@@ -227,6 +227,7 @@ class Bridge:
                 old = self.http_listener
                 sock = old.sockets[0]
                 duplicate = socket.socket(sock.family, sock.type, fileno=os.dup(sock.fileno()))
+                assert self.http is not None  # it listens, as http_listener says
                 self.http_listener = await self.http.listen(duplicate, context)
                 old.close()
         except (WebConfigError, OSError) as error:
@@ -236,6 +237,7 @@ class Bridge:
                 file=self.config.web_config_file, error=str(error))  # fmt: skip
             return
         self.web = web
+        assert self.app is not None  # the task starts after the web endpoint
         self.app.use(web)
         self.web_marks, self.web_pending = fingerprint(web), False
         self.web_backoff.succeeded()
@@ -249,7 +251,7 @@ class Bridge:
 
     def _reload_from_http(self) -> tuple[bool, str]:
         """Runs on a web worker thread: the reload itself runs on the event loop, which owns the mapper."""
-        done = concurrent.futures.Future()
+        done: concurrent.futures.Future[bool] = concurrent.futures.Future()
         self.loop.call_soon_threadsafe(lambda: done.set_result(self.reload()))
         ok = done.result(timeout=30)
         return ok, "mapping reloaded" if ok else "reload failed, the old rules stay: see the log"

@@ -8,7 +8,7 @@ happens to the series is the difference in that store before and after the line.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bridge.exposition.text import format_value
@@ -150,7 +150,7 @@ def _copy_counts(stats: Stats) -> Stats:
 class Explainer:
     """A store of its own and the daemon's ingest; lines are explained in order, each seeing the last."""
 
-    def __init__(self, mapping: MappingConfig, clock=lambda: 0.0) -> None:
+    def __init__(self, mapping: MappingConfig, clock: Callable[[], float] = lambda: 0.0) -> None:
         self.mapping = mapping
         self.stats = Stats()
         self.store = Store()

@@ -9,7 +9,8 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from bridge.logs import RateLimited, log
 from bridge.mapping.router import Mapper, Route, Target, escape_name
@@ -28,13 +29,15 @@ from bridge.series.store import (
     FOLD_AFTER,
     RESERVED_LABELS,
     ConflictError,
+    CounterSeries,
     Histogram,
     MetricSeriesLimitError,
     Series,
-    SeriesLimitError,  # fmt: skip
+    SeriesLimitError,
     Store,
     Summary,
 )
+from bridge.stats import Stats
 
 logger = logging.getLogger("bridge.ingest")
 
@@ -50,9 +53,10 @@ class Shape:
 
     __slots__ = ("divisor", "histogram", "kind_index", "mapped", "scale", "series", "tagged", "weight")
 
-    def __init__(self, series, kind: str, divisor: float, scale: float, weight: int, histogram: bool, mapped: bool,
-                 tagged: bool) -> None:  # fmt: skip
-        self.series = series
+    def __init__(self, series: Series, kind: str, divisor: float, scale: float, weight: int, histogram: bool,
+                 mapped: bool, tagged: bool) -> None:  # fmt: skip
+        # Any: kind_index says which kind of series it is, which the hot path trusts without a check
+        self.series: Any = series
         # 0 counter, 1 gauge, 2 observer updated at once, 3 histogram observation deferred (weight 1)
         self.kind_index = 3 if histogram and weight == 1 else _KINDS.index(kind)
         self.divisor = divisor
@@ -64,7 +68,7 @@ class Shape:
 
 
 class Ingest:
-    def __init__(self, mapper: Mapper, store: Store, stats, clock=time.monotonic,
+    def __init__(self, mapper: Mapper, store: Store, stats: Stats, clock: Callable[[], float] = time.monotonic,
                  dialects: Dialects = ALL_DIALECTS) -> None:  # fmt: skip
         self.clock = clock  # tests pass a fake one to step through TTLs and summary windows
         self.dialects = dialects
@@ -129,8 +133,9 @@ class Ingest:
                         continue
                     name, _, rest = line.partition(b":")
                     value_text, _, suffix = rest.partition(b"|")
-                    shape = shapes.get((name, suffix))
-                    if shape is not None:
+                    cached = shapes.get((name, suffix))
+                    if cached is not None:
+                        shape = cached
                         try:
                             value = float(value_text) / shape.divisor * shape.scale  # the full path's rounding
                         except ValueError:
@@ -234,8 +239,8 @@ class Ingest:
         removed = self.store.take_removed()
         for key in [key for key, shape in self._shapes.items() if id(shape.series) in removed]:
             del self._shapes[key]
-        for key in [key for key, (shape, _) in self._exact.items() if id(shape.series) in removed]:
-            del self._exact[key]
+        for line in [line for line, (shape, _) in self._exact.items() if id(shape.series) in removed]:
+            del self._exact[line]
         self.mapper.forget_gone(self.store.families.__contains__)
         self._generation = self.store.generation
 
@@ -250,8 +255,8 @@ class Ingest:
         errors_before, tags_before, rates_before = tag_stats.errors, tag_stats.received, tag_stats.rate_errors
         try:
             samples, errors, _dialect = parse_line(line, tag_stats, self.dialects)
-        except LineError as error:  # before any sample: statsd_exporter counts none
-            self._reject(error, line)
+        except LineError as rejected:  # before any sample: statsd_exporter counts none
+            self._reject(rejected, line)
             return
         finally:
             stats.tag_errors += tag_stats.errors - errors_before
@@ -338,16 +343,12 @@ class Ingest:
             stats.events_unmapped += events
         elif any(target.name for target in route.targets):
             stats.actions["map"] += events  # an empty name is an event error, not a mapped event
-        series = None
-        applied = 0
-        for target in route.targets:
-            series = self._apply(sample, target)
-            applied += series is not None
+        applied = [series for series in (self._apply(sample, target) for target in route.targets) if series]
         if not applied:
             return None
         stats.events[sample.kind] += events
         if len(route.targets) == 1 and not route.targets[0].extended:
-            return route, series
+            return route, applied[0]
         return None
 
     def _refuse_series(self, name: str) -> None:
@@ -432,5 +433,6 @@ class Ingest:
         elif target.type != "counter" or (value.is_integer() and value < WHOLE_LIMIT):
             series.value += value  # a counter's whole increments: summed apart, as client_golang's counters
         else:
+            assert isinstance(series, CounterSeries)
             series.fraction += value
         return series

@@ -46,9 +46,9 @@ def setup(level: str = "info", fmt: str = "logfmt") -> None:
     root.setLevel("WARNING" if level == "warn" else level.upper())
 
 
-def log(logger: logging.Logger, level: int, msg: str, exc_info: bool = False, **fields: object) -> None:
-    """Log msg with key=value fields, as logfmt or JSON keys; with exc_info, the traceback being handled."""
-    logger.log(level, msg, exc_info=exc_info, extra={"fields": fields})
+def log(logger: logging.Logger, level: int, msg: str, **fields: object) -> None:
+    """Log msg with key=value fields, as logfmt or JSON keys."""
+    logger.log(level, msg, extra={"fields": fields})
 
 
 class RateLimited:
@@ -60,7 +60,14 @@ class RateLimited:
         self._sent = 0
         self._suppressed = 0
 
-    def __call__(self, level: int, msg: str, exc_info: bool = False, **fields: object) -> None:
+    def __call__(self, level: int, msg: str, **fields: object) -> None:
+        self._emit(level, msg, False, fields)
+
+    def exception(self, msg: str, **fields: object) -> None:
+        """An error with the traceback being handled, within the same limit."""
+        self._emit(logging.ERROR, msg, True, fields)
+
+    def _emit(self, level: int, msg: str, exc_info: bool, fields: dict[str, object]) -> None:
         now = time.monotonic()
         if now - self._window_start >= self.interval:
             if self._suppressed:
@@ -68,10 +75,6 @@ class RateLimited:
             self._window_start, self._sent, self._suppressed = now, 0, 0
         if self._sent < self.burst:
             self._sent += 1
-            log(self.logger, level, msg, exc_info, **fields)
+            self.logger.log(level, msg, exc_info=exc_info, extra={"fields": fields})
         else:
             self._suppressed += 1
-
-    def exception(self, msg: str, **fields: object) -> None:
-        """An error with the traceback being handled, within the same limit."""
-        self(logging.ERROR, msg, exc_info=True, **fields)

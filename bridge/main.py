@@ -6,7 +6,9 @@ import json
 import logging
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, replace
+from typing import Any, TypeVar
 
 import click
 
@@ -21,10 +23,12 @@ from bridge.receiving.relay import DEFAULT_PACKET_LENGTH
 from bridge.series.store import DEFAULT_MAX_SERIES
 from bridge.web import web_config
 
+F = TypeVar("F", bound=Callable[..., Any])  # a click command, as its decorators take and give it
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def tag_dialect_option(dialect: str, what: str):
+def tag_dialect_option(dialect: str, what: str) -> Callable[[F], F]:
     """--[no-]statsd.parse-<dialect>-tags, as statsd_exporter spells them (kingpin's --no- form included)."""
     return click.option(
         f"--statsd-parse-{dialect}-tags/--no-statsd-parse-{dialect}-tags",
@@ -47,7 +51,7 @@ INERT_FLAGS = {
 }
 
 
-def inert_option(dotted: str, default: object, kind: object, metavar: str, what: str):
+def inert_option(dotted: str, default: object, kind: Any, metavar: str, what: str) -> Callable[[F], F]:
     """A statsd_exporter flag for machinery the bridge doesn't have: both spellings, checked, inert."""
     reason = INERT_FLAGS[dotted.replace(".", "_").replace("-", "_")]
     return click.option(

@@ -4,12 +4,13 @@ Metric objects, written by prometheus_client's own OpenMetrics writer."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import cast
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from bridge.series.store import Family, Store
+from bridge.series.store import CounterSeries, Family, Histogram, Scalar, Store, Summary
 
 
 class OpenMetricsView:
@@ -41,15 +42,15 @@ def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric |
             metric = Metric(base, family.help, "counter")
         else:
             metric = Metric(name, family.help, "unknown")
-        for s in series_list:
-            metric.add_sample(name, dict(s.key), s.fraction + s.value)
+        for counter in cast("list[CounterSeries]", series_list):  # a family's type says what its series are
+            metric.add_sample(name, dict(counter.key), counter.fraction + counter.value)
         return metric
     metric = Metric(name, family.help, family.type)
     if family.type == "gauge":
-        for s in series_list:
-            metric.add_sample(name, dict(s.key), s.value)
+        for gauge in cast("list[Scalar]", series_list):
+            metric.add_sample(name, dict(gauge.key), gauge.value)
     elif family.type == "histogram":
-        for s in series_list:
+        for s in cast("list[Histogram]", series_list):
             bounds = [floatToGoString(b) for b in s.bounds] + ["+Inf"]
             labels = dict(s.key)
             cumulative = 0
@@ -59,10 +60,12 @@ def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric |
             metric.add_sample(name + "_count", labels, cumulative)
             metric.add_sample(name + "_sum", labels, s.sum)
     else:
-        for s in series_list:
-            labels = dict(s.key)
-            for quantile, value in zip(s.quantiles, s.window.quantiles(s.quantiles, now), strict=True):
+        for summary in cast("list[Summary]", series_list):
+            labels = dict(summary.key)
+            for quantile, value in zip(
+                summary.quantiles, summary.window.quantiles(summary.quantiles, now), strict=True
+            ):
                 metric.add_sample(name, {**labels, "quantile": floatToGoString(quantile)}, value)
-            metric.add_sample(name + "_count", labels, s.count)
-            metric.add_sample(name + "_sum", labels, s.sum)
+            metric.add_sample(name + "_count", labels, summary.count)
+            metric.add_sample(name + "_sum", labels, summary.sum)
     return metric

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from typing import cast
 
 from google.protobuf import text_format
 from prometheus_client.metrics_core import Metric
@@ -16,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from bridge.exposition import metrics_pb2 as pb
 from bridge.series.native_histogram import ZERO_THRESHOLD, spans_and_deltas
-from bridge.series.store import Family, Store
+from bridge.series.store import Family, Histogram, Store, Summary
 
 MEDIA_TYPE = "application/vnd.google.protobuf"
 PROTO = "io.prometheus.client.MetricFamily"
@@ -93,23 +94,19 @@ def _family(family: Family, now: float) -> pb.MetricFamily | bytes | None:
     message = pb.MetricFamily(name=family.name, help=family.help, type=_TYPES[family.type])
     for series in series_list:
         metric = message.metric.add()
-        for name, value in series.key:
-            metric.label.add(name=name, value=value)
-        if family.type == "counter":
-            metric.counter.value = series.total
-        elif family.type == "gauge":
-            metric.gauge.value = series.value
-        elif family.type == "summary":
+        for name, text in series.key:
+            metric.label.add(name=name, value=text)
+        if isinstance(series, Summary):
             summary = metric.summary
             summary.sample_count, summary.sample_sum = series.count, series.sum
             for quantile, value in zip(series.quantiles, series.window.quantiles(series.quantiles, now), strict=True):
                 summary.quantile.add(quantile=quantile, value=value)
         else:
-            _histogram(metric.histogram, series)
+            _histogram(metric.histogram, cast(Histogram, series))
     return message
 
 
-def _histogram(histogram: pb.Histogram, series) -> None:
+def _histogram(histogram: pb.Histogram, series: Histogram) -> None:
     cumulative = 0
     for bound, count in zip(series.bounds, series.counts, strict=False):  # the +Inf bucket is implicit
         cumulative += count
@@ -143,8 +140,8 @@ def _self_family(metric: Metric) -> pb.MetricFamily:
         if sample.name.endswith("_created"):
             continue
         entry = message.metric.add()
-        for label, value in sorted(sample.labels.items()):
-            entry.label.add(name=label, value=value)
+        for label, text in sorted(sample.labels.items()):
+            entry.label.add(name=label, value=text)
         value = float(sample.value)
         if kind == pb.COUNTER:
             entry.counter.value = value

@@ -69,7 +69,8 @@ def _counter(name: str, documentation: str, value: float) -> Metric:
     return CounterMetricFamily(PREFIX + name, documentation, value=value)
 
 
-def _labelled(name: str, documentation: str, labels: list[str], values: Counter, kind=CounterMetricFamily) -> Metric:
+def _labelled(name: str, documentation: str, labels: list[str], values: Counter,
+             kind: type[CounterMetricFamily] | type[GaugeMetricFamily] = CounterMetricFamily) -> Metric:  # fmt: skip
     family = kind(PREFIX + name, documentation, labels=labels)
     for key, value in sorted(values.items()):
         family.add_metric(list(key) if isinstance(key, tuple) else [key], value)

@@ -4,11 +4,12 @@ to `<name>_total`, and statsd_exporter users expect the exact mapped name."""
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from bridge.series.store import Family, Store
+from bridge.series.store import CounterSeries, Family, Histogram, Scalar, Store, Summary
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -58,13 +59,16 @@ def _render_family(family: Family, now: float, out: list[str]) -> None:
         return
     name = family.name
     out.append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.type}\n")
+    # a family's type says what its series are
     if family.type == "counter":
-        out.extend(f"{name}{_braced(s.label_text)} {format_value(s.fraction + s.value)}\n" for s in series_list)
+        counters = cast("list[CounterSeries]", series_list)
+        out.extend(f"{name}{_braced(s.label_text)} {format_value(s.fraction + s.value)}\n" for s in counters)
     elif family.type == "gauge":
-        out.extend(f"{name}{_braced(s.label_text)} {format_value(s.value)}\n" for s in series_list)
+        gauges = cast("list[Scalar]", series_list)
+        out.extend(f"{name}{_braced(s.label_text)} {format_value(s.value)}\n" for s in gauges)
     elif family.type == "histogram":
         bounds_text: dict[tuple[float, ...], list[str]] = {}  # each set of bounds written once
-        for s in series_list:
+        for s in cast("list[Histogram]", series_list):
             bounds = bounds_text.get(s.bounds)
             if bounds is None:
                 bounds = bounds_text[s.bounds] = [f'le="{format_value(b)}"' for b in s.bounds] + ['le="+Inf"']
@@ -77,14 +81,16 @@ def _render_family(family: Family, now: float, out: list[str]) -> None:
             out.append(f"{name}_sum{labels} {format_value(s.sum)}\n{name}_count{labels} {cumulative}\n")
     else:
         quantile_text: dict[tuple[float, ...], list[str]] = {}
-        for s in series_list:
-            quantile_labels = quantile_text.get(s.quantiles)
+        for summary in cast("list[Summary]", series_list):
+            quantile_labels = quantile_text.get(summary.quantiles)
             if quantile_labels is None:
-                quantile_labels = quantile_text[s.quantiles] = [f'quantile="{format_value(q)}"' for q in s.quantiles]
-            for label, value in zip(quantile_labels, s.window.quantiles(s.quantiles, now), strict=True):
-                out.append(f"{name}{_with(s.label_text, label)} {format_value(value)}\n")
-            labels = _braced(s.label_text)
-            out.append(f"{name}_sum{labels} {format_value(s.sum)}\n{name}_count{labels} {s.count}\n")
+                quantile_labels = quantile_text[summary.quantiles] = [
+                    f'quantile="{format_value(q)}"' for q in summary.quantiles
+                ]
+            for label, value in zip(quantile_labels, summary.window.quantiles(summary.quantiles, now), strict=True):
+                out.append(f"{name}{_with(summary.label_text, label)} {format_value(value)}\n")
+            labels = _braced(summary.label_text)
+            out.append(f"{name}_sum{labels} {format_value(summary.sum)}\n{name}_count{labels} {summary.count}\n")
 
 
 def render_text(store: Store, extra: Collector, now: float) -> bytes:

@@ -10,6 +10,7 @@ unknown keys, a regex that does not compile) come from the loader, as MappingErr
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -106,7 +107,7 @@ def _groups(rule: Rule) -> tuple[int, set[str]]:
     return rule.pattern.groups, set(rule.pattern.groupindex) if rule.match_type == "regex" else set()
 
 
-def _unfillable_references(rule: Rule):
+def _unfillable_references(rule: Rule) -> Iterator[tuple[int, str]]:
     count, names = _groups(rule)
     for output in rule.outputs:
         texts = [("name", output.name)] + [(f"label {label}", value) for label, value in output.labels.items()]
@@ -122,7 +123,7 @@ def _unfillable_references(rule: Rule):
                                                  f"{count} group(s){named}; it would be empty")  # fmt: skip
 
 
-def _run_on_references(rule: Rule):
+def _run_on_references(rule: Rule) -> Iterator[tuple[int, str]]:
     """`$1_total`: a capture number run on into a longer name, empty in statsd_exporter and here."""
     pattern = GLOB_REFERENCE if rule.match_type == "glob" else _REFERENCE
     for output in rule.outputs:
@@ -144,7 +145,7 @@ def _run_on_references(rule: Rule):
                 )
 
 
-def _invalid_label_names(rule: Rule, config: MappingConfig):
+def _invalid_label_names(rule: Rule, config: MappingConfig) -> Iterator[tuple[int, str]]:
     for output in rule.outputs:
         labels = set(output.labels) | set(output.tags or {})
         for label in sorted(labels):

@@ -185,7 +185,7 @@ _GO_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 
 
 class _Loader(yaml.SafeLoader):
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Located:  # type: ignore[override]
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Located:
         # keys are their text as written, as go-yaml decodes them into string-keyed maps
         located = _Located()
         located.line = node.start_mark.line + 1
@@ -242,7 +242,7 @@ class _Checker:
     def mapping(self, value: Any, where: _Located | None, key: str, allowed: set[str]) -> _Located:
         if value is None:
             value = _Located()
-        if not isinstance(value, dict):
+        if not isinstance(value, _Located):  # every YAML mapping is read as one
             raise self.fail(where, key, f"must be a mapping, got {type(value).__name__}")
         for unknown in sorted(set(value) - allowed):
             # statsd_exporter's loader ignores keys it doesn't know (a typo, an `x-anchors:` holder): so do we, aloud

@@ -110,7 +110,7 @@ class Mapper:
         if self.config.glob_disable_ordering:
             globs.sort(key=_glob_specificity)  # literal parts win over `*`, as statsd_exporter's FSM
         self.rules = globs + [r for r in self.config.rules if r.match_type == "regex"]
-        self._cache: dict[tuple[str, str], Target] = {}
+        self._cache: dict[tuple[str, str], Route] = {}
         # statsd_exporter's statsd_metric_mapper_cache_{gets,hits}_total; lines the ingest's shape
         # cache answers never ask the mapper, so these count the slower path only
         self.cache_gets = 0

@@ -61,7 +61,7 @@ def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCount
     resume: list[asyncio.TimerHandle] = []  # the pending re-arm while coalescing
 
     def read_dry() -> int:
-        batch = []
+        batch: list[bytes] = []
         try:
             while len(batch) < DRAIN_BATCH:
                 batch.append(recv(MAX_DATAGRAM))

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import asyncio_dgram
 
@@ -25,7 +26,7 @@ logger = logging.getLogger("bridge.listeners")
 
 def serve_with_asyncio_dgram(sock: socket.socket, receive: Receive, counts: DatagramCounts) -> Callable[[], None]:
     """Receive on a bound datagram socket with asyncio-dgram; returns the function that stops it."""
-    holder: dict[str, asyncio_dgram.aio.DatagramServer] = {}
+    holder: dict[str, Any] = {}  # the stream, once asyncio-dgram made it
 
     def count_and_receive(batch: list[bytes]) -> None:
         counts.packets += len(batch)
@@ -49,7 +50,7 @@ def serve_with_asyncio_dgram(sock: socket.socket, receive: Receive, counts: Data
             # what the transport read but the loop has not handed on yet (asyncio-dgram 3 keeps it
             # in an asyncio.Queue), then what the kernel still holds, before the socket closes
             queue = stream._recvq
-            batch = []
+            batch: list[bytes] = []
             while not queue.empty():
                 data, _ = queue.get_nowait()
                 if data is not None:

@@ -84,7 +84,7 @@ class Scalar:
         return self.value
 
 
-class Counter(Scalar):
+class CounterSeries(Scalar):
     """A counter series. client_golang adds a whole increment (below 2**64) to an integer and any other
     to a float, and reports their sum; `value` holds the whole increments (exactly, up to 2**53) and
     `fraction` the others, so that the total is statsd_exporter's to the last bit (0.1 + 1 + 0.2 is
@@ -176,7 +176,7 @@ class Summary:
         self.sum += value * weight
 
 
-Series = Scalar | Counter | Histogram | Summary
+Series = Scalar | CounterSeries | Histogram | Summary
 
 
 class Family:
@@ -196,7 +196,7 @@ class Family:
 
     def new_series(self, key: LabelKey, now: float, metric: Metric) -> Series:
         if self.type == "counter":
-            return Counter(key, now)
+            return CounterSeries(key, now)
         if self.type == "gauge":
             return Scalar(key, now)
         names = tuple(name for name, _ in key)
@@ -220,7 +220,7 @@ class Store:
         # series with a TTL -> their family, checked by sweep()
         self._expiring: dict[int, tuple[Family, Series, float]] = {}
         self.series_count = 0
-        self.max_series = DEFAULT_MAX_SERIES
+        self.max_series: float = DEFAULT_MAX_SERIES  # inf: no cap
         self.max_series_per_metric: float = math.inf  # one runaway tag can't take every metric's room
         self.generation = 0  # bumped whenever a series is removed, so caches of series know to let go
         self._removed: set[int] = set()  # ids of series removed since take_removed(), for those caches

@@ -169,6 +169,7 @@ class App:
     def _render(self, chosen: str, accept: str, compress: bool) -> Rendered:
         """Runs on a worker thread."""
         if chosen == "openmetrics":
+            assert self.openmetrics is not None  # negotiate offers it only when enabled
             encoder, content_type = choose_encoder(accept)
             body = encoder(self.openmetrics)
         elif chosen in ("protobuf", "protobuf-text"):

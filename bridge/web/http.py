@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import cast
 from urllib.parse import unquote, urlsplit
 
 import h11
@@ -59,16 +60,6 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-@dataclass
-class HTTPStats:
-    """What the server counts; exposed as statsd_bridge_http_* self-metrics."""
-
-    open_connections: int = 0
-    connections: int = 0
-    requests: Counter[int] = field(default_factory=Counter)  # by status code
-    errors: Counter[str] = field(default_factory=lambda: Counter({reason: 0 for reason in ERROR_REASONS}))
-
-
 ERROR_REASONS = (
     "malformed_request",  # 400
     "header_timeout",  # 408: the head was not complete in time
@@ -79,6 +70,16 @@ ERROR_REASONS = (
     "too_many_connections",
     "tls_rejected",  # a client certificate without an allowed SAN
 )
+
+
+@dataclass
+class HTTPStats:
+    """What the server counts; exposed as statsd_bridge_http_* self-metrics."""
+
+    open_connections: int = 0
+    connections: int = 0
+    requests: Counter[int] = field(default_factory=Counter)  # by status code
+    errors: Counter[str] = field(default_factory=lambda: Counter({reason: 0 for reason in ERROR_REASONS}))
 
 
 def _raw_response(status: int, text: str) -> bytes:
@@ -108,7 +109,7 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: Server) -> None:
         self.server = server
         self.loop = server.loop
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport  # set by connection_made, before anything else is called
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=server.limits.max_header_bytes)
         self.timer: asyncio.TimerHandle | None = None
         self.head_started = False  # bytes of the current request have arrived
@@ -121,19 +122,19 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a stream server's transports are Transports
         stats = self.server.stats
         stats.connections += 1
         if len(self.server.connections) >= self.server.limits.max_connections:
             self.server.count_error("too_many_connections", transport.get_extra_info("peername"))
-            transport.abort()
+            self.transport.abort()
             return
         self.server.connections.add(self)
         stats.open_connections = len(self.server.connections)
         tls = transport.get_extra_info("ssl_object") is not None
         if tls and not self.server.peer_allowed(transport.get_extra_info("peercert")):
             self.server.count_error("tls_rejected", transport.get_extra_info("peername"))
-            transport.abort()
+            self.transport.abort()
             return
         self._arm(self.server.limits.header_timeout, self._head_timed_out)
 
@@ -170,7 +171,7 @@ class Connection(asyncio.Protocol):
     # -- requests
 
     def _next_events(self) -> None:
-        while not self.busy and self.transport is not None and not self.transport.is_closing():
+        while not self.busy and not self.transport.is_closing():
             try:
                 event = self.h11.next_event()
             except h11.RemoteProtocolError as error:
@@ -204,6 +205,7 @@ class Connection(asyncio.Protocol):
                 self.busy = True
                 self.transport.pause_reading()
                 # the server holds each answer's task until it is done: the loop keeps only a weak reference
+                assert self.request is not None  # h11 gives a Request before its EndOfMessage
                 task = self.loop.create_task(self._answer(self.request))
                 self.server.answering.add(task)
                 task.add_done_callback(self.server.answering.discard)

@@ -358,7 +358,7 @@ def peer_allowed(tls: TLSSettings | None, certificate: dict | None) -> bool:
 
 def fingerprint(config: WebConfig) -> tuple:
     """Changes when any watched file changes on disk (size, modification time or inode)."""
-    marks = []
+    marks: list[tuple[str, int, int, int] | tuple[str, None]] = []
     for name in config.watched_files():
         try:
             info = os.stat(name)
