@@ -65,8 +65,12 @@ class Config:
 
     @property
     def dialects(self) -> Dialects:
-        return Dialects(self.statsd_parse_dogstatsd_tags, self.statsd_parse_influxdb_tags,
-                        self.statsd_parse_librato_tags, self.statsd_parse_signalfx_tags)  # fmt: skip
+        return Dialects(
+            self.statsd_parse_dogstatsd_tags,
+            self.statsd_parse_influxdb_tags,
+            self.statsd_parse_librato_tags,
+            self.statsd_parse_signalfx_tags,
+        )
 
     def validate(self) -> None:
         """Raise ConfigError for the first bad value."""

@@ -68,9 +68,13 @@ def load_mapping(config: Config) -> MappingConfig:
 
 def errors_total(stats: Stats) -> int:
     """Lines or samples rejected, whatever the reason: what errors/s on the status page counts."""
-    return (sum(dict(stats.sample_errors).values()) + sum(dict(stats.event_errors).values())
-            + sum(dict(stats.conflicts).values()) + sum(dict(stats.series_dropped).values())
-            + sum(dict(stats.metric_series_dropped).values()))  # fmt: skip
+    return (
+        sum(dict(stats.sample_errors).values())
+        + sum(dict(stats.event_errors).values())
+        + sum(dict(stats.conflicts).values())
+        + sum(dict(stats.series_dropped).values())
+        + sum(dict(stats.metric_series_dropped).values())
+    )
 
 
 class Bridge:
@@ -86,9 +90,17 @@ class Bridge:
         self.relays: list[Relay] = []
         self.http: HTTPServer | None = None
         self.udp, self.unixgram, self.tcp = DatagramCounts(), DatagramCounts(), TCPCounts()
-        self.self_metrics = Sources(self.stats, self.store, self.udp, self.unixgram, self.tcp,
-                                    lambda: self.ingest.mapper, self.kernel_drops, max_series=config.max_series,
-                                    http=lambda: self.http.stats if self.http is not None else None)  # fmt: skip
+        self.self_metrics = Sources(
+            self.stats,
+            self.store,
+            self.udp,
+            self.unixgram,
+            self.tcp,
+            lambda: self.ingest.mapper,
+            self.kernel_drops,
+            max_series=config.max_series,
+            http=lambda: self.http.stats if self.http is not None else None,
+        )
         self.registry = self_registry(self.self_metrics)
         self.store.reserve(reserved_names(self.registry))
         self.reaper = reaper_settings(config, mapping)
@@ -178,8 +190,14 @@ class Bridge:
             self.tasks.append(loop.create_task(periodic("web_config", 1.0, self._reload_web_config, self.failures)))
         if self.reaper.label:
             self.tasks.append(loop.create_task(periodic("reaper", self.reaper.interval, self._reap, self.failures)))
-            log(logger, logging.INFO, "reaper on", label=self.reaper.label, after=f"{self.reaper.after:g}s",
-                interval=f"{self.reaper.interval:g}s")  # fmt: skip
+            log(
+                logger,
+                logging.INFO,
+                "reaper on",
+                label=self.reaper.label,
+                after=f"{self.reaper.after:g}s",
+                interval=f"{self.reaper.interval:g}s",
+            )
         self.ready = True
         for name, address in self.addresses.items():
             log(logger, logging.INFO, "listening", listener=name, address=address)
@@ -187,9 +205,18 @@ class Bridge:
     async def _start_web(self) -> None:
         config = self.config
         lifecycle = {"/-/reload": self._reload_from_http, "/-/quit": self._quit_from_http}
-        self.app = App(self.store, self.registry, time.monotonic, self.web_pool, config.web_telemetry_path,
-                       lambda: self.ready, lifecycle if config.web_enable_lifecycle else None,
-                       config.web_enable_openmetrics, self.status, self.web)  # fmt: skip
+        self.app = App(
+            self.store,
+            self.registry,
+            time.monotonic,
+            self.web_pool,
+            config.web_telemetry_path,
+            lambda: self.ready,
+            lifecycle if config.web_enable_lifecycle else None,
+            config.web_enable_openmetrics,
+            self.status,
+            self.web,
+        )
         limits = Limits(header_timeout=parse_duration(config.web_read_header_timeout))
         self.http = HTTPServer(self.app, limits, lambda certificate: peer_allowed(self.web.tls, certificate))
         host, port = parse_address(config.web_listen_address)
@@ -197,8 +224,14 @@ class Bridge:
         sock.listen(4096)
         self.http_listener = await self.http.listen(sock, self._ssl_context(self.web))
         self.addresses["web"] = format_address(sock.getsockname())
-        log(logger, logging.INFO, "web endpoint", tls=self.web.tls is not None, basic_auth=bool(self.web.users),
-            config=config.web_config_file or "none")  # fmt: skip
+        log(
+            logger,
+            logging.INFO,
+            "web endpoint",
+            tls=self.web.tls is not None,
+            basic_auth=bool(self.web.users),
+            config=config.web_config_file or "none",
+        )
 
     @staticmethod
     def _ssl_context(web: WebConfig) -> ssl.SSLContext | None:
@@ -233,8 +266,14 @@ class Bridge:
         except (WebConfigError, OSError) as error:
             self.stats.web_config_reloads["failure"] += 1
             retry = self.web_backoff.failed(now)
-            log(logger, logging.ERROR, "web config reload failed, keeping the old settings", retry_in=f"{retry:g}s",
-                file=self.config.web_config_file, error=str(error))  # fmt: skip
+            log(
+                logger,
+                logging.ERROR,
+                "web config reload failed, keeping the old settings",
+                retry_in=f"{retry:g}s",
+                file=self.config.web_config_file,
+                error=str(error),
+            )
             return
         self.web = web
         assert self.app is not None  # the task starts after the web endpoint
@@ -274,8 +313,7 @@ class Bridge:
         removed = self.store.reap(time.monotonic(), self.reaper.after)
         self.reaper_last_sweep, self.reaper_last_removed = time.time(), removed
         if removed:
-            log(logger, logging.INFO, "reaped the series of silent sources", series=removed,
-                label=self.reaper.label)  # fmt: skip
+            log(logger, logging.INFO, "reaped the series of silent sources", series=removed, label=self.reaper.label)
 
     def status(self) -> Status:
         """What the page at / shows. Runs on a web worker thread: it only reads, copying what it walks."""
@@ -365,8 +403,15 @@ async def run(config: Config, mapping: MappingConfig, web: WebConfig | None = No
     except StartupError as error:
         log(logger, logging.ERROR, str(error))
         return 1
-    log(logger, logging.INFO, "statsd-bridge started", version=__version__, pid=os.getpid(),
-        host=socket.gethostname(), mapping=config.mapping_config or "none")  # fmt: skip
+    log(
+        logger,
+        logging.INFO,
+        "statsd-bridge started",
+        version=__version__,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        mapping=config.mapping_config or "none",
+    )
     await stop.wait()
     log(logger, logging.INFO, "shutting down")
     await bridge.stop()

@@ -120,18 +120,29 @@ def _problems(before: Stats, after: Stats) -> list[dict[str, str]]:
     for reason, count in (Counter(after.event_errors) - Counter(before.event_errors)).items():
         problems += [{"reason": reason, "message": REASONS.get(reason, reason)}] * count
     for (kind, name), _ in (Counter(after.conflicts) - Counter(before.conflicts)).items():
-        problems.append({"reason": "conflict", "message": f"{name} already exists with another type or its sample "
-                         f"names are taken, so this {kind} is not applied"})  # fmt: skip
+        problems.append(
+            {
+                "reason": "conflict",
+                "message": f"{name} already exists with another type or its sample "
+                f"names are taken, so this {kind} is not applied",
+            }
+        )
     for (name, tag), _ in (Counter(after.output_skips) - Counter(before.output_skips)).items():
         problems.append({"reason": "skipped", "message": f"output {name} skipped: tag {tag!r} is missing or empty"})
     for name in Counter(after.series_dropped) - Counter(before.series_dropped):
         problems.append({"reason": "series_cap", "message": f"a new series of {name} would pass --max-series"})
     for name in Counter(after.metric_series_dropped) - Counter(before.metric_series_dropped):
-        problems.append({"reason": "metric_series_cap",
-                         "message": f"a new series of {name} would pass --max-series-per-metric"})  # fmt: skip
+        problems.append(
+            {"reason": "metric_series_cap", "message": f"a new series of {name} would pass --max-series-per-metric"}
+        )
     if after.tag_errors > before.tag_errors:
-        problems.append({"reason": "tag_error", "message": f"{after.tag_errors - before.tag_errors} tag(s) skipped "
-                         "as malformed (no key, no value, or a label the type writes itself)"})  # fmt: skip
+        problems.append(
+            {
+                "reason": "tag_error",
+                "message": f"{after.tag_errors - before.tag_errors} tag(s) skipped "
+                "as malformed (no key, no value, or a label the type writes itself)",
+            }
+        )
     return problems
 
 
@@ -178,20 +189,28 @@ class Explainer:
             else:
                 outcome = "unmapped"
             rule = route.rule
-            result["samples"].append({
-                "name": sample.name,
-                "type": statsd_type if _KIND_OF_WORD.get(statsd_type) == sample.kind else sample.kind,
-                "kind": sample.kind,
-                "value": float(f"{sample.value * sample.divisor:.12g}"),  # as sent, before rate and ms scaling
-                "relative": sample.relative,
-                "sample_rate": rate,
-                "tags": dict(sample.tags),
-                "outcome": outcome,
-                "metric": route.targets[0].name if outcome == "unmapped" else None,
-                "rule": None if rule is None else {"file": self.mapping.path or "<mapping>", "line": rule.line,
-                                                   "match": rule.match, "match_type": rule.match_type,
-                                                   "action": rule.action},
-            })  # fmt: skip
+            result["samples"].append(
+                {
+                    "name": sample.name,
+                    "type": statsd_type if _KIND_OF_WORD.get(statsd_type) == sample.kind else sample.kind,
+                    "kind": sample.kind,
+                    "value": float(f"{sample.value * sample.divisor:.12g}"),  # as sent, before rate and ms scaling
+                    "relative": sample.relative,
+                    "sample_rate": rate,
+                    "tags": dict(sample.tags),
+                    "outcome": outcome,
+                    "metric": route.targets[0].name if outcome == "unmapped" else None,
+                    "rule": None
+                    if rule is None
+                    else {
+                        "file": self.mapping.path or "<mapping>",
+                        "line": rule.line,
+                        "match": rule.match,
+                        "match_type": rule.match_type,
+                        "action": rule.action,
+                    },
+                }
+            )
         before_state, before_stats = _snapshot(self.store), _copy_counts(self.stats)
         self.ingest.raw_line(raw)
         after_state = _snapshot(self.store)
@@ -202,10 +221,14 @@ class Explainer:
                 continue
             series = self.store.families[name].series[key]
             bounds = series.bounds if isinstance(series, Histogram) else ()
-            result["series"].append({
-                "name": name, "type": kind, "labels": dict(key),
-                "effect": _effect(kind, old, value, bounds, relative, len(result["samples"]) == 1),
-            })  # fmt: skip
+            result["series"].append(
+                {
+                    "name": name,
+                    "type": kind,
+                    "labels": dict(key),
+                    "effect": _effect(kind, old, value, bounds, relative, len(result["samples"]) == 1),
+                }
+            )
         result["problems"] = _problems(before_stats, self.stats)
         return result
 
@@ -222,20 +245,25 @@ def format_text(result: dict[str, Any]) -> str:
         value = format_value(sample["value"])
         value = f"change by {'+' if sample['value'] >= 0 else ''}{value}" if sample["relative"] else f"value {value}"
         rate = f", sample rate {format_value(sample['sample_rate'])}" if sample["sample_rate"] != 1 else ""
-        out.append(f"  parsed:  {sample['name']}, {sample['type']}, {value}"
-                   f"{rate}" + (f", tags {tags} ({result['dialect']})" if tags else ", no tags"))  # fmt: skip
+        out.append(
+            f"  parsed:  {sample['name']}, {sample['type']}, {value}"
+            f"{rate}" + (f", tags {tags} ({result['dialect']})" if tags else ", no tags")
+        )
         rule = sample["rule"]
         if sample["outcome"] == "unmapped":
             out.append(f"  rule:    none matched (unmapped): the metric is named {sample['metric']}")
         else:
-            out.append(f"  rule:    {rule['file']}:{rule['line']} `{rule['match']}` ({rule['match_type']})"
-                       + (" drops it" if sample["outcome"] == "dropped" else ""))  # fmt: skip
+            out.append(
+                f"  rule:    {rule['file']}:{rule['line']} `{rule['match']}` ({rule['match_type']})"
+                + (" drops it" if sample["outcome"] == "dropped" else "")
+            )
     for ignored in result["ignored"]:
         out.append(f"  ignored: {ignored}")
     for series in result["series"]:
         labels = render_labels(tuple(series["labels"].items()))
-        out.append(f"  series:  {series['name']}{'{' + labels + '}' if labels else ''} {series['type']}: "
-                   f"{series['effect']}")  # fmt: skip
+        out.append(
+            f"  series:  {series['name']}{'{' + labels + '}' if labels else ''} {series['type']}: {series['effect']}"
+        )
     for problem in result["problems"]:
         out.append(f"  {'rejected' if not result['series'] else 'note'}: {problem['message']} ({problem['reason']})")
     if not result["series"] and not result["problems"] and all(s["outcome"] == "dropped" for s in result["samples"]):

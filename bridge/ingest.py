@@ -53,8 +53,17 @@ class Shape:
 
     __slots__ = ("divisor", "histogram", "kind_index", "mapped", "scale", "series", "tagged", "weight")
 
-    def __init__(self, series: Series, kind: str, divisor: float, scale: float, weight: int, histogram: bool,
-                 mapped: bool, tagged: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        series: Series,
+        kind: str,
+        divisor: float,
+        scale: float,
+        weight: int,
+        histogram: bool,
+        mapped: bool,
+        tagged: bool,
+    ) -> None:
         # Any: kind_index says which kind of series it is, which the hot path trusts without a check
         self.series: Any = series
         # 0 counter, 1 gauge, 2 observer updated at once, 3 histogram observation deferred (weight 1)
@@ -68,8 +77,14 @@ class Shape:
 
 
 class Ingest:
-    def __init__(self, mapper: Mapper, store: Store, stats: Stats, clock: Callable[[], float] = time.monotonic,
-                 dialects: Dialects = ALL_DIALECTS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        mapper: Mapper,
+        store: Store,
+        stats: Stats,
+        clock: Callable[[], float] = time.monotonic,
+        dialects: Dialects = ALL_DIALECTS,
+    ) -> None:
         self.clock = clock  # tests pass a fake one to step through TTLs and summary windows
         self.dialects = dialects
         self.mapper = mapper
@@ -226,8 +241,10 @@ class Ingest:
 
     def _internal_error(self, line: bytes) -> None:
         self.stats.internal_errors["ingest"] += 1
-        self._errors.exception("a line could not be handled (a bug); the rest of its datagram goes on",
-                               line=line[:200].decode("utf-8", "replace"))  # fmt: skip
+        self._errors.exception(
+            "a line could not be handled (a bug); the rest of its datagram goes on",
+            line=line[:200].decode("utf-8", "replace"),
+        )
 
     def set_mapper(self, mapper: Mapper) -> None:
         self.mapper = mapper
@@ -357,21 +374,32 @@ class Ingest:
         self._refused[name] += 1
         if self.now - self._refused_since >= SERIES_LIMIT_LOG_INTERVAL:
             metric, count = self._refused.most_common(1)[0]
-            log(logger, logging.WARNING, "series cap reached: new series are refused, existing ones still update",
-                max_series=self.store.max_series, refused=sum(self._refused.values()), fastest_growing=metric,
-                fastest_refused=count)  # fmt: skip
+            log(
+                logger,
+                logging.WARNING,
+                "series cap reached: new series are refused, existing ones still update",
+                max_series=self.store.max_series,
+                refused=sum(self._refused.values()),
+                fastest_growing=metric,
+                fastest_refused=count,
+            )
             self._refused.clear()
             self._refused_since = self.now
 
     def _refuse_metric_series(self, name: str) -> None:
         self.stats.metric_series_dropped[name] += 1
-        self._warn(logging.WARNING, "per-metric series cap reached: new series of this metric are refused",
-                   metric=name, max_series_per_metric=self.store.max_series_per_metric)  # fmt: skip
+        self._warn(
+            logging.WARNING,
+            "per-metric series cap reached: new series of this metric are refused",
+            metric=name,
+            max_series_per_metric=self.store.max_series_per_metric,
+        )
 
     def _skip(self, target: Target, missing: str) -> None:
         self.stats.output_skips[(target.name, missing)] += 1
-        self._warn(logging.WARNING, "output skipped: a required tag is missing or empty", metric=target.name,
-                   tag=missing)  # fmt: skip
+        self._warn(
+            logging.WARNING, "output skipped: a required tag is missing or empty", metric=target.name, tag=missing
+        )
 
     def _selected(self, sample: Sample, target: Target) -> bool:
         """Whether an extended target takes this sample: its `when` holds and its required tags are there."""

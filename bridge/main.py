@@ -259,9 +259,11 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @inert_option("statsd.udp-packet-queue-size", 10000, int, "N", "UDP packet queue")
 @inert_option("debug.dump-fsm", "", str, "FILE", "glob FSM dump")
 @click.version_option(
-    __version__, "--version", prog_name="statsd-bridge",
+    __version__,
+    "--version",
+    prog_name="statsd-bridge",
     message=f"%(prog)s %(version)s (Python {platform.python_version()}, {platform.python_implementation()})",
-)  # fmt: skip
+)
 @click.pass_context
 def cli(context: click.Context, check_config: bool, lint_strict: bool, **options: object) -> None:
     """Receive StatsD / DogStatsD lines and serve them to Prometheus.
@@ -331,9 +333,13 @@ def report_lint(mapping: MappingConfig, ok: str, strict: bool) -> int:
     help="The mapping file to explain against; none: every line is unmapped.",
 )
 @click.option(
-    "--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
     help="text for people, json for scripts.",
-)  # fmt: skip
+)
 @click.option("--lint", "run_lint", is_flag=True, help="Lint the mapping file too; exit 1 when it has errors.")
 def explain(lines: tuple[str, ...], mapping_config: str, output_format: str, run_lint: bool) -> None:
     """Show what the bridge makes of StatsD LINES (arguments, or one per line on stdin).

@@ -34,8 +34,10 @@ async def periodic(name: str, interval: float, step: Step, failures: Counter[str
             raise
         except Exception:
             failures[name] += 1
-            logger.exception("background task step failed; it goes on at its next step", extra={"fields": {
-                "component": name, "failures": failures[name]}})  # fmt: skip
+            logger.exception(
+                "background task step failed; it goes on at its next step",
+                extra={"fields": {"component": name, "failures": failures[name]}},
+            )
 
 
 def loop_exception_handler(failures: Counter[str]) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:

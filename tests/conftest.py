@@ -205,12 +205,16 @@ def _listening(line: str) -> tuple[str, str]:
 
 def start_bridge(*args: str, program: tuple[str, ...] = ("-m", "bridge")) -> BridgeProcess:
     command = [
-        sys.executable, *program,
-        "--statsd-listen-udp", "127.0.0.1:0",
-        "--statsd-listen-tcp", "127.0.0.1:0",
-        "--web-listen-address", "127.0.0.1:0",
+        sys.executable,
+        *program,
+        "--statsd-listen-udp",
+        "127.0.0.1:0",
+        "--statsd-listen-tcp",
+        "127.0.0.1:0",
+        "--web-listen-address",
+        "127.0.0.1:0",
         *args,
-    ]  # fmt: skip
+    ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     bridge = BridgeProcess(process)
     for flag, value in itertools.pairwise(args):
@@ -300,10 +304,18 @@ class Prometheus:
         config.write_text(config_text)
         self.url = f"http://127.0.0.1:{free_port()}"
         self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=warn", *flags],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address={self.url.removeprefix('http://')}",
+                "--log.level=warn",
+                *flags,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 30
         while not self._ready():
             if self.process.poll() is not None or time.monotonic() > deadline:

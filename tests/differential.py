@@ -93,10 +93,17 @@ class Reference:
         while self.web_port == self.udp_port:  # its TCP listener takes the UDP port's number too
             self.web_port = free_port()
         self.process = subprocess.Popen(
-            [binary, f"--statsd.listen-udp=127.0.0.1:{self.udp_port}", f"--statsd.listen-tcp=127.0.0.1:{self.udp_port}",
-             f"--web.listen-address=127.0.0.1:{self.web_port}", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [
+                binary,
+                f"--statsd.listen-udp=127.0.0.1:{self.udp_port}",
+                f"--statsd.listen-tcp=127.0.0.1:{self.udp_port}",
+                f"--web.listen-address=127.0.0.1:{self.web_port}",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.monotonic() + 10
         while True:
             try:

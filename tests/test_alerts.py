@@ -28,8 +28,7 @@ def test_promtool_checks_the_rules():
 
 def test_promtool_unit_tests_of_the_rules():
     # each alert fires on a series that should fire it and stays quiet on healthy and borderline ones
-    result = subprocess.run([promtool(), "test", "rules", "alerts_test.yml"], cwd=RULES, capture_output=True,
-                            text=True)  # fmt: skip
+    result = subprocess.run([promtool(), "test", "rules", "alerts_test.yml"], cwd=RULES, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -45,8 +44,9 @@ def test_kernel_drops_and_a_failed_reload_fire_and_nothing_else(bridge_factory, 
     binary = require("prometheus", "apt-get install prometheus")
     mapping = tmp_path / "mapping.yml"
     mapping.write_text("mappings:\n- match: flood.*\n  name: flood\n")
-    bridge = bridge_factory("--statsd.read-buffer=65536", "--web.enable-lifecycle", "--statsd.mapping-config",
-                            str(mapping))  # fmt: skip
+    bridge = bridge_factory(
+        "--statsd.read-buffer=65536", "--web.enable-lifecycle", "--statsd.mapping-config", str(mapping)
+    )
     host, port = bridge.addresses["web"]
     (tmp_path / "alerts.yml").write_text((RULES / "alerts.yml").read_text())
     config = (

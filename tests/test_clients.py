@@ -90,18 +90,29 @@ def check_dogstatsd_samples(samples: dict, transport: str, **container: str) -> 
     # the container id field (|c:...) is a container_id label, as statsd_exporter 0.29 and later make it
     ids = {dict(labels).get("container_id") for name, labels in samples if name.startswith("dd_")}
     assert ids == {container.get("container_id")}
-    telemetry = {dict(labels).get("client_transport") for name, labels in samples
-                 if name == "datadog_dogstatsd_client_metrics"}  # fmt: skip
+    telemetry = {
+        dict(labels).get("client_transport") for name, labels in samples if name == "datadog_dogstatsd_client_metrics"
+    }
     assert telemetry == {transport}
 
 
 def test_datadog_dogstatsd_over_udp_with_container_id_and_telemetry(bridge):
     host, port = bridge.addresses["udp"]
-    client = DogStatsd(host=host, port=port, constant_tags=["team:core"], container_id="4f9c0e2a",
-                       telemetry_min_flush_interval=0, disable_buffering=False)  # fmt: skip
+    client = DogStatsd(
+        host=host,
+        port=port,
+        constant_tags=["team:core"],
+        container_id="4f9c0e2a",
+        telemetry_min_flush_interval=0,
+        disable_buffering=False,
+    )
     send_with_dogstatsd(client)
-    samples = bridge.wait_for(lambda s: sample(s, "dd_t_count", team="core", container_id="4f9c0e2a") == 1 and any(
-        name == "datadog_dogstatsd_client_metrics" for name, _ in s))  # fmt: skip
+    samples = bridge.wait_for(
+        lambda s: (
+            sample(s, "dd_t_count", team="core", container_id="4f9c0e2a") == 1
+            and any(name == "datadog_dogstatsd_client_metrics" for name, _ in s)
+        )
+    )
     assert samples is not None, bridge.metrics()
     check_dogstatsd_samples(samples, "udp", container_id="4f9c0e2a")
     assert_promtool_parses(bridge.metrics())
@@ -112,11 +123,16 @@ def test_datadog_dogstatsd_over_unixgram_with_socket_mode(bridge_factory, tmp_pa
     bridge = bridge_factory("--statsd-listen-unixgram", path, "--statsd-unixsocket-mode", "660")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
     assert stat.S_ISSOCK(os.stat(path).st_mode)
-    client = DogStatsd(socket_path=path, constant_tags=["team:core"], telemetry_min_flush_interval=0,
-                       disable_buffering=False)  # fmt: skip
+    client = DogStatsd(
+        socket_path=path, constant_tags=["team:core"], telemetry_min_flush_interval=0, disable_buffering=False
+    )
     send_with_dogstatsd(client)
-    samples = bridge.wait_for(lambda s: sample(s, "dd_t_count", team="core") == 1 and any(
-        name == "datadog_dogstatsd_client_metrics" for name, _ in s))  # fmt: skip
+    samples = bridge.wait_for(
+        lambda s: (
+            sample(s, "dd_t_count", team="core") == 1
+            and any(name == "datadog_dogstatsd_client_metrics" for name, _ in s)
+        )
+    )
     assert samples is not None, bridge.metrics()
     check_dogstatsd_samples(samples, "uds")
     assert sample(samples, "statsd_bridge_unixgram_packets_total") >= 2
@@ -128,8 +144,9 @@ def hot_shots(bridge, style: str) -> None:
     if not (CLIENTS / "node_modules" / "hot-shots").is_dir():
         require("tests/clients/node_modules/hot-shots", "run `make test`, which runs npm ci in tests/clients")
     host, port = bridge.addresses["udp"]
-    result = subprocess.run([node, str(CLIENTS / "hot_shots_send.js"), host, str(port), style],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [node, str(CLIENTS / "hot_shots_send.js"), host, str(port), style], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
 
 

@@ -27,8 +27,12 @@ BRIDGE = [sys.executable, "-m", "bridge"]
 
 
 def check_config(path, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*BRIDGE, "--check-config", f"--statsd.mapping-config={path}", *flags],
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    return subprocess.run(
+        [*BRIDGE, "--check-config", f"--statsd.mapping-config={path}", *flags],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 # (what, mapping file, the line the finding names): each loads in the bridge and not in statsd_exporter
@@ -181,8 +185,9 @@ DEFECTS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("check", "mapping", "lines", "theirs", "ours"), DEFECTS,
-                         ids=[f"{case[0]}-{i}" for i, case in enumerate(DEFECTS)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("check", "mapping", "lines", "theirs", "ours"), DEFECTS, ids=[f"{case[0]}-{i}" for i, case in enumerate(DEFECTS)]
+)
 def test_each_statsd_exporter_defect_is_flagged_and_is_what_statsd_exporter_does(
     tmp_path, bridge_factory, check, mapping, lines, theirs, ours
 ):
@@ -200,10 +205,12 @@ def test_each_statsd_exporter_defect_is_flagged_and_is_what_statsd_exporter_does
 
 
 def test_a_file_without_these_constructs_gets_no_statsd_exporter_finding():
-    text = ("defaults:\n  observer_type: histogram\nmappings:\n- match: api.*.latency\n  name: api_latency_seconds\n"
-            "  labels:\n    route: $1\n- match: api.*.hits\n  name: api_hits_total\n  labels:\n    route: $1\n"
-            "- match: (\\w+)\\.deploys\\.(\\w+)$\n  match_type: regex\n  name: deploys_total\n  labels:\n"
-            "    service: $1\n    env: $2\n- match: debug.*\n  action: drop\n  name: dropped\n")  # fmt: skip
+    text = (
+        "defaults:\n  observer_type: histogram\nmappings:\n- match: api.*.latency\n  name: api_latency_seconds\n"
+        "  labels:\n    route: $1\n- match: api.*.hits\n  name: api_hits_total\n  labels:\n    route: $1\n"
+        "- match: (\\w+)\\.deploys\\.(\\w+)$\n  match_type: regex\n  name: deploys_total\n  labels:\n"
+        "    service: $1\n    env: $2\n- match: debug.*\n  action: drop\n  name: dropped\n"
+    )
     assert [f for f in lint(load_mapping(text, "m.yml")) if "statsd_exporter" in f.check] == []
 
 
@@ -237,8 +244,13 @@ def test_the_migration_guides_example_prints_what_the_guide_shows(tmp_path):
     section = guide.split("For\nthis `mapping.yml`:", 1)[1]
     mapping, output = re.findall(r"```(?:yaml)?\n(.*?)```", section, re.S)[:2]
     (tmp_path / "mapping.yml").write_text(mapping)
-    result = subprocess.run([*BRIDGE, "--check-config", "--statsd.mapping-config", "mapping.yml"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [*BRIDGE, "--check-config", "--statsd.mapping-config", "mapping.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0
     assert result.stdout == "configuration OK (2 mapping rules, 1 lint warning)\n"
     assert result.stderr == output

@@ -138,13 +138,20 @@ def test_seed_metric(bridge_factory, prefix, events, expected):
 
 def test_skips_are_counted_with_metric_and_tag(bridge_factory):
     bridge = bridge_factory("--mapping-config", CONCOURSE)
-    bridge.send_udp(line("worker_containers", 2, "", worker="w1", team_name="main"),
-                    line("build_finished", 5, "", team_name="t", pipeline="p", build_status="failed"))  # fmt: skip
+    bridge.send_udp(
+        line("worker_containers", 2, "", worker="w1", team_name="main"),
+        line("build_finished", 5, "", team_name="t", pipeline="p", build_status="failed"),
+    )
     samples = bridge.wait_for(lambda s: sample(s, "statsd_bridge_lines_total") == 2)
-    assert sample(samples, "statsd_bridge_events_skipped_total", metric_name="concourse_workers_containers",
-                  tag="platform") == 1  # fmt: skip
-    assert sample(samples, "statsd_bridge_events_skipped_total", metric_name="concourse_builds_finished",
-                  tag="job") == 1  # fmt: skip
+    assert (
+        sample(
+            samples, "statsd_bridge_events_skipped_total", metric_name="concourse_workers_containers", tag="platform"
+        )
+        == 1
+    )
+    assert (
+        sample(samples, "statsd_bridge_events_skipped_total", metric_name="concourse_builds_finished", tag="job") == 1
+    )
 
 
 def worker_lines(worker: str) -> list[str]:
@@ -186,8 +193,9 @@ def test_reaper_drops_every_series_of_a_silent_worker(bridge_factory):
 
 
 def test_reaper_flags_override_the_mapping_file(bridge_factory):
-    bridge = bridge_factory("--mapping-config", CONCOURSE, "--reap-label", "", "--reap-after", "1s",
-                            "--reap-interval", "200ms")  # fmt: skip
+    bridge = bridge_factory(
+        "--mapping-config", CONCOURSE, "--reap-label", "", "--reap-after", "1s", "--reap-interval", "200ms"
+    )
     bridge.send_udp(line("worker_tasks", 5, "", worker="w9", platform="linux"))
     assert bridge.wait_for(lambda s: series_of(s, "w9")) is not None
     time.sleep(2.0)

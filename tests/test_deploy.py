@@ -24,8 +24,9 @@ def bridge_accepts(args: list[str], mapping_text: str, tmp_path: Path) -> None:
     mapping = tmp_path / "mapping.yml"
     mapping.write_text(mapping_text)
     args = [f"--mapping-config={mapping}" if arg.startswith("--mapping-config=") else arg for arg in args]
-    result = subprocess.run([sys.executable, "-m", "bridge", *args, "--check-config"], capture_output=True,
-                            text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", *args, "--check-config"], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     assert "configuration OK" in result.stdout
 
@@ -100,16 +101,26 @@ def test_prometheus_scrape_config_checks_and_keeps_only_bridge_pods(tmp_path, br
     assert discovery["role"] == "pod" and discovery["namespaces"]["names"] == ["monitoring"]
     bridge = bridge_factory()
     host, port = bridge.addresses["web"]
-    pod = {"__meta_kubernetes_pod_label_app_kubernetes_io_name": "statsd-bridge",
-           "__meta_kubernetes_pod_node_name": "node-a", "__meta_kubernetes_pod_name": "statsd-bridge-x7k"}  # fmt: skip
+    pod = {
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": "statsd-bridge",
+        "__meta_kubernetes_pod_node_name": "node-a",
+        "__meta_kubernetes_pod_name": "statsd-bridge-x7k",
+    }
     targets = [
         {"targets": [f"{host}:{port}"], "labels": {**pod, "__meta_kubernetes_pod_container_port_name": "metrics"}},
-        {"targets": [f"{host}:{free_port()}"],
-         "labels": {**pod, "__meta_kubernetes_pod_container_port_name": "statsd-tcp"}},
-        {"targets": [f"{host}:{free_port()}"],
-         "labels": {**pod, "__meta_kubernetes_pod_label_app_kubernetes_io_name": "some-app",
-                    "__meta_kubernetes_pod_container_port_name": "metrics"}},
-    ]  # fmt: skip
+        {
+            "targets": [f"{host}:{free_port()}"],
+            "labels": {**pod, "__meta_kubernetes_pod_container_port_name": "statsd-tcp"},
+        },
+        {
+            "targets": [f"{host}:{free_port()}"],
+            "labels": {
+                **pod,
+                "__meta_kubernetes_pod_label_app_kubernetes_io_name": "some-app",
+                "__meta_kubernetes_pod_container_port_name": "metrics",
+            },
+        },
+    ]
     (tmp_path / "pods.json").write_text(json.dumps(targets))
     job["file_sd_configs"] = [{"files": [str(tmp_path / "pods.json")]}]
     config["global"] = {"scrape_interval": "500ms", "scrape_timeout": "400ms"}
@@ -122,5 +133,8 @@ def test_prometheus_scrape_config_checks_and_keeps_only_bridge_pods(tmp_path, br
         up = prometheus.wait_for("up", lambda result: result and all(value == 1 for value in result.values()))
     finally:
         prometheus.stop()
-    assert list(up) == [frozenset({("job", "statsd-bridge"), ("instance", f"{host}:{port}"), ("node", "node-a"),
-                                   ("pod", "statsd-bridge-x7k")})], up  # fmt: skip
+    assert list(up) == [
+        frozenset(
+            {("job", "statsd-bridge"), ("instance", f"{host}:{port}"), ("node", "node-a"), ("pod", "statsd-bridge-x7k")}
+        )
+    ], up

@@ -234,11 +234,26 @@ mappings:
 
 def test_a_mapping_with_every_key_both_know(pair_factory):
     pair = pair_factory(mapping=MAPPING)
-    lines = ["app.web.requests:1|c|#env:prod", "app.api.requests:2|c", "app.web.latency:20|ms", "app.web.latency:0.5|h",
-             "app.api.latency:3|d|#region:eu", "app.web.summary:1|h", "app.web.summary:2|h", "app.web.summary:3|h",
-             "jobs.mail.depth:4|g", "jobs.mail.done:1|c", "drop.me:1|c", "web.deploys.prod:1|c",
-             "rx.auth.200:1|c", "rx.auth.abc:1|c", "old.timer.a:300|ms", "ttl.a:1|c", "unmapped.thing:1|ms",
-             "app.web.requests:1|g"]  # fmt: skip
+    lines = [
+        "app.web.requests:1|c|#env:prod",
+        "app.api.requests:2|c",
+        "app.web.latency:20|ms",
+        "app.web.latency:0.5|h",
+        "app.api.latency:3|d|#region:eu",
+        "app.web.summary:1|h",
+        "app.web.summary:2|h",
+        "app.web.summary:3|h",
+        "jobs.mail.depth:4|g",
+        "jobs.mail.done:1|c",
+        "drop.me:1|c",
+        "web.deploys.prod:1|c",
+        "rx.auth.200:1|c",
+        "rx.auth.abc:1|c",
+        "old.timer.a:300|ms",
+        "ttl.a:1|c",
+        "unmapped.thing:1|ms",
+        "app.web.requests:1|g",
+    ]
     pair.send(lines)
     assert_same(pair)
 
@@ -251,9 +266,20 @@ def readme_mapping_blocks() -> list[str]:
 
 def lines_for(mapping: str) -> list[str]:
     """Lines that exercise each glob rule of a mapping (each * a word), and some that match none, as every kind."""
-    names = ["test.timing.a.b.c", "foo.bar.baz", "web.signup.google.ok", "test.dispatcher.p.a.o",
-             "test.x.y.counter", "myhost.exec--http.status.200.count", "http.request.404", "a.b", "x",
-             "foo.latency_ms", "bar.processed_kb", "baz.latency_us"]  # fmt: skip
+    names = [
+        "test.timing.a.b.c",
+        "foo.bar.baz",
+        "web.signup.google.ok",
+        "test.dispatcher.p.a.o",
+        "test.x.y.counter",
+        "myhost.exec--http.status.200.count",
+        "http.request.404",
+        "a.b",
+        "x",
+        "foo.latency_ms",
+        "bar.processed_kb",
+        "baz.latency_us",
+    ]
     for match in re.findall(r"match: \"?([^\"\n]+)\"?", mapping):
         if "\\" not in match and "(" not in match:
             names.append(match.replace("*", "w1", 1).replace("*", "w2", 1).replace("*", "w3"))
@@ -262,8 +288,9 @@ def lines_for(mapping: str) -> list[str]:
 
 def accepts(binary: list[str], mapping: Path) -> bool:
     """Whether a program's --check-config accepts a mapping file."""
-    result = subprocess.run([*binary, "--check-config", f"--statsd.mapping-config={mapping}"], capture_output=True,
-                            timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [*binary, "--check-config", f"--statsd.mapping-config={mapping}"], capture_output=True, timeout=30
+    )
     return result.returncode == 0
 
 
@@ -445,8 +472,11 @@ def test_generated_lines_give_the_same_series(fuzz_pair, lines):
     # each example has names of its own, so a failing one replays alone as hypothesis shrinks it
     prefix = f"f{next(_EXAMPLE)}_"
     lines = [prefix + line for line in lines]
-    kept = [line for line in lines if not any(d.covers(line) for d in DIVERGENCES)
-            and not re.search(CRASHES_REFERENCE, line)]  # fmt: skip
+    kept = [
+        line
+        for line in lines
+        if not any(d.covers(line) for d in DIVERGENCES) and not re.search(CRASHES_REFERENCE, line)
+    ]
     fuzz_pair.send(["\n".join(kept)] if kept else [])
     reference, bridge = fuzz_pair.families()
     mine = {name: family for name, family in bridge.items() if name.startswith(prefix)}
@@ -487,15 +517,26 @@ mappings:
 
 def test_go_regex_dialect(pair_factory):
     pair = pair_factory(mapping=GO_REGEX_MAPPING)
-    pair.send(["end.abc:1|c", "end.abc.x:1|c", "letters.Ωméga:1|c", "posix.abc:1|c", "posix.ab1:1|c",
-               "ascii.abΩ:1|c", "case.xx:1|c", "CASE.XX:1|c"])  # fmt: skip
+    pair.send(
+        [
+            "end.abc:1|c",
+            "end.abc.x:1|c",
+            "letters.Ωméga:1|c",
+            "posix.abc:1|c",
+            "posix.ab1:1|c",
+            "ascii.abΩ:1|c",
+            "case.xx:1|c",
+            "CASE.XX:1|c",
+        ]
+    )
     assert_same(pair)
 
 
 def test_buckets_out_of_order_are_refused_at_load_where_the_reference_panics_later(tmp_path):
     mapping = tmp_path / "bad.yml"
-    mapping.write_text("mappings:\n- match: a.*\n  name: aa\n  observer_type: histogram\n"
-                       "  histogram_options:\n    buckets: [1, 0.5]\n")  # fmt: skip
+    mapping.write_text(
+        "mappings:\n- match: a.*\n  name: aa\n  observer_type: histogram\n  histogram_options:\n    buckets: [1, 0.5]\n"
+    )
     assert accepts([reference_binary()], mapping)  # its --check-config passes...
     reference = Reference(reference_binary(), [f"--statsd.mapping-config={mapping}"])
     try:

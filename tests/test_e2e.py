@@ -16,8 +16,10 @@ import pytest
 from tests.conftest import assert_promtool_parses, free_port, sample, start_bridge
 
 # what Prometheus 2.42 sends
-PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")  # fmt: skip
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 
 
 def test_udp_lines_reach_metrics(bridge):
@@ -84,8 +86,10 @@ def test_reuse_port_spreads_clients_over_bridges_on_one_port(bridge_factory):
                 sock.sendto(f"reuse.lines:1|c|#client:c{client}".encode(), ("127.0.0.1", port))
 
     def counts() -> list[dict]:
-        return [{dict(labels)["client"]: value for (name, labels), value in b.samples().items()
-                 if name == "reuse_lines"} for b in bridges]  # fmt: skip
+        return [
+            {dict(labels)["client"]: value for (name, labels), value in b.samples().items() if name == "reuse_lines"}
+            for b in bridges
+        ]
 
     deadline = time.monotonic() + 5
     while sum(sum(c.values()) for c in counts()) < clients * lines_each and time.monotonic() < deadline:
@@ -175,9 +179,16 @@ def test_promtool_parses_a_real_scrape(bridge_factory, tmp_path):
     )
     bridge = bridge_factory("--mapping-config", str(mapping))
     bridge.send_udp(
-        "svc.api.time:10|ms", "svc.db.time:30|ms|#shard:1", "plain:1|c", "gauge.neg:-1|g", "h:5|h|#k:v",
-        'odd:1|c|#q:a"b,bs:a\\b', "clash:1|c", "clash:1|g", "h_count:1|c",
-    )  # fmt: skip
+        "svc.api.time:10|ms",
+        "svc.db.time:30|ms|#shard:1",
+        "plain:1|c",
+        "gauge.neg:-1|g",
+        "h:5|h|#k:v",
+        'odd:1|c|#q:a"b,bs:a\\b',
+        "clash:1|c",
+        "clash:1|g",
+        "h_count:1|c",
+    )
     assert bridge.wait_for(lambda s: sample(s, "h_count", k="v") == 1) is not None
     assert_promtool_parses(bridge.metrics())
 
@@ -186,10 +197,19 @@ def test_statsd_exporter_flag_spellings(tmp_path):
     mapping = tmp_path / "m.yml"
     mapping.write_text("mappings:\n- match: alias.*\n  name: aliased\n  labels:\n    which: $1\n")
     command = [
-        sys.executable, "-m", "bridge", "--statsd.listen-udp=127.0.0.1:0", "--statsd.listen-tcp=",
-        "--web.listen-address=127.0.0.1:0", "--web.telemetry-path=/stats", f"--statsd.mapping-config={mapping}",
-        "--log.level=debug", "--log.format=json", "--statsd.read-buffer=1048576", "--check-config",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "bridge",
+        "--statsd.listen-udp=127.0.0.1:0",
+        "--statsd.listen-tcp=",
+        "--web.listen-address=127.0.0.1:0",
+        "--web.telemetry-path=/stats",
+        f"--statsd.mapping-config={mapping}",
+        "--log.level=debug",
+        "--log.format=json",
+        "--statsd.read-buffer=1048576",
+        "--check-config",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "configuration OK (1 mapping rules)" in result.stdout
@@ -318,8 +338,12 @@ def test_an_address_in_use_names_the_listener_the_address_and_the_flag(listener,
         if kind == socket.SOCK_STREAM:
             taken.listen()
         address = f"127.0.0.1:{taken.getsockname()[1]}"
-        flags = {"--statsd.listen-udp": "127.0.0.1:0", "--statsd.listen-tcp": "127.0.0.1:0",
-                 "--web.listen-address": "127.0.0.1:0", flag: address}  # fmt: skip
+        flags = {
+            "--statsd.listen-udp": "127.0.0.1:0",
+            "--statsd.listen-tcp": "127.0.0.1:0",
+            "--web.listen-address": "127.0.0.1:0",
+            flag: address,
+        }
         result = run_cli(*(f"{name}={value}" for name, value in flags.items()))
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "level=error" in line]
@@ -329,8 +353,12 @@ def test_an_address_in_use_names_the_listener_the_address_and_the_flag(listener,
 
 def test_a_unixgram_socket_that_cannot_be_made_names_its_path(tmp_path):
     path = tmp_path / "missing-directory" / "dsd.sock"
-    result = run_cli("--statsd.listen-udp=", "--statsd.listen-tcp=", "--web.listen-address=127.0.0.1:0",
-                     f"--statsd.listen-unixgram={path}")  # fmt: skip
+    result = run_cli(
+        "--statsd.listen-udp=",
+        "--statsd.listen-tcp=",
+        "--web.listen-address=127.0.0.1:0",
+        f"--statsd.listen-unixgram={path}",
+    )
     assert result.returncode == 1
     assert f"cannot listen: unixgram on {path} (--statsd.listen-unixgram): No such file or directory" in result.stderr
 
@@ -354,9 +382,14 @@ def test_a_certificate_file_that_cannot_be_read_is_named(tmp_path, key):
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("--statsd.listen-udp", "nonsense"), ("--statsd.read-buffer", "-1"), ("--web.telemetry-path", "metrics"),
-     ("--statsd.cache-type", "fifo"), ("--reap-after", "soon")],
-)  # fmt: skip
+    [
+        ("--statsd.listen-udp", "nonsense"),
+        ("--statsd.read-buffer", "-1"),
+        ("--web.telemetry-path", "metrics"),
+        ("--statsd.cache-type", "fifo"),
+        ("--reap-after", "soon"),
+    ],
+)
 def test_a_bad_flag_value_names_the_flag(flag, value):
     result = run_cli(f"{flag}={value}", "--check-config")
     assert result.returncode == 2

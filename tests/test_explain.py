@@ -30,8 +30,9 @@ def readme_examples() -> list[tuple[str, str]]:
 def test_readme_examples_print_what_the_readme_shows(command, expected):
     args = shlex.split(command)
     assert args[:2] == ["statsd-bridge", "explain"]
-    result = subprocess.run([sys.executable, "-m", "bridge", *args[1:]], capture_output=True, text=True,
-                            cwd=ROOT, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", *args[1:]], capture_output=True, text=True, cwd=ROOT, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected
 
@@ -102,8 +103,13 @@ def test_invalid_utf8_on_stdin_is_explained_as_rejected():
 def test_json_names_the_rule_with_file_and_line():
     (result,) = explain("--mapping-config", EXAMPLE, "web.deploys.prod:2|c")["lines"]
     (sample,) = result["samples"]
-    assert sample["rule"] == {"file": EXAMPLE, "line": 12, "match": r"(\w+)\.deploys\.(\w+)$", "match_type": "regex",
-                              "action": "map"}  # fmt: skip
+    assert sample["rule"] == {
+        "file": EXAMPLE,
+        "line": 12,
+        "match": r"(\w+)\.deploys\.(\w+)$",
+        "match_type": "regex",
+        "action": "map",
+    }
     assert sample["outcome"] == "mapped"
     labels = {"env": "prod", "service": "web"}
     assert result["series"] == [
@@ -117,19 +123,29 @@ def test_extended_outputs_skips_and_conflicts_are_explained(tmp_path):
         "mappings:\n- match: job.done\n  outputs:\n  - name: jobs_total\n    type: counter\n    value: count\n"
         "    required: [team]\n  - name: job_seconds\n    type: histogram\n"
     )
-    first, second, third = explain("--mapping-config", str(mapping), "job.done:1.5|g|#team:a", "job.done:2|g",
-                                   "jobs_total:1|g")["lines"]  # fmt: skip
+    first, second, third = explain(
+        "--mapping-config", str(mapping), "job.done:1.5|g|#team:a", "job.done:2|g", "jobs_total:1|g"
+    )["lines"]
     assert {series["name"]: series["effect"] for series in first["series"]} == {
-        "jobs_total": "add 1 (now 1)", "job_seconds": "observe 1.5 into bucket le=2.5"}  # fmt: skip
+        "jobs_total": "add 1 (now 1)",
+        "job_seconds": "observe 1.5 into bucket le=2.5",
+    }
     assert [p["reason"] for p in second["problems"]] == ["skipped"]
     assert [s["name"] for s in second["series"]] == ["job_seconds"]
     assert [p["reason"] for p in third["problems"]] == ["conflict"]
 
 
 def test_explain_agrees_with_a_running_bridge(bridge_factory):
-    lines = ["api.home.latency:320|ms", "web.deploys.prod:1|c", "queue.depth:+5|g|#queue:mail", "debug.hits:1|c",
-             "jobs,region=eu:3|c", "web.deploys.prod:-1|c", "size:1:2:300|h",
-             "queue.depth:-1|g|#queue:mail"]  # fmt: skip
+    lines = [
+        "api.home.latency:320|ms",
+        "web.deploys.prod:1|c",
+        "queue.depth:+5|g|#queue:mail",
+        "debug.hits:1|c",
+        "jobs,region=eu:3|c",
+        "web.deploys.prod:-1|c",
+        "size:1:2:300|h",
+        "queue.depth:-1|g|#queue:mail",
+    ]
     explained = explain("--mapping-config", EXAMPLE, *lines)["lines"]
     touched = {(series["name"], frozenset(series["labels"].items())) for line in explained for series in line["series"]}
     bridge = bridge_factory("--mapping-config", EXAMPLE)
@@ -137,9 +153,11 @@ def test_explain_agrees_with_a_running_bridge(bridge_factory):
     samples = bridge.wait_for(lambda s: ("size_count", frozenset()) in s)
     assert samples is not None, bridge.metrics()
     own = ("statsd_bridge_", "process_", "python_")
-    exposed = {(re.sub(r"_(bucket|sum|count)$", "", name),
-                frozenset((k, v) for k, v in labels if k not in ("le", "quantile")))
-               for name, labels in samples if not name.startswith(own)}  # fmt: skip
+    exposed = {
+        (re.sub(r"_(bucket|sum|count)$", "", name), frozenset((k, v) for k, v in labels if k not in ("le", "quantile")))
+        for name, labels in samples
+        if not name.startswith(own)
+    }
     assert exposed == touched
     assert parse_samples(bridge.metrics())[("queue_depth", frozenset({("queue", "mail")}))] == 4
 
@@ -147,8 +165,9 @@ def test_explain_agrees_with_a_running_bridge(bridge_factory):
 def test_explain_without_lines_on_a_terminal_asks_for_them():
     controller, terminal = pty.openpty()
     try:
-        result = subprocess.run([sys.executable, "-m", "bridge", "explain"], stdin=terminal, capture_output=True,
-                                text=True, timeout=30)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "bridge", "explain"], stdin=terminal, capture_output=True, text=True, timeout=30
+        )
     finally:
         os.close(controller)
         os.close(terminal)
@@ -157,8 +176,13 @@ def test_explain_without_lines_on_a_terminal_asks_for_them():
 
 
 def test_explain_reads_lines_from_a_pipe():
-    result = subprocess.run([sys.executable, "-m", "bridge", "explain"], input="a:1|c\n\nb:2|g\n",
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "explain"],
+        input="a:1|c\n\nb:2|g\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert "  series:  a counter: add 1 (now 1)" in result.stdout
     assert "  series:  b gauge: set 2" in result.stdout

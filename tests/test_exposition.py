@@ -102,24 +102,42 @@ def test_negotiation():
     assert negotiate(openmetrics_first) == "text"  # only with --web-enable-openmetrics
     assert negotiate(openmetrics_first, openmetrics=True) == "openmetrics"
     # what Prometheus 2 sends with native histograms on: protobuf first
-    prometheus = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,"
-                  "text/plain;version=0.0.4;q=0.3,*/*;q=0.2")  # fmt: skip
+    prometheus = (
+        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,"
+        "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+    )
     assert negotiate(prometheus) == "protobuf"
     assert negotiate("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text") == (
         "protobuf-text"
     )
     assert negotiate("application/vnd.google.protobuf;proto=other;encoding=delimited") == "text"
-    assert negotiate("text/plain;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
-                     "encoding=delimited;q=0.1") == "text"  # fmt: skip
+    assert (
+        negotiate(
+            "text/plain;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+            "encoding=delimited;q=0.1"
+        )
+        == "text"
+    )
 
 
 @pytest.mark.parametrize(
     ("value", "text"),
     [
-        (0.0, "0"), (1.0, "1"), (-2.0, "-2"), (0.25, "0.25"), (999999.0, "999999"), (1e6, "1e+06"),
-        (1234567.0, "1.234567e+06"), (0.0001, "0.0001"), (0.00001, "1e-05"), (1e21, "1e+21"),
-        (0.1 + 0.2, "0.30000000000000004"), (float("nan"), "NaN"), (float("inf"), "+Inf"), (float("-inf"), "-Inf"),
+        (0.0, "0"),
+        (1.0, "1"),
+        (-2.0, "-2"),
+        (0.25, "0.25"),
+        (999999.0, "999999"),
+        (1e6, "1e+06"),
+        (1234567.0, "1.234567e+06"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (1e21, "1e+21"),
+        (0.1 + 0.2, "0.30000000000000004"),
+        (float("nan"), "NaN"),
+        (float("inf"), "+Inf"),
+        (float("-inf"), "-Inf"),
     ],
-)  # fmt: skip
+)
 def test_format_value(value, text):
     assert format_value(value) == text

@@ -68,8 +68,9 @@ def test_count_ignores_the_value(bridge):
 
 
 def test_when_selects_an_output_by_tag_value(bridge):
-    bridge.send("deploy:1|g|#svc:api,outcome:failed", "deploy:1|g|#svc:api,outcome:errored",
-                "deploy:1|g|#svc:api,outcome:ok")  # fmt: skip
+    bridge.send(
+        "deploy:1|g|#svc:api,outcome:failed", "deploy:1|g|#svc:api,outcome:errored", "deploy:1|g|#svc:api,outcome:ok"
+    )
     assert sample(bridge.samples(), "deploys_failed_total", service="api") == 2
 
 

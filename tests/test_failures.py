@@ -108,8 +108,9 @@ def test_a_renewal_that_meets_exhausted_descriptors_is_served_once_they_come_bac
     web_config = tmp_path / "web.yml"
     web_config.write_text(f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n")
     # about 16 descriptors at rest: 24 leave room for a few connections and no more
-    bridge = faulty_bridge("nofile=24", f"--web.config.file={web_config}", "--web.read-header-timeout=60s",
-                           "--statsd.listen-tcp=")  # fmt: skip
+    bridge = faulty_bridge(
+        "nofile=24", f"--web.config.file={web_config}", "--web.read-header-timeout=60s", "--statsd.listen-tcp="
+    )
     port = bridge.addresses["web"][1]
     assert served_certificate(port, authority) == ssl.PEM_cert_to_DER_cert(first.cert_chain_pems[0].bytes().decode())
     idle = []

@@ -70,8 +70,9 @@ def test_a_generated_mapping_file(seed, tmp_path, record_property):
     assert reference_accepts == (not refusals), f"{replay}\n" + "\n".join(map(str, refusals))
     if generated.refused:
         assert {f.check for f in refusals} == {REFUSED[generated.refused]}, replay
-        record_property("summary", f"generated mapping {seed}: statsd_exporter refuses it ({generated.refused}), "
-                        "as the lint says")  # fmt: skip
+        record_property(
+            "summary", f"generated mapping {seed}: statsd_exporter refuses it ({generated.refused}), as the lint says"
+        )
         return
 
     found = differences(config)
@@ -98,6 +99,9 @@ def test_a_generated_mapping_file(seed, tmp_path, record_property):
         finally:
             pair.stop()
     checks = Counter(d.check.removeprefix("statsd_exporter_") for d in found)
-    record_property("summary", f"generated mapping {seed}: {len(config.rules)} rules, {len(generated.lines)} lines "
-                    f"({len(generated.lines) - len(clean)} through flagged rules or names), "
-                    f"flags {dict(sorted(checks.items())) or 'none'}")  # fmt: skip
+    record_property(
+        "summary",
+        f"generated mapping {seed}: {len(config.rules)} rules, {len(generated.lines)} lines "
+        f"({len(generated.lines) - len(clean)} through flagged rules or names), "
+        f"flags {dict(sorted(checks.items())) or 'none'}",
+    )

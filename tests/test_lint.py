@@ -19,8 +19,12 @@ def findings(text: str) -> list[tuple[str, str, int]]:
 def check_config(tmp_path: Path, text: str, *flags: str) -> subprocess.CompletedProcess:
     mapping = tmp_path / "m.yml"
     mapping.write_text(text)
-    return subprocess.run([sys.executable, "-m", "bridge", "--mapping-config", str(mapping), "--check-config", *flags],
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "--mapping-config", str(mapping), "--check-config", *flags],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_a_glob_shadowed_by_an_earlier_one():
@@ -36,54 +40,68 @@ def test_shadowing_respects_metric_types_and_order():
 
 
 def test_a_regex_after_a_catch_all_or_its_twin():
-    text = ("mappings:\n- match: (.*)\n  match_type: regex\n  name: all\n"
-            "- match: x\\.(\\w+)\n  match_type: regex\n  name: x_$1\n")  # fmt: skip
+    text = (
+        "mappings:\n- match: (.*)\n  match_type: regex\n  name: all\n"
+        "- match: x\\.(\\w+)\n  match_type: regex\n  name: x_$1\n"
+    )
     assert findings(text) == [("shadowed", "warning", 5)]
-    twins = ("mappings:\n- match: a\\.(\\w+)\n  match_type: regex\n  name: one\n"
-             "- match: a\\.(\\w+)\n  match_type: regex\n  name: two\n")  # fmt: skip
+    twins = (
+        "mappings:\n- match: a\\.(\\w+)\n  match_type: regex\n  name: one\n"
+        "- match: a\\.(\\w+)\n  match_type: regex\n  name: two\n"
+    )
     assert findings(twins) == [("shadowed", "warning", 5)]
 
 
 def test_globs_that_need_backtracking():
-    text = ("mappings:\n- match: client.*.request.count\n  name: requests\n"
-            "- match: client.*.*.size\n  name: sizes\n")  # fmt: skip
+    text = "mappings:\n- match: client.*.request.count\n  name: requests\n- match: client.*.*.size\n  name: sizes\n"
     assert findings(text) == [("backtracking", "warning", 4)]
     apart = "mappings:\n- match: client.*.request.count\n  name: requests\n- match: server.*.*.size\n  name: sizes\n"
     assert findings(apart) == []
 
 
 def test_one_name_with_two_types_is_an_error():
-    text = ("mappings:\n- match: a.*\n  name: things\n  match_metric_type: counter\n"
-            "- match: b.*\n  name: things\n  match_metric_type: gauge\n")  # fmt: skip
+    text = (
+        "mappings:\n- match: a.*\n  name: things\n  match_metric_type: counter\n"
+        "- match: b.*\n  name: things\n  match_metric_type: gauge\n"
+    )
     assert findings(text) == [("type_conflict", "error", 5)]
 
 
 def test_sample_names_that_collide_across_types():
-    text = ("mappings:\n- match: a.*\n  name: latency\n  match_metric_type: observer\n"
-            "- match: b.*\n  name: latency_count\n  match_metric_type: counter\n")  # fmt: skip
+    text = (
+        "mappings:\n- match: a.*\n  name: latency\n  match_metric_type: observer\n"
+        "- match: b.*\n  name: latency_count\n  match_metric_type: counter\n"
+    )
     assert findings(text) == [("type_conflict", "error", 5)]
 
 
 def test_one_name_with_two_label_sets_is_a_warning():
-    text = ("mappings:\n- match: a.*\n  name: jobs\n  labels:\n    team: $1\n"
-            "- match: b.*.*\n  name: jobs\n  labels:\n    team: $1\n    region: $2\n")  # fmt: skip
+    text = (
+        "mappings:\n- match: a.*\n  name: jobs\n  labels:\n    team: $1\n"
+        "- match: b.*.*\n  name: jobs\n  labels:\n    team: $1\n    region: $2\n"
+    )
     assert findings(text) == [("label_conflict", "warning", 6)]
 
 
-@pytest.mark.parametrize("match,match_type,name", [
-    ("api.*", "glob", "api_$2"),
-    (r"api\.(\w+)", "regex", "api_${2}"),
-    (r"api\.(?P<route>\w+)", "regex", "api\n  labels:\n    route: $path"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "match,match_type,name",
+    [
+        ("api.*", "glob", "api_$2"),
+        (r"api\.(\w+)", "regex", "api_${2}"),
+        (r"api\.(?P<route>\w+)", "regex", "api\n  labels:\n    route: $path"),
+    ],
+)
 def test_a_reference_the_pattern_cannot_fill(match, match_type, name):
     text = f"mappings:\n- match: '{match}'\n  match_type: {match_type}\n  name: {name}\n"
     assert findings(text) == [("unfillable_reference", "error", 2)]
 
 
 def test_references_the_pattern_fills_are_fine():
-    text = ("mappings:\n- match: api.*.*\n  name: api_$1\n  labels:\n    xx: ${2}\n"
-            "- match: 'web\\.(?P<route>\\w+)'\n  match_type: regex\n  name: web\n"
-            "  labels:\n    rr: $route\n")  # fmt: skip
+    text = (
+        "mappings:\n- match: api.*.*\n  name: api_$1\n  labels:\n    xx: ${2}\n"
+        "- match: 'web\\.(?P<route>\\w+)'\n  match_type: regex\n  name: web\n"
+        "  labels:\n    rr: $route\n"
+    )
     assert findings(text) == []
 
 
@@ -93,9 +111,11 @@ def test_a_label_in_a_label_value_beyond_the_groups():
 
 
 def test_label_names_prometheus_reserves():
-    text = ("mappings:\n- match: a.*\n  name: a\n  labels:\n    __secret: x\n"
-            "- match: b.*\n  name: b\n  match_metric_type: observer\n  observer_type: histogram\n"
-            "  labels:\n    le: $1\n")  # fmt: skip
+    text = (
+        "mappings:\n- match: a.*\n  name: a\n  labels:\n    __secret: x\n"
+        "- match: b.*\n  name: b\n  match_metric_type: observer\n  observer_type: histogram\n"
+        "  labels:\n    le: $1\n"
+    )
     assert findings(text) == [("invalid_label_name", "error", 2), ("invalid_label_name", "error", 6)]
 
 
@@ -122,8 +142,12 @@ def test_a_regex_that_does_not_compile(tmp_path):
     assert result.returncode == 1
     assert f"{tmp_path / 'm.yml'}:2: match: invalid regex" in result.stderr
     mapping = str(tmp_path / "m.yml")
-    explained = subprocess.run([sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", mapping],
-                               capture_output=True, text=True, timeout=30)  # fmt: skip
+    explained = subprocess.run(
+        [sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", mapping],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert explained.returncode == 1
     assert f"{mapping}:2: match: invalid regex" in explained.stderr
 
@@ -137,14 +161,22 @@ def test_an_invalid_label_name_is_a_load_error(tmp_path):
 def test_explain_lint_reports_and_exits_by_severity(tmp_path):
     mapping = tmp_path / "m.yml"
     mapping.write_text("mappings:\n- match: a.*\n  name: a\n- match: a.b\n  name: b\n")
-    result = subprocess.run([sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", str(mapping),
-                             "a.b:1|c"], capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", str(mapping), "a.b:1|c"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert f"{mapping}:4: warning: rule `a.b` never matches" in result.stdout
     assert "  rule:    " + f"{mapping}:2 `a.*` (glob)" in result.stdout  # the shadowing rule takes the line
     mapping.write_text("mappings:\n- match: a.*\n  name: a_$4\n")
-    result = subprocess.run([sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", str(mapping)],
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", str(mapping)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "error: name: $4 can never be filled" in result.stdout
 

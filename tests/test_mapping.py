@@ -84,8 +84,10 @@ def test_mapper_on_the_example():
     mapper = Mapper(load_mapping(STATSD_EXPORTER_EXAMPLE))
     found = target(mapper, "test.timing.web.aws.ok", "observer")
     assert (found.name, found.type, found.labels) == (
-        "my_timer", "summary", {"provider": "aws", "outcome": "ok", "job": "web_server"},
-    )  # fmt: skip
+        "my_timer",
+        "summary",
+        {"provider": "aws", "outcome": "ok", "job": "web_server"},
+    )
     found = target(mapper, "host1.nginx--http.status.200.count", "counter")
     assert found.name == "request_total"
     assert found.labels == {"hostname": "host1", "exec": "nginx", "protocol": "http", "code": "200"}
@@ -189,9 +191,19 @@ def test_drop_rule_needs_no_name():
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0", 0), (0, 0), ("250ms", 0.25), ("2s", 2), ("5m", 300), ("1h", 3600), ("1m20s", 80), ("1.5s", 1.5),
-     ("100us", 1e-4), ("1d", 86400)],
-)  # fmt: skip
+    [
+        ("0", 0),
+        (0, 0),
+        ("250ms", 0.25),
+        ("2s", 2),
+        ("5m", 300),
+        ("1h", 3600),
+        ("1m20s", 80),
+        ("1.5s", 1.5),
+        ("100us", 1e-4),
+        ("1d", 86400),
+    ],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 

@@ -29,8 +29,9 @@ EVERY_FLAG = [
 
 
 def check_config(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bridge", *args, "--check-config"], capture_output=True, text=True,
-                          timeout=30)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args, "--check-config"], capture_output=True, text=True, timeout=30
+    )
 
 
 def test_the_helm_charts_arguments_start_the_bridge_and_say_what_is_inert(bridge_factory):

@@ -49,14 +49,17 @@ def scrape_protobuf(url: str) -> dict[str, pb.MetricFamily]:
 
 def native_fields(histogram: pb.Histogram) -> dict:
     return {
-        "schema": histogram.schema, "zero_threshold": histogram.zero_threshold, "zero_count": histogram.zero_count,
+        "schema": histogram.schema,
+        "zero_threshold": histogram.zero_threshold,
+        "zero_count": histogram.zero_count,
         "positive_span": [(s.offset, s.length) for s in histogram.positive_span],
         "positive_delta": list(histogram.positive_delta),
         "negative_span": [(s.offset, s.length) for s in histogram.negative_span],
         "negative_delta": list(histogram.negative_delta),
-        "count": histogram.sample_count, "sum": histogram.sample_sum,
+        "count": histogram.sample_count,
+        "sum": histogram.sample_sum,
         "buckets": [(b.upper_bound, b.cumulative_count) for b in histogram.bucket],
-    }  # fmt: skip
+    }
 
 
 def by_labels(family: pb.MetricFamily) -> dict[frozenset, pb.Metric]:
@@ -119,10 +122,12 @@ def test_text_shows_classic_buckets_only():
 def test_native_settings_follow_statsd_exporter():
     default = load_mapping("mappings:\n- match: a\n  name: a\n")
     assert default.native == (1.1, 256) and default.rules[0].outputs[0].native == (1.1, 256)
-    tuned = load_mapping("defaults:\n  histogram_options:\n    native_histogram_bucket_factor: 1.5\n"
-                         "mappings:\n- match: a\n  name: a\n  histogram_options:\n"
-                         "    native_histogram_max_buckets: 20\n- match: b\n  name: b\n  histogram_options:\n"
-                         "    native_histogram_bucket_factor: 1\n")  # fmt: skip
+    tuned = load_mapping(
+        "defaults:\n  histogram_options:\n    native_histogram_bucket_factor: 1.5\n"
+        "mappings:\n- match: a\n  name: a\n  histogram_options:\n"
+        "    native_histogram_max_buckets: 20\n- match: b\n  name: b\n  histogram_options:\n"
+        "    native_histogram_bucket_factor: 1\n"
+    )
     assert [rule.outputs[0].native for rule in tuned.rules] == [(1.5, 20), (1, 256)]
     with pytest.raises(ValueError, match="native_histogram_max_buckets"):
         load_mapping("mappings:\n- match: a\n  name: a\n  histogram_options:\n    native_histogram_max_buckets: -1\n")
@@ -203,8 +208,9 @@ def test_native_histograms_match_statsd_exporter(tmp_path):
 
 def test_every_family_type_round_trips_through_protobuf(bridge_factory, tmp_path):
     mapping = tmp_path / "m.yml"
-    mapping.write_text("defaults:\n  observer_type: histogram\nmappings:\n- match: s.*\n  name: s_$1\n"
-                       "  observer_type: summary\n")  # fmt: skip
+    mapping.write_text(
+        "defaults:\n  observer_type: histogram\nmappings:\n- match: s.*\n  name: s_$1\n  observer_type: summary\n"
+    )
     bridge = bridge_factory("--statsd.mapping-config", str(mapping))
     bridge.send_udp("c.hits:3|c|#env:prod", "g.temp:-2.5|g", "h.lat:0.3|h", "s.q:1|h", "s.q:3|h")
     assert bridge.wait_for(lambda s: ("s_q_count", frozenset()) in s) is not None
@@ -237,8 +243,11 @@ def differences(result: dict, tolerance: float = 1e-9) -> list:
     reference, bridge = by_job.get("reference"), by_job.get("bridge")
     if not reference or not bridge or set(reference) != set(bridge):
         return [("series", reference, bridge)]
-    return [(labels, value, bridge[labels]) for labels, value in reference.items()
-            if not same(value, bridge[labels], tolerance)]  # fmt: skip
+    return [
+        (labels, value, bridge[labels])
+        for labels, value in reference.items()
+        if not same(value, bridge[labels], tolerance)
+    ]
 
 
 def same(a: float, b: float, tolerance: float) -> bool:
@@ -264,10 +273,18 @@ def test_prometheus_gets_the_same_native_series_from_both(tmp_path):
         lines += [f"quantiles.q:{v}|h" for v in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)]
         pair.send(["\n".join(lines[i : i + 20]) for i in range(0, len(lines), 20)])
         expressions = [
-            "histogram_count(wide)", "histogram_sum(wide)", "histogram_quantile(0.9, wide)",
-            "histogram_quantile(0.5, tight)", "histogram_count(tight)", "histogram_quantile(0.99, coarse)",
-            "histogram_fraction(0, 1, wide)", "plain_counter", "plain_gauge", "quantiles_count", "quantiles",
-        ]  # fmt: skip
+            "histogram_count(wide)",
+            "histogram_sum(wide)",
+            "histogram_quantile(0.9, wide)",
+            "histogram_quantile(0.5, tight)",
+            "histogram_count(tight)",
+            "histogram_quantile(0.99, coarse)",
+            "histogram_fraction(0, 1, wide)",
+            "plain_counter",
+            "plain_gauge",
+            "quantiles_count",
+            "quantiles",
+        ]
         for expression in expressions:
             # a summary's quantiles: the same rank, within the sketch's accuracy (README: Exposition)
             tolerance = RELATIVE_ACCURACY * 1.01 if expression == "quantiles" else 1e-9
@@ -295,11 +312,14 @@ _TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=1
     kind=st.sampled_from(["counter", "gauge"]),
     help_text=_TEXT,
     series=st.lists(
-        st.tuples(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,5}", fullmatch=True), _TEXT, max_size=3),
-                  st.floats(allow_nan=False) | st.just(math.nan)),
-        min_size=1, max_size=5,
+        st.tuples(
+            st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,5}", fullmatch=True), _TEXT, max_size=3),
+            st.floats(allow_nan=False) | st.just(math.nan),
+        ),
+        min_size=1,
+        max_size=5,
     ),
-)  # fmt: skip
+)
 def test_scalar_families_are_the_bytes_the_protobuf_library_writes(kind, help_text, series):
     store = Store()
     target = Target(name="m", type=kind, help=help_text)

@@ -200,8 +200,18 @@ def test_glob_star_does_not_cross_dots(bridge):
 def test_tags_join_mapping_labels(bridge):
     bridge.send("test.dispatcher.P.send.ok:1|c|#region:eu")
     samples = bridge.samples()
-    assert sample(samples, "dispatcher_events_total", processor="P", action="send", outcome="ok",
-                  job="test_dispatcher", region="eu") == 1  # fmt: skip
+    assert (
+        sample(
+            samples,
+            "dispatcher_events_total",
+            processor="P",
+            action="send",
+            outcome="ok",
+            job="test_dispatcher",
+            region="eu",
+        )
+        == 1
+    )
 
 
 def test_mapping_labels_win_over_tags_unless_honor_labels(bridge):

@@ -38,10 +38,13 @@ def serve_the_same(program: tuple[str, ...], tmp_path: Path) -> tuple[dict, list
 
 def user_samples(samples: dict) -> dict:
     # the web endpoint's counts depend on how many scrapes the wait took
-    own = ("statsd_bridge_build_info", "statsd_bridge_metric_mapper", "statsd_bridge_event_queue",
-           "statsd_bridge_http_")  # fmt: skip
-    return {key: value for key, value in samples.items()
-            if not key[0].startswith(("process_", "python_", *own))}  # fmt: skip
+    own = (
+        "statsd_bridge_build_info",
+        "statsd_bridge_metric_mapper",
+        "statsd_bridge_event_queue",
+        "statsd_bridge_http_",
+    )
+    return {key: value for key, value in samples.items() if not key[0].startswith(("process_", "python_", *own))}
 
 
 def test_the_portable_path_serves_what_the_fast_path_serves(tmp_path):

@@ -57,8 +57,14 @@ def test_prometheus_scrapes_values_and_histogram_buckets(bridge_factory, tmp_pat
     mapping.write_text(MAPPING)
     bridge = bridge_factory("--mapping-config", str(mapping))
     prometheus = prometheus_for(bridge)
-    bridge.send_udp("app.requests:3|c|#route:home", "app.requests:4|c|#route:home", "app.queue:12|g",
-                    "app.latency:50|ms", "app.latency:300|ms", "app.latency:2000|ms")  # fmt: skip
+    bridge.send_udp(
+        "app.requests:3|c|#route:home",
+        "app.requests:4|c|#route:home",
+        "app.queue:12|g",
+        "app.latency:50|ms",
+        "app.latency:300|ms",
+        "app.latency:2000|ms",
+    )
     assert bridge.wait_for(lambda s: sample(s, "app_latency_seconds_count") == 3) is not None
     up = prometheus.wait_for('up{job="bridge"}', lambda r: only_value(r) == 1)
     assert only_value(up) == 1, up

@@ -104,8 +104,9 @@ def test_relay_to_a_silent_port_costs_no_line(bridge_factory):
     assert samples is not None, bridge.metrics()
     # the connected relay socket hears the target's refusals, and says so
     target = f"127.0.0.1:{closed_port}"
-    refused = bridge.wait_for(lambda s: sample(s, "statsd_bridge_relay_dropped_lines_total", target=target,
-                                               reason="send_error"))  # fmt: skip
+    refused = bridge.wait_for(
+        lambda s: sample(s, "statsd_bridge_relay_dropped_lines_total", target=target, reason="send_error")
+    )
     assert refused is not None, bridge.metrics()
 
 
@@ -122,9 +123,22 @@ def test_bad_relay_settings_exit_non_zero_naming_the_flag():
 
 def test_an_unresolvable_relay_host_stops_start_up_with_one_line():
     result = subprocess.run(
-        [sys.executable, "-m", "bridge", "--statsd-listen-udp", "127.0.0.1:0", "--statsd-listen-tcp", "",
-         "--web-listen-address", "127.0.0.1:0", "--statsd-relay-address", "no-such-host.invalid:8125"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "--statsd-listen-udp",
+            "127.0.0.1:0",
+            "--statsd-listen-tcp",
+            "",
+            "--web-listen-address",
+            "127.0.0.1:0",
+            "--statsd-relay-address",
+            "no-such-host.invalid:8125",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "cannot relay" in result.stderr, result.stderr

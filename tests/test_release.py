@@ -23,19 +23,22 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.timeout(600)
 def test_the_wheel_builds_installs_and_serves(tmp_path):
     dist = tmp_path / "dist"
-    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], capture_output=True,
-                           text=True, timeout=400)  # fmt: skip
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], capture_output=True, text=True, timeout=400
+    )
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
     wheels, sdists = list(dist.glob("*.whl")), list(dist.glob("*.tar.gz"))
     assert [w.name for w in wheels] == [f"statsd_bridge-{__version__}-py3-none-any.whl"] and len(sdists) == 1
-    checked = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, wheels + sdists)],
-                             capture_output=True, text=True)  # fmt: skip
+    checked = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, wheels + sdists)], capture_output=True, text=True
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
     home = tmp_path / "venv"  # a fresh venv, outside the checkout
     venv.create(home, with_pip=True)
-    installed = subprocess.run([str(home / "bin" / "pip"), "install", "--quiet", str(wheels[0])], capture_output=True,
-                               text=True, timeout=400)  # fmt: skip
+    installed = subprocess.run(
+        [str(home / "bin" / "pip"), "install", "--quiet", str(wheels[0])], capture_output=True, text=True, timeout=400
+    )
     assert installed.returncode == 0, installed.stderr[-2000:]
     program = str(home / "bin" / "statsd-bridge")
     version = subprocess.run([program, "--version"], capture_output=True, text=True, cwd=tmp_path)
@@ -43,8 +46,10 @@ def test_the_wheel_builds_installs_and_serves(tmp_path):
 
     process = subprocess.Popen(
         [program, "--statsd.listen-udp=127.0.0.1:0", "--statsd.listen-tcp=", "--web.listen-address=127.0.0.1:0"],
-        cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         addresses: dict[str, tuple[str, int]] = {}
         started = threading.Event()

@@ -101,10 +101,14 @@ def test_every_statsd_exporter_self_metric_has_a_counterpart(both):
     deadline = time.monotonic() + 10
     while True:
         theirs, mine = parse_families(reference.metrics()), parse_families(bridge.metrics())
-        counts = {name: (_counts(theirs, f"statsd_exporter_{name}"), _counts(mine, f"statsd_bridge_{name}"))
-                  for name in SAME_COUNTS}  # fmt: skip
-        errors = (_grouped(_counts(theirs, "statsd_exporter_sample_errors_total")),
-                  _grouped(_counts(mine, "statsd_bridge_sample_errors_total")))  # fmt: skip
+        counts = {
+            name: (_counts(theirs, f"statsd_exporter_{name}"), _counts(mine, f"statsd_bridge_{name}"))
+            for name in SAME_COUNTS
+        }
+        errors = (
+            _grouped(_counts(theirs, "statsd_exporter_sample_errors_total")),
+            _grouped(_counts(mine, "statsd_bridge_sample_errors_total")),
+        )
         if all(a == b for a, b in [*counts.values(), errors]) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -119,8 +123,10 @@ def test_every_statsd_exporter_self_metric_has_a_counterpart(both):
         expected_labels = BUILD_INFO_LABELS if name.endswith("build_info") else label_names(family)
         expected_labels |= NEWER_LABELS.get(name, set())
         if counterpart.type != family.type or label_names(counterpart) != expected_labels:
-            different.append(f"{name}: {family.type} {sorted(label_names(family))} there, "
-                             f"{counterpart.type} {sorted(label_names(counterpart))} here")  # fmt: skip
+            different.append(
+                f"{name}: {family.type} {sorted(label_names(family))} there, "
+                f"{counterpart.type} {sorted(label_names(counterpart))} here"
+            )
     assert not missing, f"no counterpart for {missing}"
     assert not different, "\n".join(different)
     for name, (reference_counts, bridge_counts) in counts.items():
@@ -152,8 +158,10 @@ def test_a_dogstatsd_event_is_one_rejected_sample_without_a_tag_error(both):
     deadline = time.monotonic() + 10
     while True:
         theirs, mine = reference.metrics(), bridge.metrics()
-        if ('statsd_exporter_sample_errors_total{reason="malformed_value"} 1' in theirs
-                and 'statsd_bridge_sample_errors_total{reason="dogstatsd_event_unsupported"} 1' in mine):  # fmt: skip
+        if (
+            'statsd_exporter_sample_errors_total{reason="malformed_value"} 1' in theirs
+            and 'statsd_bridge_sample_errors_total{reason="dogstatsd_event_unsupported"} 1' in mine
+        ):
             break
         assert time.monotonic() < deadline, theirs + mine
         time.sleep(0.1)

@@ -52,11 +52,24 @@ class Tables(HTMLParser):
 def chromium_dom(url: str, tmp_path) -> str:
     browser = require("chromium", "apt-get install chromium")
     result = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -67,8 +80,14 @@ def test_status_page_in_a_real_browser(bridge_factory, tmp_path):
     bridge = bridge_factory("--mapping-config", str(mapping), "--max-series", "1000")
     # traffic over a few seconds, so the last minute's rates have readings to work from
     for _ in range(3):
-        bridge.send_udp(*(f"jobs.w{i}.done:1|c" for i in range(10)), "big.metric:1|c|#k:a", "big.metric:1|c|#k:b",
-                        "big.metric:1|c|#k:c", "not a line", "neg:-1|c")  # fmt: skip
+        bridge.send_udp(
+            *(f"jobs.w{i}.done:1|c" for i in range(10)),
+            "big.metric:1|c|#k:a",
+            "big.metric:1|c|#k:b",
+            "big.metric:1|c|#k:c",
+            "not a line",
+            "neg:-1|c",
+        )
         time.sleep(1.0)
     samples = bridge.wait_for(lambda s: sample(s, "statsd_bridge_lines_total") == 45)
     assert samples is not None, bridge.metrics()
@@ -168,15 +187,32 @@ def test_status_page_charts_the_last_hour(bridge_factory, tmp_path):
     browser = require("chromium", "apt-get install chromium")
     screenshot = tmp_path / "status.png"
     subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         f"--user-data-dir={tmp_path / 'chromium-shot'}", f"--screenshot={screenshot}", "--window-size=1000,900",
-         bridge.web + "/"],
-        capture_output=True, timeout=120, check=True,
-    )  # fmt: skip
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'chromium-shot'}",
+            f"--screenshot={screenshot}",
+            "--window-size=1000,900",
+            bridge.web + "/",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     image = Image.open(screenshot).convert("RGB")
     assert image.size == (1000, 900)
     data = image.tobytes()
-    line_blue = sum(1 for red, green, blue in zip(data[0::3], data[1::3], data[2::3], strict=True)
-                    if abs(red - 0x1F) < 40 and abs(green - 0x77) < 40 and abs(blue - 0xB4) < 40)  # fmt: skip
+    line_blue = sum(
+        1
+        for red, green, blue in zip(data[0::3], data[1::3], data[2::3], strict=True)
+        if abs(red - 0x1F) < 40 and abs(green - 0x77) < 40 and abs(blue - 0xB4) < 40
+    )
     assert line_blue > 100, "no chart line drawn"

@@ -46,11 +46,13 @@ class Figures:
     def line(self, name: str) -> str:
         latencies = sorted(self.scrape_latencies) or [float("nan")]
         accept = f"{self.accept_seconds:.2f} s" if self.accept_seconds is not None else "not within 5 s"
-        return (f"{name:16} accepted {FLOOD_CONNECTIONS + TRICKLERS} in {accept}; threads <= {self.max_threads}; "
-                f"{len(latencies)} scrapes during the flood, p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, "
-                f"max {latencies[-1] * 1000:.1f} ms, {len(self.failed_scrapes)} failed; stalled heads closed "
-                f"{self.timed_out_heads}/{FLOOD_CONNECTIONS + TRICKLERS} ({self.answered_408} with a 408); "
-                f"UDP lines counted {self.udp_counted}/{UDP_LINES}")  # fmt: skip
+        return (
+            f"{name:16} accepted {FLOOD_CONNECTIONS + TRICKLERS} in {accept}; threads <= {self.max_threads}; "
+            f"{len(latencies)} scrapes during the flood, p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, "
+            f"max {latencies[-1] * 1000:.1f} ms, {len(self.failed_scrapes)} failed; stalled heads closed "
+            f"{self.timed_out_heads}/{FLOOD_CONNECTIONS + TRICKLERS} ({self.answered_408} with a 408); "
+            f"UDP lines counted {self.udp_counted}/{UDP_LINES}"
+        )
 
 
 def _socket_count(pid: int) -> int:
@@ -138,10 +140,15 @@ def flood(pid: int, web: tuple[str, int], udp: tuple[str, int], metrics_url: str
                     time.sleep((HOLD - 2) / (UDP_LINES / 100))
 
     started = time.monotonic()
-    workers = [threading.Thread(target=open_half_sent, args=(FLOOD_CONNECTIONS // FLOOD_CLIENTS,))
-               for _ in range(FLOOD_CLIENTS)]  # fmt: skip
-    background = [threading.Thread(target=trickle), threading.Thread(target=scrape_all_along),
-                  threading.Thread(target=send_udp_lines)]  # fmt: skip
+    workers = [
+        threading.Thread(target=open_half_sent, args=(FLOOD_CONNECTIONS // FLOOD_CLIENTS,))
+        for _ in range(FLOOD_CLIENTS)
+    ]
+    background = [
+        threading.Thread(target=trickle),
+        threading.Thread(target=scrape_all_along),
+        threading.Thread(target=send_udp_lines),
+    ]
     for thread in workers + background:
         thread.start()
     wanted = baseline + FLOOD_CONNECTIONS + TRICKLERS

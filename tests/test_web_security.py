@@ -55,8 +55,9 @@ class Certificates:
     def client_context(self, with_certificate: bool = True, stranger: bool = False) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.ca_file)
         if with_certificate:
-            context.load_cert_chain(*((self.stranger_cert, self.stranger_key) if stranger
-                                      else (self.client_cert, self.client_key)))  # fmt: skip
+            context.load_cert_chain(
+                *((self.stranger_cert, self.stranger_key) if stranger else (self.client_cert, self.client_key))
+            )
         return context
 
 
@@ -85,8 +86,7 @@ def _basic(user: str, password: str) -> dict:
 
 def _curl(*args: str) -> subprocess.CompletedProcess:
     curl = require("curl", "apt-get install curl")
-    return subprocess.run([curl, "--silent", "--show-error", "--max-time", "5", *args], capture_output=True,
-                          text=True)  # fmt: skip
+    return subprocess.run([curl, "--silent", "--show-error", "--max-time", "5", *args], capture_output=True, text=True)
 
 
 @pytest.fixture
@@ -139,8 +139,11 @@ def test_inline_certificate_key_and_client_ca(bridge_factory, tmp_path, certs):
 
 
 def test_tls_versions_follow_min_version(bridge_factory, tmp_path, certs):
-    bridge, _ = _bridge(bridge_factory, tmp_path, f"tls_server_config:\n  cert_file: {certs.cert_file}\n"
-                        f"  key_file: {certs.key_file}\n  min_version: TLS13\n")  # fmt: skip
+    bridge, _ = _bridge(
+        bridge_factory,
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {certs.cert_file}\n  key_file: {certs.key_file}\n  min_version: TLS13\n",
+    )
     context = certs.client_context(with_certificate=False)
     assert _https(bridge, context)[0] == 200
     context.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -164,8 +167,15 @@ def test_client_certificates_required_and_verified(bridge_factory, tmp_path, cer
         with pytest.raises((ssl.SSLError, ConnectionError)):
             _https(bridge, context)
     port = bridge.addresses["web"][1]
-    with_cert = _curl("--cacert", certs.ca_file, "--cert", certs.client_cert, "--key", certs.client_key,
-                      f"https://localhost:{port}/metrics")  # fmt: skip
+    with_cert = _curl(
+        "--cacert",
+        certs.ca_file,
+        "--cert",
+        certs.client_cert,
+        "--key",
+        certs.client_key,
+        f"https://localhost:{port}/metrics",
+    )
     assert with_cert.returncode == 0 and "statsd_bridge_lines_total" in with_cert.stdout
     without = _curl("--cacert", certs.ca_file, f"https://localhost:{port}/metrics")
     # TLS 1.3 checks the client's certificate after the client's side of the handshake is done, so curl
@@ -190,9 +200,13 @@ def test_client_allowed_sans(bridge_factory, tmp_path, certs):
 
 
 def test_basic_auth(bridge_factory, tmp_path):
-    bridge, _ = _bridge(bridge_factory, tmp_path, f"basic_auth_users:\n  alice: {_hash(PASSWORD)}\n"
-                        # the htpasswd form ($2y$), as exporter-toolkit's docs show it
-                        f"  bob: {UNKNOWN_USER_HASH.decode()}\n")  # fmt: skip
+    bridge, _ = _bridge(
+        bridge_factory,
+        tmp_path,
+        f"basic_auth_users:\n  alice: {_hash(PASSWORD)}\n"
+        # the htpasswd form ($2y$), as exporter-toolkit's docs show it
+        f"  bob: {UNKNOWN_USER_HASH.decode()}\n",
+    )
     assert bridge.get("/metrics", _basic("alice", PASSWORD))[0] == 200
     assert bridge.get("/metrics", _basic("bob", "fakepassword"))[0] == 200
     for headers in ({}, _basic("alice", "wrong"), _basic("mallory", PASSWORD), {"Authorization": "Basic !!"}):
@@ -245,7 +259,8 @@ def test_certificates_are_reread_when_they_change(bridge_factory, tmp_path, cert
     certs.server(certs.ca.issue_cert("localhost", "127.0.0.1", "renewed.example"))
     deadline = time.monotonic() + 10
     while ssl.PEM_cert_to_DER_cert(served_certificate().decode()) != ssl.PEM_cert_to_DER_cert(
-            certs.server_leaf.decode()):  # fmt: skip
+        certs.server_leaf.decode()
+    ):
         assert time.monotonic() < deadline, "the renewed certificate was not served within 10 s"
         time.sleep(0.2)
     # a broken renewal keeps the old certificate and says why
@@ -256,8 +271,10 @@ def test_certificates_are_reread_when_they_change(bridge_factory, tmp_path, cert
         time.sleep(0.2)
     assert _https(bridge, certs.client_context(with_certificate=False))[0] == 200
     _, _, body = _https(bridge, certs.client_context(with_certificate=False))
-    reloads = {outcome: sample(parse_samples(body.decode()), "statsd_bridge_web_config_reloads_total",
-                               outcome=outcome) for outcome in ("success", "failure")}  # fmt: skip
+    reloads = {
+        outcome: sample(parse_samples(body.decode()), "statsd_bridge_web_config_reloads_total", outcome=outcome)
+        for outcome in ("success", "failure")
+    }
     assert reloads["success"] >= 1 and reloads["failure"] >= 1
 
 
@@ -300,9 +317,16 @@ def test_a_bad_web_config_stops_start_up_and_fails_check_config(tmp_path, certs,
     web_config = tmp_path / "web.yml"
     web_config.write_text(config.format(cert=certs.cert_file, key=certs.key_file, ca=certs.ca_file))
     for extra in ((), ("--check-config",)):
-        command = [sys.executable, "-m", "bridge", f"--web.config.file={web_config}",
-                   "--web.listen-address=127.0.0.1:0", "--statsd.listen-udp=127.0.0.1:0", "--statsd.listen-tcp=",
-                   *extra]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "bridge",
+            f"--web.config.file={web_config}",
+            "--web.listen-address=127.0.0.1:0",
+            "--statsd.listen-udp=127.0.0.1:0",
+            "--statsd.listen-tcp=",
+            *extra,
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=30)
         assert result.returncode == 1, result
         assert f"bad web config file {web_config}" in result.stderr and named in result.stderr, result.stderr
@@ -310,17 +334,22 @@ def test_a_bad_web_config_stops_start_up_and_fails_check_config(tmp_path, certs,
 
 def test_a_good_web_config_passes_check_config(tmp_path, certs):
     web_config = tmp_path / "web.yml"
-    web_config.write_text(f"tls_server_config:\n  cert_file: {certs.cert_file}\n  key_file: {certs.key_file}\n"
-                          f"basic_auth_users:\n  alice: {_hash(PASSWORD)}\n")  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "bridge", f"--web.config.file={web_config}", "--check-config"],
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    web_config.write_text(
+        f"tls_server_config:\n  cert_file: {certs.cert_file}\n  key_file: {certs.key_file}\n"
+        f"basic_auth_users:\n  alice: {_hash(PASSWORD)}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", f"--web.config.file={web_config}", "--check-config"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert "web config OK (TLS, 1 basic auth user)" in result.stdout
 
 
 def test_relative_paths_are_taken_from_the_config_files_directory(tmp_path, certs):
-    config = parse("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
-                   str(tmp_path / "web.yml"))  # fmt: skip
+    config = parse("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n", str(tmp_path / "web.yml"))
     assert config.tls.cert_file == str(tmp_path / "server.crt")
 
 

@@ -69,8 +69,13 @@ def _counter(name: str, documentation: str, value: float) -> Metric:
     return CounterMetricFamily(PREFIX + name, documentation, value=value)
 
 
-def _labelled(name: str, documentation: str, labels: list[str], values: Counter,
-             kind: type[CounterMetricFamily] | type[GaugeMetricFamily] = CounterMetricFamily) -> Metric:  # fmt: skip
+def _labelled(
+    name: str,
+    documentation: str,
+    labels: list[str],
+    values: Counter,
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily] = CounterMetricFamily,
+) -> Metric:
     family = kind(PREFIX + name, documentation, labels=labels)
     for key, value in sorted(values.items()):
         family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
@@ -86,34 +91,63 @@ def self_metrics(sources: Sources) -> Iterator[Metric]:
     yield _counter("tags_total", "Lines received with tags.", stats.tags)
     yield _counter("tag_errors_total", "Tags skipped as malformed (no key, no value, reserved name).", stats.tag_errors)
     yield _counter("udp_packets_total", "UDP datagrams received.", sources.udp.packets)
-    yield _counter("udp_packet_drops_total", "UDP datagrams the kernel dropped on the bridge's sockets (receive "
-                   "buffer full), from its per-socket drop counter.", sources.kernel_drops())  # fmt: skip
-    yield _counter("event_queue_flushed_total", "Batches of datagrams applied to the series (statsd_exporter: "
-                   "event queue flushes).", stats.batches)  # fmt: skip
+    yield _counter(
+        "udp_packet_drops_total",
+        "UDP datagrams the kernel dropped on the bridge's sockets (receive "
+        "buffer full), from its per-socket drop counter.",
+        sources.kernel_drops(),
+    )
+    yield _counter(
+        "event_queue_flushed_total",
+        "Batches of datagrams applied to the series (statsd_exporter: event queue flushes).",
+        stats.batches,
+    )
     yield _counter("unixgram_packets_total", "Unix datagram packets received.", sources.unixgram.packets)
     yield _counter("tcp_connections_total", "TCP connections accepted.", tcp.connections)
     yield _counter("tcp_connection_errors_total", "TCP connections ended by a read error.", tcp.connection_errors)
-    yield _counter("tcp_too_long_lines_total", "TCP lines over the length limit; each closed its connection.",
-                   tcp.too_long_lines)  # fmt: skip
+    yield _counter(
+        "tcp_too_long_lines_total", "TCP lines over the length limit; each closed its connection.", tcp.too_long_lines
+    )
     yield _counter("events_unmapped_total", "Events that matched no mapping rule.", stats.events_unmapped)
     yield _labelled("sample_errors_total", "Rejected lines or samples, by reason.", ["reason"], stats.sample_errors)
     yield _labelled("events_total", "Events applied to a series, by StatsD kind.", ["type"], stats.events)
     yield _labelled("events_error_total", "Events rejected after mapping, by reason.", ["reason"], stats.event_errors)
-    yield _labelled("events_actions_total", "Events that matched a rule, by the rule's action.", ["action"],
-                    stats.actions)  # fmt: skip
-    yield _labelled("events_conflict_total", "Events whose metric name exists with another type or clashes "
-                    "with another metric's sample names.", ["type", "metric_name"], stats.conflicts)  # fmt: skip
-    yield _labelled("events_skipped_total", "Outputs of a mapping skipped because a required tag was missing "
-                    "or empty, by metric and tag.", ["metric_name", "tag"], stats.output_skips)  # fmt: skip
+    yield _labelled(
+        "events_actions_total", "Events that matched a rule, by the rule's action.", ["action"], stats.actions
+    )
+    yield _labelled(
+        "events_conflict_total",
+        "Events whose metric name exists with another type or clashes with another metric's sample names.",
+        ["type", "metric_name"],
+        stats.conflicts,
+    )
+    yield _labelled(
+        "events_skipped_total",
+        "Outputs of a mapping skipped because a required tag was missing or empty, by metric and tag.",
+        ["metric_name", "tag"],
+        stats.output_skips,
+    )
     yield _labelled("config_reloads_total", "Mapping file reloads, by outcome.", ["outcome"], stats.config_reloads)
-    yield _labelled("internal_errors_total", "Errors where none should be (a bug), by component: each is logged "
-                    "with its traceback, and the work goes on.", ["component"], stats.internal_errors)  # fmt: skip
+    yield _labelled(
+        "internal_errors_total",
+        "Errors where none should be (a bug), by component: each is logged with its traceback, and the work goes on.",
+        ["component"],
+        stats.internal_errors,
+    )
     yield GaugeMetricFamily(PREFIX + "loaded_mappings", "Rules in the mapping file.", value=stats.loaded_mappings)
-    yield _labelled("series_dropped_total", "New series refused because the series cap was reached, by metric.",
-                    ["metric_name"], stats.series_dropped)  # fmt: skip
+    yield _labelled(
+        "series_dropped_total",
+        "New series refused because the series cap was reached, by metric.",
+        ["metric_name"],
+        stats.series_dropped,
+    )
     yield GaugeMetricFamily(PREFIX + "max_series", "The series cap (--max-series).", value=sources.max_series)
-    yield _labelled("metric_series_dropped_total", "New series refused because their metric reached "
-                    "--max-series-per-metric, by metric.", ["metric_name"], stats.metric_series_dropped)  # fmt: skip
+    yield _labelled(
+        "metric_series_dropped_total",
+        "New series refused because their metric reached --max-series-per-metric, by metric.",
+        ["metric_name"],
+        stats.metric_series_dropped,
+    )
     yield _counter("reaped_series_total", "Series dropped because their source went silent.", store.reaped_series)
     yield _counter("reaped_sources_total", "Sources that went silent and were reaped.", store.reaped_sources)
     yield GaugeMetricFamily(PREFIX + "reaper_sources", "Sources the reaper is tracking.", value=len(store.last_seen))
@@ -122,51 +156,82 @@ def self_metrics(sources: Sources) -> Iterator[Metric]:
     for kind, count in sorted(store.count_by_type().items()):
         series.add_metric([kind], count)
     yield series
-    vectors = GaugeMetricFamily(PREFIX + "metrics_total", "Metrics created (a name and a set of label names), by "
-                                "type; never lowered, as statsd_exporter's.", labels=["type"])  # fmt: skip
+    vectors = GaugeMetricFamily(
+        PREFIX + "metrics_total",
+        "Metrics created (a name and a set of label names), by type; never lowered, as statsd_exporter's.",
+        labels=["type"],
+    )
     for kind, count in sorted(dict(store.vectors_created).items()):
         vectors.add_metric([kind], count)
     yield vectors
-    yield GaugeMetricFamily(PREFIX + "metric_mapper_cache_length", "Routes in the mapper's cache.",
-                            value=mapper.cache_length)  # fmt: skip
-    yield _counter("metric_mapper_cache_gets_total", "Mapper cache lookups (lines the shape cache answers don't "
-                   "look up).", mapper.cache_gets)  # fmt: skip
+    yield GaugeMetricFamily(
+        PREFIX + "metric_mapper_cache_length", "Routes in the mapper's cache.", value=mapper.cache_length
+    )
+    yield _counter(
+        "metric_mapper_cache_gets_total",
+        "Mapper cache lookups (lines the shape cache answers don't look up).",
+        mapper.cache_gets,
+    )
     yield _counter("metric_mapper_cache_hits_total", "Mapper cache lookups that found a route.", mapper.cache_hits)
     yield from _http_metrics(stats, sources.http())
     yield _build_info()
 
 
 def _http_metrics(stats: Stats, http: Any) -> Iterator[Metric]:
-    yield _labelled("web_config_reloads_total", "Re-reads of --web.config.file after it or a certificate "
-                    "changed, by outcome.", ["outcome"], stats.web_config_reloads)  # fmt: skip
+    yield _labelled(
+        "web_config_reloads_total",
+        "Re-reads of --web.config.file after it or a certificate changed, by outcome.",
+        ["outcome"],
+        stats.web_config_reloads,
+    )
     if http is None:
         return
-    yield GaugeMetricFamily(PREFIX + "http_connections", "Open connections to the web endpoint.",
-                            value=http.open_connections)  # fmt: skip
+    yield GaugeMetricFamily(
+        PREFIX + "http_connections", "Open connections to the web endpoint.", value=http.open_connections
+    )
     yield _counter("http_connections_total", "Connections accepted by the web endpoint.", http.connections)
-    yield _labelled("http_requests_total", "HTTP requests answered, by status code.", ["code"],
-                    Counter({str(code): count for code, count in http.requests.items()}))  # fmt: skip
-    yield _labelled("http_errors_total", "Requests and connections the web endpoint refused or timed out, by "
-                    "reason.", ["reason"], http.errors)  # fmt: skip
+    yield _labelled(
+        "http_requests_total",
+        "HTTP requests answered, by status code.",
+        ["code"],
+        Counter({str(code): count for code, count in http.requests.items()}),
+    )
+    yield _labelled(
+        "http_errors_total",
+        "Requests and connections the web endpoint refused or timed out, by reason.",
+        ["reason"],
+        http.errors,
+    )
 
 
 def _build_info() -> Metric:
     labels = ["version", "revision", "branch", "pythonversion", "os", "arch"]
-    info = GaugeMetricFamily(PREFIX + "build_info", "A metric with a constant '1' value labeled by version, "
-                             "revision, branch, Python version, OS and architecture from which statsd-bridge "
-                             "was built.", labels=labels)  # fmt: skip
+    info = GaugeMetricFamily(
+        PREFIX + "build_info",
+        "A metric with a constant '1' value labeled by version, "
+        "revision, branch, Python version, OS and architecture from which statsd-bridge "
+        "was built.",
+        labels=labels,
+    )
     info.add_metric([__version__, "", "", platform.python_version(), sys.platform, platform.machine()], 1)
     return info
 
 
 def _relay_metrics(relays: list) -> Iterator[Metric]:
-    lines = CounterMetricFamily(PREFIX + "relay_lines_relayed_total", "Lines queued to relay, by target.",
-                                labels=["target"])  # fmt: skip
-    long_lines = CounterMetricFamily(PREFIX + "relay_long_lines_total", "Lines longer than the relay packet "
-                                     "length, not relayed, by target.", labels=["target"])  # fmt: skip
+    lines = CounterMetricFamily(
+        PREFIX + "relay_lines_relayed_total", "Lines queued to relay, by target.", labels=["target"]
+    )
+    long_lines = CounterMetricFamily(
+        PREFIX + "relay_long_lines_total",
+        "Lines longer than the relay packet length, not relayed, by target.",
+        labels=["target"],
+    )
     packets = CounterMetricFamily(PREFIX + "relay_packets_total", "Packets sent to relay targets.", labels=["target"])
-    dropped = CounterMetricFamily(PREFIX + "relay_dropped_lines_total", "Lines not relayed, by target and reason "
-                                  "(too_long, send_buffer_full, send_error).", labels=["target", "reason"])  # fmt: skip
+    dropped = CounterMetricFamily(
+        PREFIX + "relay_dropped_lines_total",
+        "Lines not relayed, by target and reason (too_long, send_buffer_full, send_error).",
+        labels=["target", "reason"],
+    )
     for relay in relays:
         lines.add_metric([relay.target], relay.lines)
         long_lines.add_metric([relay.target], relay.dropped.get("too_long", 0))

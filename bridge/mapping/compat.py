@@ -276,8 +276,21 @@ def _made(target: Target) -> tuple:
         options = (target.buckets, target.native)
     elif target.type == "summary":
         options = (target.summary,)
-    return (target.name, target.type, target.labels, target.help, target.ttl, target.scale, target.honor_labels,
-            target.value, target.tags, target.required, target.non_empty, target.when, options)  # fmt: skip
+    return (
+        target.name,
+        target.type,
+        target.labels,
+        target.help,
+        target.ttl,
+        target.scale,
+        target.honor_labels,
+        target.value,
+        target.tags,
+        target.required,
+        target.non_empty,
+        target.when,
+        options,
+    )
 
 
 def differences(config: MappingConfig) -> list[Difference]:
@@ -333,8 +346,11 @@ def _glob_choices(file: _File) -> list[Difference]:
 
 def _choice_difference(file: _File, ours: Rule, theirs: Rule | None, name: str, kinds: list[str]) -> Difference:
     reference, line_of = file.reference, file.line_of
-    there = (f"maps it with the rule at line {line_of[id(theirs)]} (`{theirs.match}`)" if theirs is not None
-             else "matches no glob with it (it goes on to the regex rules, or stays unmapped)")  # fmt: skip
+    there = (
+        f"maps it with the rule at line {line_of[id(theirs)]} (`{theirs.match}`)"
+        if theirs is not None
+        else "matches no glob with it (it goes on to the regex rules, or stays unmapped)"
+    )
     kind = kinds[0]
     state = reference.state(ours, kind)
     assert state is not None  # the bridge took the name by this rule, so the rule takes the kind
@@ -343,20 +359,31 @@ def _choice_difference(file: _File, ours: Rule, theirs: Rule | None, name: str, 
     lines = (f"{name}:1|{_KIND_CODES[kind]}",)
     if state.result is not ours:
         maker = _longer_glob_on_the_path(reference, ours, kind)
-        return Difference(ours.line, "statsd_exporter_unreachable",
-                          f"statsd_exporter never matches this glob: its matcher keeps one state per path, and "
-                          f"the longer glob `{maker.match}` at line {line_of[id(maker)]} made the state for "
-                          f"`{ours.match}` first, with no result; {example}", example=lines)  # fmt: skip
+        return Difference(
+            ours.line,
+            "statsd_exporter_unreachable",
+            f"statsd_exporter never matches this glob: its matcher keeps one state per path, and "
+            f"the longer glob `{maker.match}` at line {line_of[id(maker)]} made the state for "
+            f"`{ours.match}` first, with no result; {example}",
+            example=lines,
+        )
     if not reference.ordering_disabled:
         duplicate = reference.globs[state.priority]
-        return Difference(ours.line, "statsd_exporter_order",
-                          f"statsd_exporter tries this glob at the place of its duplicate at line "
-                          f"{line_of[id(duplicate)]}, after the rules in between; {example}",
-                          example=lines)  # fmt: skip
-    return Difference(ours.line, "statsd_exporter_unreachable",
-                      f"with glob_disable_ordering, statsd_exporter does not backtrack for these globs (its own "
-                      f"test of when to backtrack misses them) and gives up on a name that takes a literal part "
-                      f"of another glob; {example}", example=lines)  # fmt: skip
+        return Difference(
+            ours.line,
+            "statsd_exporter_order",
+            f"statsd_exporter tries this glob at the place of its duplicate at line "
+            f"{line_of[id(duplicate)]}, after the rules in between; {example}",
+            example=lines,
+        )
+    return Difference(
+        ours.line,
+        "statsd_exporter_unreachable",
+        f"with glob_disable_ordering, statsd_exporter does not backtrack for these globs (its own "
+        f"test of when to backtrack misses them) and gives up on a name that takes a literal part "
+        f"of another glob; {example}",
+        example=lines,
+    )
 
 
 def _longer_glob_on_the_path(reference: ReferenceGlobs, rule: Rule, kind: str) -> Rule:
@@ -389,10 +416,16 @@ def _templates(file: _File) -> list[Difference]:
                 continue
             shown = f"`{theirs}`" if theirs is not None else "a value Go's fmt mangles"
             example = file.witness_line(rule)
-            found.append(Difference(output.line or rule.line, "statsd_exporter_template",
-                                    f"{where}: statsd_exporter runs `{template}` through Go's fmt.Sprintf, so for "
-                                    f"captures {', '.join(captures)} it writes {shown} where the bridge writes "
-                                    f"`{ours}`", example=(example,) if example else ()))  # fmt: skip
+            found.append(
+                Difference(
+                    output.line or rule.line,
+                    "statsd_exporter_template",
+                    f"{where}: statsd_exporter runs `{template}` through Go's fmt.Sprintf, so for "
+                    f"captures {', '.join(captures)} it writes {shown} where the bridge writes "
+                    f"`{ours}`",
+                    example=(example,) if example else (),
+                )
+            )
     return found
 
 
@@ -401,8 +434,10 @@ _SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_c
 
 def _template_pattern(name: str) -> re.Pattern[str]:
     """The metric names a name template can give (each reference any text), for comparing with fixed names."""
-    return re.compile("".join(".*" if piece.startswith("$") else re.escape(piece)
-                              for piece in re.split(r"(\$\{?\w+\}?)", name)) + r"\Z")  # fmt: skip
+    return re.compile(
+        "".join(".*" if piece.startswith("$") else re.escape(piece) for piece in re.split(r"(\$\{?\w+\}?)", name))
+        + r"\Z"
+    )
 
 
 def _help_and_names(file: _File) -> list[Difference]:
@@ -439,23 +474,35 @@ def _help_and_names(file: _File) -> list[Difference]:
         for suffix in _SUFFIXES.get(prometheus_type, ()):
             if (name + suffix, prometheus_type) in typed:
                 other_rule, other, other_kind = typed[(name + suffix, prometheus_type)]
-                found.append(Difference(other.line or other_rule.line, "statsd_exporter_scrape_error",
-                                        f"{name}{suffix} ({prometheus_type}) is a sample name of the {prometheus_type} "
-                                        f"{name} at line {line}: statsd_exporter keeps both and fails every scrape "
-                                        "(HTTP 500); the bridge refuses the second to arrive and counts it in "
-                                        "events_conflict_total", name + suffix,
-                                        _lines(file, (rule, kind), (other_rule, other_kind))))  # fmt: skip
+                found.append(
+                    Difference(
+                        other.line or other_rule.line,
+                        "statsd_exporter_scrape_error",
+                        f"{name}{suffix} ({prometheus_type}) is a sample name of the {prometheus_type} "
+                        f"{name} at line {line}: statsd_exporter keeps both and fails every scrape "
+                        "(HTTP 500); the bridge refuses the second to arrive and counts it in "
+                        "events_conflict_total",
+                        name + suffix,
+                        _lines(file, (rule, kind), (other_rule, other_kind)),
+                    )
+                )
         # statsd_exporter keeps these suffixes of a counter's or gauge's name for the samples of any `x` that
         # is not a counter; the bridge only for a histogram's or summary's own samples
         for suffix in {"gauge": ("_bucket", "_count", "_sum"), "summary": ("_bucket",)}.get(prometheus_type, ()):
             for other_type in ("counter", "gauge"):
                 if (name + suffix, other_type) in typed:
                     other_rule, other, other_kind = typed[(name + suffix, other_type)]
-                    found.append(Difference(other.line or other_rule.line, "statsd_exporter_conflict",
-                                            f"statsd_exporter refuses {name}{suffix} ({other_type}) while the "
-                                            f"{prometheus_type} {name} of line {line} exists, and counts it in "
-                                            "events_conflict_total; the bridge keeps both", name + suffix,
-                                            _lines(file, (rule, kind), (other_rule, other_kind))))  # fmt: skip
+                    found.append(
+                        Difference(
+                            other.line or other_rule.line,
+                            "statsd_exporter_conflict",
+                            f"statsd_exporter refuses {name}{suffix} ({other_type}) while the "
+                            f"{prometheus_type} {name} of line {line} exists, and counts it in "
+                            "events_conflict_total; the bridge keeps both",
+                            name + suffix,
+                            _lines(file, (rule, kind), (other_rule, other_kind)),
+                        )
+                    )
     return found
 
 
@@ -468,19 +515,26 @@ def _typed_names(file: _File) -> dict[tuple[str, str], tuple[Rule, Output, str]]
             continue
         for kind in KINDS:
             if _takes_kind(rule, kind):
-                typed.setdefault((escape_name(output.name), file.mapper.prometheus_type(kind, output)),
-                                 (rule, output, kind))  # fmt: skip
+                typed.setdefault(
+                    (escape_name(output.name), file.mapper.prometheus_type(kind, output)), (rule, output, kind)
+                )
     return typed
 
 
-def _help_difference(file: _File, name: str, first: tuple[Rule, Output], later: tuple[Rule, Output],
-                     example: bool = True) -> list[Difference]:  # fmt: skip
+def _help_difference(
+    file: _File, name: str, first: tuple[Rule, Output], later: tuple[Rule, Output], example: bool = True
+) -> list[Difference]:
     """The two HELP texts of a name meet only where one kind of line gives both rules' outputs the same type
     (else the second is a type conflict, in both); `example`: whether the later rule gives the name itself."""
     (first_rule, first_output), (rule, output) = first, later
     type_of = file.mapper.prometheus_type
-    kinds = [kind for kind in KINDS if _takes_kind(first_rule, kind) and _takes_kind(rule, kind)
-             and type_of(kind, first_output) == type_of(kind, output)]  # fmt: skip
+    kinds = [
+        kind
+        for kind in KINDS
+        if _takes_kind(first_rule, kind)
+        and _takes_kind(rule, kind)
+        and type_of(kind, first_output) == type_of(kind, output)
+    ]
     if not kinds:
         return []
     lines: tuple[str | None, ...] = (None,)
@@ -488,11 +542,17 @@ def _help_difference(file: _File, name: str, first: tuple[Rule, Output], later: 
         lines = (file.witness_line(first_rule, (kind,)), file.witness_line(rule, (kind,), "|#statsd_bridge_probe:1"))
         if all(lines):
             break
-    return [Difference(output.line or rule.line, "statsd_exporter_scrape_error",
-                       f"{name} has another HELP at line {first_output.line or first_rule.line}: statsd_exporter fails "
-                       "every scrape (HTTP 500) once the two give it series with different label names (tags count); "
-                       "the bridge serves the first HELP", name,
-                       tuple(line for line in lines if line) if all(lines) else ())]  # fmt: skip
+    return [
+        Difference(
+            output.line or rule.line,
+            "statsd_exporter_scrape_error",
+            f"{name} has another HELP at line {first_output.line or first_rule.line}: statsd_exporter fails "
+            "every scrape (HTTP 500) once the two give it series with different label names (tags count); "
+            "the bridge serves the first HELP",
+            name,
+            tuple(line for line in lines if line) if all(lines) else (),
+        )
+    ]
 
 
 def _takes_kind(rule: Rule, kind: str) -> bool:

@@ -47,8 +47,11 @@ def lint_file(path: str) -> list[Finding]:
     try:
         config = load_mapping_file(path)
     except MappingError as error:
-        return [Finding(ERROR, error.path, error.line or 0, "load", f"{error.key + ': ' if error.key else ''}"
-                        f"{error.message}")]  # fmt: skip
+        return [
+            Finding(
+                ERROR, error.path, error.line or 0, "load", f"{error.key + ': ' if error.key else ''}{error.message}"
+            )
+        ]
     return lint(config)
 
 
@@ -57,18 +60,30 @@ def lint(config: MappingConfig) -> list[Finding]:
     findings = []
     rules = Mapper(config).rules  # the order they are tried in
     for rule in rules:
-        findings += [Finding(ERROR, path, line, "unfillable_reference", message)
-                     for line, message in _unfillable_references(rule)]  # fmt: skip
-        findings += [Finding(WARNING, path, line, "run_on_reference", message)
-                     for line, message in _run_on_references(rule)]  # fmt: skip
-        findings += [Finding(ERROR, path, line, "invalid_label_name", message)
-                     for line, message in _invalid_label_names(rule, config)]  # fmt: skip
+        findings += [
+            Finding(ERROR, path, line, "unfillable_reference", message)
+            for line, message in _unfillable_references(rule)
+        ]
+        findings += [
+            Finding(WARNING, path, line, "run_on_reference", message) for line, message in _run_on_references(rule)
+        ]
+        findings += [
+            Finding(ERROR, path, line, "invalid_label_name", message)
+            for line, message in _invalid_label_names(rule, config)
+        ]
     for later_index, later in enumerate(rules):
         for earlier in rules[:later_index]:
             if _covers(earlier, later):
-                findings.append(Finding(WARNING, path, later.line, "shadowed",
-                                        f"rule `{later.match}` never matches: the rule at line {earlier.line} "
-                                        f"(`{earlier.match}`) takes every name it would"))  # fmt: skip
+                findings.append(
+                    Finding(
+                        WARNING,
+                        path,
+                        later.line,
+                        "shadowed",
+                        f"rule `{later.match}` never matches: the rule at line {earlier.line} "
+                        f"(`{earlier.match}`) takes every name it would",
+                    )
+                )
                 break
     findings += _notes(config, path)
     if not config.extensions_declared:  # a file that says it is the bridge's own is not read by statsd_exporter
@@ -92,9 +107,16 @@ def _notes(config: MappingConfig, path: str) -> list[Finding]:
         severity = ERROR if check in ("statsd_exporter_refuses", "statsd_exporter_extension") else WARNING
         findings.append(Finding(severity, path, line, check, message))
     if config.extensions_declared and not uses:
-        findings.append(Finding(WARNING, path, config.extensions_declared, "statsd_exporter_extension",
-                                "the file declares the bridge's mapping extensions but uses none: without the key, "
-                                "statsd_exporter could load it"))  # fmt: skip
+        findings.append(
+            Finding(
+                WARNING,
+                path,
+                config.extensions_declared,
+                "statsd_exporter_extension",
+                "the file declares the bridge's mapping extensions but uses none: without the key, "
+                "statsd_exporter could load it",
+            )
+        )
     return findings
 
 
@@ -119,8 +141,13 @@ def _unfillable_references(rule: Rule) -> Iterator[tuple[int, str]]:
                 if found.group(2) and _RUN_ON.match(reference):
                     continue  # _run_on_references says it, with the fix
                 named = f" ({', '.join(sorted(names))})" if names else ""
-                yield output.line or rule.line, (f"{where}: ${reference} can never be filled: `{rule.match}` has "
-                                                 f"{count} group(s){named}; it would be empty")  # fmt: skip
+                yield (
+                    output.line or rule.line,
+                    (
+                        f"{where}: ${reference} can never be filled: `{rule.match}` has "
+                        f"{count} group(s){named}; it would be empty"
+                    ),
+                )
 
 
 def _run_on_references(rule: Rule) -> Iterator[tuple[int, str]]:
@@ -205,10 +232,17 @@ def _backtracking(rules: list[Rule], path: str) -> list[Finding]:
             )
             if not rest_covered:
                 line = max(first.line, second.line)
-                findings.append(Finding(WARNING, path, line, "backtracking",
-                                        f"globs `{first.match}` (line {first.line}) and `{second.match}` "
-                                        f"(line {second.line}) need backtracking in statsd_exporter's matcher "
-                                        f"at component {i + 1}: slower there"))  # fmt: skip
+                findings.append(
+                    Finding(
+                        WARNING,
+                        path,
+                        line,
+                        "backtracking",
+                        f"globs `{first.match}` (line {first.line}) and `{second.match}` "
+                        f"(line {second.line}) need backtracking in statsd_exporter's matcher "
+                        f"at component {i + 1}: slower there",
+                    )
+                )
             break
     return findings
 
@@ -230,16 +264,30 @@ def _name_conflicts(rules: list[Rule], config: MappingConfig, path: str) -> list
                 for sample_name in [output.name] + [output.name + suffix for suffix in _SUFFIXES[kind]]:
                     owner, owner_kind, owner_line = seen.setdefault(sample_name, (output.name, kind, line))
                     if (owner, owner_kind) != (output.name, kind):
-                        findings.append(Finding(ERROR, path, line, "type_conflict",
-                                                f"{output.name} ({kind}) writes {sample_name}, as does {owner} "
-                                                f"({owner_kind}) at line {owner_line}: only the first to arrive is "
-                                                "kept"))  # fmt: skip
+                        findings.append(
+                            Finding(
+                                ERROR,
+                                path,
+                                line,
+                                "type_conflict",
+                                f"{output.name} ({kind}) writes {sample_name}, as does {owner} "
+                                f"({owner_kind}) at line {owner_line}: only the first to arrive is "
+                                "kept",
+                            )
+                        )
                         break
             labels = frozenset(output.labels) | frozenset(output.tags or {})
             earlier_labels = label_sets.setdefault(output.name, (labels, line))
             if earlier_labels[0] != labels:
-                findings.append(Finding(WARNING, path, line, "label_conflict",
-                                        f"{output.name} gets labels {{{', '.join(sorted(labels))}}} here and "
-                                        f"{{{', '.join(sorted(earlier_labels[0]))}}} at line {earlier_labels[1]}: "
-                                        "two series sets under one name"))  # fmt: skip
+                findings.append(
+                    Finding(
+                        WARNING,
+                        path,
+                        line,
+                        "label_conflict",
+                        f"{output.name} gets labels {{{', '.join(sorted(labels))}}} here and "
+                        f"{{{', '.join(sorted(earlier_labels[0]))}}} at line {earlier_labels[1]}: "
+                        "two series sets under one name",
+                    )
+                )
     return findings

@@ -113,8 +113,7 @@ class Output:
 
     @property
     def extended(self) -> bool:
-        return bool(self.type or self.value or self.tags is not None or self.required or self.non_empty
-                    or self.when)  # fmt: skip
+        return bool(self.type or self.value or self.tags is not None or self.required or self.non_empty or self.when)
 
 
 @dataclass
@@ -246,8 +245,12 @@ class _Checker:
             raise self.fail(where, key, f"must be a mapping, got {type(value).__name__}")
         for unknown in sorted(set(value) - allowed):
             # statsd_exporter's loader ignores keys it doesn't know (a typo, an `x-anchors:` holder): so do we, aloud
-            self.note(value if isinstance(value, _Located) else None, unknown, "unknown_key",
-                      f"unknown key `{unknown}` ignored (known: {', '.join(sorted(allowed))})")  # fmt: skip
+            self.note(
+                value if isinstance(value, _Located) else None,
+                unknown,
+                "unknown_key",
+                f"unknown key `{unknown}` ignored (known: {', '.join(sorted(allowed))})",
+            )
         return value
 
     def number(self, value: Any, where: _Located, key: str) -> float:
@@ -286,16 +289,22 @@ class _Checker:
         """A duration as statsd_exporter's YAML library reads one: Go's duration text, or a bare number
         of nanoseconds (`ttl: 30` is 30ns there, and so here; the lint says so)."""
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0:
-            self.note(where, key, "bare_duration", f"`{key}: {value}` is {int(value)} nanoseconds, as in "
-                      f"statsd_exporter (a bare number is nanoseconds there); for seconds write {value}s")  # fmt: skip
+            self.note(
+                where,
+                key,
+                "bare_duration",
+                f"`{key}: {value}` is {int(value)} nanoseconds, as in "
+                f"statsd_exporter (a bare number is nanoseconds there); for seconds write {value}s",
+            )
             return int(value) * 1e-9
         try:
             seconds = parse_duration(value)
         except ValueError as error:
             raise self.fail(where, key, str(error)) from None
         if _PROMETHEUS_ONLY_UNITS.search(str(value)):
-            self.refused(where, key, f"`{value}` has a unit Go's durations lack (d, w, y); write hours, e.g. "
-                         f"{seconds / 3600:g}h")  # fmt: skip
+            self.refused(
+                where, key, f"`{value}` has a unit Go's durations lack (d, w, y); write hours, e.g. {seconds / 3600:g}h"
+            )
         return seconds
 
     def choice(self, value: Any, where: _Located, key: str, choices: tuple[str, ...] | dict[str, str]) -> str:
@@ -339,20 +348,30 @@ def _observer_options(check: _Checker, entry: _Located, base: MappingConfig | No
     if base is not None and "observer_type" not in out and base.observer_type_given:
         # statsd_exporter gives the rule the default observer type before it checks the options
         if base.observer_type == "histogram" and summary_block is not None:
-            check.refused(entry, "summary_options", "summary_options on a rule whose observer type is the "
-                          "default, histogram (\"cannot use histogram observer and summary options\"); the bridge "
-                          "makes a histogram and ignores them")  # fmt: skip
+            check.refused(
+                entry,
+                "summary_options",
+                "summary_options on a rule whose observer type is the "
+                'default, histogram ("cannot use histogram observer and summary options"); the bridge '
+                "makes a histogram and ignores them",
+            )
         if base.observer_type == "summary" and entry.get("histogram_options") is not None:
-            check.refused(entry, "histogram_options", "histogram_options on a rule whose observer type is the "
-                          "default, summary (\"cannot use summary observer and histogram options\"); the bridge "
-                          "makes a summary and ignores them")  # fmt: skip
+            check.refused(
+                entry,
+                "histogram_options",
+                "histogram_options on a rule whose observer type is the "
+                'default, summary ("cannot use summary observer and histogram options"); the bridge '
+                "makes a summary and ignores them",
+            )
     if histogram:
         if histogram.get("native_histogram_bucket_factor") is not None:
-            out["native_factor"] = check.number(histogram["native_histogram_bucket_factor"], histogram,
-                                                "native_histogram_bucket_factor")  # fmt: skip
+            out["native_factor"] = check.number(
+                histogram["native_histogram_bucket_factor"], histogram, "native_histogram_bucket_factor"
+            )
         if histogram.get("native_histogram_max_buckets") is not None:
-            out["native_max_buckets"] = check.count(histogram["native_histogram_max_buckets"], histogram,
-                                                    "native_histogram_max_buckets")  # fmt: skip
+            out["native_max_buckets"] = check.count(
+                histogram["native_histogram_max_buckets"], histogram, "native_histogram_max_buckets"
+            )
     if histogram and histogram.get("buckets"):
         out["buckets"] = check.buckets(histogram["buckets"], histogram, "buckets")
     elif entry.get("buckets"):
@@ -394,8 +413,12 @@ def _string_map(check: _Checker, entry: _Located, key: str, label_keys: bool) ->
         if isinstance(value, (dict, list)):
             raise check.fail(block, name, f"must be a string, got {value!r}")
         if key == "labels" and not _REFERENCE_LABEL_NAME.match(name):
-            check.refused(block, name, f"label name `{name}` has one character (\"invalid label key\"; its "
-                          "label names need two); Prometheus allows it, and so does the bridge")  # fmt: skip
+            check.refused(
+                block,
+                name,
+                f'label name `{name}` has one character ("invalid label key"; its '
+                "label names need two); Prometheus allows it, and so does the bridge",
+            )
     return {name: _text(block, name) for name in block}
 
 
@@ -437,8 +460,12 @@ def _compile_output(check: _Checker, entry: _Located, config: MappingConfig, nee
         if not NAME_TEMPLATE.match(name):
             raise check.fail(entry, "name", f"{name!r} is not a valid metric name (letters, digits, _, $n)")
     elif not name:
-        check.refused(entry, "", "a mapping without `name`, a drop rule's too (\"metric mapping didn't set a metric "
-                      "name\"); give it one, e.g. `name: dropped`")  # fmt: skip
+        check.refused(
+            entry,
+            "",
+            "a mapping without `name`, a drop rule's too (\"metric mapping didn't set a metric "
+            'name"); give it one, e.g. `name: dropped`',
+        )
     elif not NAME_TEMPLATE.match(name):
         check.refused(entry, "name", f"{name!r} is not a metric name, a drop rule's neither")
     options = _observer_options(check, entry, config)
@@ -482,16 +509,30 @@ def _compile_rule(check: _Checker, entry: Any, config: MappingConfig, match_type
     if not isinstance(match, str) or (not match and match_type == "glob"):
         raise check.fail(entry, "match" if "match" in entry else "", "every glob mapping needs a non-empty `match`")
     if match_type == "glob" and not _REFERENCE_GLOB.match(match) and all(map(GLOB_COMPONENT.match, match.split("."))):
-        check.refused(entry, "match", f"glob `{match}` (\"invalid match\"): its globs take `*` only as a whole "
-                      "part, no `:`, and no first part starting with a digit or `-`")  # fmt: skip
+        check.refused(
+            entry,
+            "match",
+            f'glob `{match}` ("invalid match"): its globs take `*` only as a whole '
+            "part, no `:`, and no first part starting with a digit or `-`",
+        )
     action = check.choice(entry.get("action") or "map", entry, "action", ("map", "drop"))
     for key in sorted(EXTENSION_KEYS & set(entry)):
-        check.note(entry, key, "statsd_exporter_extension", f"statsd_exporter ignores `{key}`, a mapping extension "
-                   f"of the bridge's: rolled back, this rule {EXTENSION_EFFECTS[key]}")  # fmt: skip
+        check.note(
+            entry,
+            key,
+            "statsd_exporter_extension",
+            f"statsd_exporter ignores `{key}`, a mapping extension "
+            f"of the bridge's: rolled back, this rule {EXTENSION_EFFECTS[key]}",
+        )
     if "outputs" in entry:
-        check.note(entry, "outputs", "statsd_exporter_extension", "statsd_exporter refuses this file: `outputs` is a "
-                   "mapping extension of the bridge's, and the rule has no `name` of its own (\"metric mapping "
-                   "didn't set a metric name\")")  # fmt: skip
+        check.note(
+            entry,
+            "outputs",
+            "statsd_exporter_extension",
+            "statsd_exporter refuses this file: `outputs` is a "
+            "mapping extension of the bridge's, and the rule has no `name` of its own (\"metric mapping "
+            "didn't set a metric name\")",
+        )
         for key in sorted(set(entry) - MATCH_KEYS):
             raise check.fail(entry, key, "goes in each of `outputs`, not beside it")
         raw = entry["outputs"]
@@ -545,8 +586,13 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     config = MappingConfig(path=path)
     config.reaper = _compile_reaper(check, top)
     if top.get("reaper") is not None:
-        check.note(top, "reaper", "statsd_exporter_extension", "statsd_exporter ignores `reaper`, a mapping "
-                   "extension of the bridge's: rolled back, the series of silent sources stay")  # fmt: skip
+        check.note(
+            top,
+            "reaper",
+            "statsd_exporter_extension",
+            "statsd_exporter ignores `reaper`, a mapping "
+            "extension of the bridge's: rolled back, the series of silent sources stay",
+        )
     if top.get("statsd_bridge_extensions") is not None:
         if top["statsd_bridge_extensions"] is not True:
             raise check.fail(top, "statsd_bridge_extensions", "must be true (the file means to use the extensions)")
@@ -557,8 +603,10 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     config.observer_type = options.get("observer_type", "summary")
     config.observer_type_given = "observer_type" in options
     config.buckets = options.get("buckets", DEFAULT_BUCKETS)
-    config.native = (options.get("native_factor") or DEFAULT_NATIVE_FACTOR,
-                     options.get("native_max_buckets") or DEFAULT_NATIVE_MAX_BUCKETS)  # fmt: skip
+    config.native = (
+        options.get("native_factor") or DEFAULT_NATIVE_FACTOR,
+        options.get("native_max_buckets") or DEFAULT_NATIVE_MAX_BUCKETS,
+    )
     config.summary = options.get("summary", SummaryOptions())
     if defaults.get("ttl") is not None:
         config.ttl = check.duration(defaults["ttl"], defaults, "ttl")

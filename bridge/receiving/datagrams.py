@@ -27,8 +27,14 @@ def set_receive_buffer(sock: socket.socket, size: int, where: str) -> int:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
     granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports double
     if granted < size:
-        log(logger, logging.WARNING, "kernel clamped the receive buffer; raise net.core.rmem_max to avoid loss",
-            listener=where, requested=size, granted=granted)  # fmt: skip
+        log(
+            logger,
+            logging.WARNING,
+            "kernel clamped the receive buffer; raise net.core.rmem_max to avoid loss",
+            listener=where,
+            requested=size,
+            granted=granted,
+        )
     return granted
 
 

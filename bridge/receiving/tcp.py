@@ -44,8 +44,7 @@ async def tcp_server(
                     break
                 except asyncio.LimitOverrunError:
                     counts.too_long_lines += 1
-                    log(logger, logging.WARNING, "TCP line too long, closing connection", peer=peer,
-                        limit=MAX_TCP_LINE)  # fmt: skip
+                    log(logger, logging.WARNING, "TCP line too long, closing connection", peer=peer, limit=MAX_TCP_LINE)
                     break
                 receive([raw[:-1]])
         except (ConnectionError, OSError) as error:

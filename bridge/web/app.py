@@ -124,8 +124,9 @@ class App:
             return page(429, "Too Many Requests\n")
         if self.authenticator.users:
             loop = asyncio.get_running_loop()
-            allowed = await loop.run_in_executor(self.pool, self.authenticator.allowed,
-                                                 request.headers.get("authorization"))  # fmt: skip
+            allowed = await loop.run_in_executor(
+                self.pool, self.authenticator.allowed, request.headers.get("authorization")
+            )
             if not allowed:
                 response = page(401, "Unauthorized\n")
                 response.headers.append(("WWW-Authenticate", "Basic"))

@@ -219,8 +219,9 @@ class Connection(asyncio.Protocol):
             response = await self.server.handler(request)
         except Exception:
             logger.exception("request failed", extra={"fields": {"path": request.path}})
-            response = Response(500, [("Content-Type", "text/plain; charset=utf-8")],
-                                b"internal error, see the bridge's log\n")  # fmt: skip
+            response = Response(
+                500, [("Content-Type", "text/plain; charset=utf-8")], b"internal error, see the bridge's log\n"
+            )
         if self.transport is None or self.transport.is_closing():
             return
         self.server.stats.requests[response.status] += 1
@@ -331,9 +332,12 @@ class Server:
     async def listen(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> asyncio.Server:
         """Serve on a bound, listening socket; called again with a new context when TLS settings change."""
         server = await self.loop.create_server(
-            lambda: Connection(self), sock=sock, ssl=ssl_context, backlog=4096,
+            lambda: Connection(self),
+            sock=sock,
+            ssl=ssl_context,
+            backlog=4096,
             ssl_handshake_timeout=self.limits.header_timeout if ssl_context else None,
-        )  # fmt: skip
+        )
         self.servers.append(server)
         return server
 

@@ -148,42 +148,50 @@ def render(status: Status) -> str:
     if status.max_series:
         used = 100 * status.series_total / status.max_series
         cap = f"{status.series_total:,} of {status.max_series:,} ({used:.1f} %)"
-    summary = _rows([
-        ("version", status.version),
-        ("uptime", _duration(status.uptime)),
-        *((f"listener {name}", address) for name, address in status.listeners.items()),
-        ("lines/s (last minute)", f"{status.lines_per_second:,.1f}"),
-        ("errors/s (last minute)", f"{status.errors_per_second:,.1f}"),
-        ("lines since start", f"{status.lines_total:,}"),
-        ("series", f"{status.series_total:,}"),
-        ("series cap", cap),
-        ("mapping file", status.mapping_file or "none (every metric unmapped)"),
-        ("mapping rules", str(status.mapping_rules)),
-        ("mapping loaded", _when(status.mapping_loaded)),
-    ])  # fmt: skip
+    summary = _rows(
+        [
+            ("version", status.version),
+            ("uptime", _duration(status.uptime)),
+            *((f"listener {name}", address) for name, address in status.listeners.items()),
+            ("lines/s (last minute)", f"{status.lines_per_second:,.1f}"),
+            ("errors/s (last minute)", f"{status.errors_per_second:,.1f}"),
+            ("lines since start", f"{status.lines_total:,}"),
+            ("series", f"{status.series_total:,}"),
+            ("series cap", cap),
+            ("mapping file", status.mapping_file or "none (every metric unmapped)"),
+            ("mapping rules", str(status.mapping_rules)),
+            ("mapping loaded", _when(status.mapping_loaded)),
+        ]
+    )
     if status.reaper_label:
-        reaper = _rows([
-            ("label", status.reaper_label),
-            ("silent after", _duration(status.reaper_after)),
-            ("sweeps every", _duration(status.reaper_interval)),
-            ("sources tracked", f"{status.reaper_sources:,}"),
-            ("last sweep", _when(status.reaper_last_sweep)),
-            ("series removed by it", f"{status.reaper_last_removed:,}"),
-        ])  # fmt: skip
+        reaper = _rows(
+            [
+                ("label", status.reaper_label),
+                ("silent after", _duration(status.reaper_after)),
+                ("sweeps every", _duration(status.reaper_interval)),
+                ("sources tracked", f"{status.reaper_sources:,}"),
+                ("last sweep", _when(status.reaper_last_sweep)),
+                ("series removed by it", f"{status.reaper_last_removed:,}"),
+            ]
+        )
         reaper_html = f"<h2>Reaper</h2>\n<table>\n{reaper}\n</table>"
     else:
         reaper_html = "<h2>Reaper</h2>\n<p>off (no reap label)</p>"
     rejections = sorted(status.rejections.items(), key=lambda item: (-item[1], item[0]))
     path = escape(status.telemetry_path)
     sections = [
-        f"<h1>statsd-bridge</h1>\n<p>StatsD in, Prometheus out. <a href=\"{path}\">Metrics ({path})</a></p>",
+        f'<h1>statsd-bridge</h1>\n<p>StatsD in, Prometheus out. <a href="{path}">Metrics ({path})</a></p>',
         f"<table>\n{summary}\n</table>",
         "<h2>Last hour</h2>\n" + "\n".join(chart(title, points) for title, points in status.trends.items()),
         _table("Rejections by reason", ("reason", "count"), [(r, f"{c:,}") for r, c in rejections], "none"),
-        _table("Largest metrics", ("metric", "type", "series"),
-               [(name, kind, f"{count:,}") for name, kind, count in status.largest], "no series yet"),
+        _table(
+            "Largest metrics",
+            ("metric", "type", "series"),
+            [(name, kind, f"{count:,}") for name, kind, count in status.largest],
+            "no series yet",
+        ),
         reaper_html,
-    ]  # fmt: skip
+    ]
     if status.relays:
         rows = [(target, f"{lines:,}", f"{dropped:,}") for target, lines, dropped in status.relays]
         sections.append(_table("Relays", ("target", "lines", "dropped"), rows, ""))

@@ -187,8 +187,17 @@ def _tls_settings(raw: dict, directory: Path) -> TLSSettings | None:
         prefer_server_cipher_suites=bool(raw.get("prefer_server_cipher_suites", True)),
         client_allowed_sans=None if sans is None else _strings(sans, "tls_server_config.client_allowed_sans"),
     )
-    enabled = any((settings.cert_file, settings.cert, settings.key_file, settings.key, settings.client_ca_file,
-                   settings.client_ca, settings.client_auth_type))  # fmt: skip
+    enabled = any(
+        (
+            settings.cert_file,
+            settings.cert,
+            settings.key_file,
+            settings.key,
+            settings.client_ca_file,
+            settings.client_ca,
+            settings.client_auth_type,
+        )
+    )
     if not enabled:
         return None  # as exporter-toolkit: no TLS key set, plain HTTP
     if not (settings.cert_file or settings.cert):
