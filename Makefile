@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install bench bench-smoke clean test-tools proto
+.PHONY: run test test-unit lint install bench bench-smoke clean test-tools proto
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(STAMP) $(NODE_CLIENTS) test-tools
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 	$(PY) -m pytest -q -n 4 $(PYTEST_ARGS)
+
+# the unit tests alone (tests/unit: no process, no socket), in seconds
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check bridge tests

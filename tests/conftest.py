@@ -357,6 +357,17 @@ class Prometheus:
             self.process.kill()
 
 
+KINDS = ("unit", "integration", "external")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder: tests/unit, tests/integration or tests/external."""
+    for item in items:
+        kind = Path(str(item.fspath)).parent.name
+        if kind in KINDS:
+            item.add_marker(getattr(pytest.mark, kind))
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Print what tests recorded as record_property("summary", ...): figures worth reading in every run
     (the web flood against statsd_exporter), which xdist would otherwise swallow with the test's output."""

@@ -27,7 +27,7 @@ from bridge.series.quantiles import RELATIVE_ACCURACY
 from tests.conftest import BridgeProcess, free_port, parse_sample_line, start_bridge
 
 PEER_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "peers" / "statsd_exporter" / "statsd_exporter"
-# The families each side keeps about itself: never part of the comparison (tests/test_self_metrics.py
+# The families each side keeps about itself: never part of the comparison (tests/external/test_self_metrics.py
 # checks the counterparts instead).
 OWN_PREFIXES = (
     "statsd_exporter_", "statsd_metric_mapper_cache_", "statsd_bridge_", "go_", "process_", "promhttp_", "python_",
@@ -35,6 +35,14 @@ OWN_PREFIXES = (
 # Sent after each batch; once both serve it, both have handled everything before it
 # (one socket each, loopback keeps the order).
 SENTINEL = "differential_sentinel"
+
+
+def accepts(binary: list[str], mapping: Path) -> bool:
+    """Whether a program's --check-config accepts a mapping file."""
+    result = subprocess.run(
+        [*binary, "--check-config", f"--statsd.mapping-config={mapping}"], capture_output=True, timeout=30
+    )
+    return result.returncode == 0
 
 
 def reference_binary() -> str:

@@ -1,4 +1,4 @@
-"""Run the bridge with faults put in, for the tests of what a failure costs (tests/test_failures.py).
+"""Run the bridge with faults put in, for the tests of what a failure costs (tests/integration/test_failures.py).
 
     STATSD_BRIDGE_FAULTS=line,reaper python tests/with_faults.py [bridge flags]
 

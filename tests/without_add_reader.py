@@ -3,7 +3,7 @@
     python tests/without_add_reader.py [bridge flags]
 
 The same program, flags and output; only the loop differs, so the datagram listeners take the
-portable asyncio-dgram path (bridge/receiving/portable.py). tests/test_portable_listener.py runs it.
+portable asyncio-dgram path (bridge/receiving/portable.py). tests/integration/test_portable_listener.py runs it.
 """
 
 import asyncio

@@ -46,7 +46,7 @@ def _message(family: pb.MetricFamily | bytes) -> pb.MetricFamily:
 
 # Counters and gauges are most of any page: their MetricFamily is written here byte for byte as
 # the protobuf library writes it (fields in number order, every set field present), 4-5x faster
-# than building messages, with each series' labels encoded once. tests/test_native_histograms.py
+# than building messages, with each series' labels encoded once. tests/unit/test_native_histograms.py
 # checks the bytes against the library's for every shape of family.
 _PACK_DOUBLE = struct.Struct("<d").pack
 _VALUE_TAG = {"gauge": b"\x12\x09\x09", "counter": b"\x1a\x09\x09"}  # Metric.gauge / .counter {value}

@@ -48,7 +48,7 @@ TLS_VERSIONS = {
 }
 
 # Go's tls.CipherSuites() names -> OpenSSL's. The TLS 1.3 suites are accepted and, as in Go, change
-# nothing: cipher_suites governs TLS 1.2 and older. tests/test_web_config.py checks this table against
+# nothing: cipher_suites governs TLS 1.2 and older. tests/external/test_web_security.py checks this table against
 # `openssl ciphers -stdname`.
 CIPHER_SUITES = {
     "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",

@@ -12,7 +12,6 @@ import itertools
 import os
 import re
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -24,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import BridgeProcess, start_bridge
-from tests.differential import Pair, Reference, compare, reference_binary, sampled_families, start_pair
+from tests.differential import Pair, Reference, accepts, compare, reference_binary, sampled_families, start_pair
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ DIVERGENCES.append(
 )
 # Inputs the reference can't be sent at all: a `quantile` tag on a summary or `le` on a histogram
 # makes statsd_exporter panic and exit (0.23.0 checked; 0.30.0 builds the vector the same way).
-# The bridge drops that tag, counts a tag error and keeps the line: tests/test_hardening.py.
+# The bridge drops that tag, counts a tag error and keeps the line: tests/integration/test_hardening.py.
 CRASHES_REFERENCE = r"#(?:[^|]*,)?(le|quantile):|[,#\[](le|quantile)="
 
 
@@ -284,14 +283,6 @@ def lines_for(mapping: str) -> list[str]:
         if "\\" not in match and "(" not in match:
             names.append(match.replace("*", "w1", 1).replace("*", "w2", 1).replace("*", "w3"))
     return [f"{name}:{value}|{kind}" for name in names for value, kind in (("1", "c"), ("7", "g"), ("12", "ms"))]
-
-
-def accepts(binary: list[str], mapping: Path) -> bool:
-    """Whether a program's --check-config accepts a mapping file."""
-    result = subprocess.run(
-        [*binary, "--check-config", f"--statsd.mapping-config={mapping}"], capture_output=True, timeout=30
-    )
-    return result.returncode == 0
 
 
 # `scale` arrived in 0.24.0, after the reference build: test_scale_as_0_24_defines_it checks that block

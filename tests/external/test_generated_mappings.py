@@ -9,7 +9,7 @@ would serve the file otherwise (bridge/mapping/compat.py); the suite holds it to
 - statsd_exporter refuses the file exactly when the lint says it would.
 
 `make test` runs GENERATED_MAPPINGS files (12); set it higher for a longer run, e.g.
-`GENERATED_MAPPINGS=300 .venv/bin/python -m pytest tests/test_generated_mappings.py -n 4`.
+`GENERATED_MAPPINGS=300 .venv/bin/python -m pytest tests/external/test_generated_mappings.py -n 4`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from bridge.mapping.lint import ERROR, lint
 from bridge.mapping.loader import load_mapping
 from bridge.mapping.router import Mapper
 from bridge.parsing.line import TagStats, parse_line
-from tests.differential import compare, reference_binary, start_pair
+from tests.differential import accepts, compare, reference_binary, start_pair
 from tests.mapping_generator import REFUSED, generate
-from tests.test_differential import accepts
 
 GENERATED_MAPPINGS = int(os.environ.get("GENERATED_MAPPINGS", "12"))
 REFUSING = ("statsd_exporter_refuses", "statsd_exporter_extension")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.conftest import Prometheus, promtool, require
 
-RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
 
 def test_promtool_checks_the_rules():

@@ -17,7 +17,7 @@ import pytest
 from bridge import __version__
 from tests.conftest import _listening
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(600)

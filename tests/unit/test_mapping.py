@@ -219,7 +219,7 @@ def test_bad_durations(text):
     [
         # statsd_exporter's glob formatter takes the longest run of letters, digits, _ and $ as the
         # variable: "$1_x" is the variable "1_x" and "$2$1" the variable "2$1", both empty (checked
-        # against the reference build: tests/test_differential.py); braces say where a number ends
+        # against the reference build: tests/external/test_differential.py); braces say where a number ends
         ("$1_x", "a.b", ""),
         ("${1}_${2}", "a.b", "a_b"),
         ("$2$1", "a.b", ""),

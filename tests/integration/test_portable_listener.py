@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import start_bridge
 
-WITHOUT_ADD_READER = (str(Path(__file__).resolve().parent / "without_add_reader.py"),)
+WITHOUT_ADD_READER = (str(Path(__file__).resolve().parents[1] / "without_add_reader.py"),)
 DATAGRAMS = [
     b"p.hits:1|c|#env:prod", b"p.hits:2|c|#env:prod\np.temp:21.5|g\np.lat:250|ms",
     b"not statsd\np.after.bad:1|c", b"p.bad\xffutf:1|c\np.good:1|c", b"p.multi:1|c:2|g",

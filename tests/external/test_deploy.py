@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import Prometheus, free_port, promtool, require
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 UNIT = DEPLOY / "systemd" / "statsd-bridge.service"
 KUBERNETES_VERSION = "1.30.0"  # internalTrafficPolicy is GA since 1.26

@@ -49,7 +49,7 @@ mappings:
 - match: empty.*
   name: $2
 """
-# Every kind of input that moves a self-metric, outside the listed divergences (tests/test_differential.py)
+# Every kind of input that moves a self-metric, outside the listed divergences (tests/external/test_differential.py)
 LINES = [
     "mapped.a:1|c", "mapped.b:2|c|#env:prod", "dropped.x:1|c", "unmapped.gauge:3|g", "unmapped.timer:5|ms",
     "conflict:1|c", "conflict:1|g", "negative:-1|c", "badvalue:x|c", "tagged:1|c|#a:b,c:d", "noval",

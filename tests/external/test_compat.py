@@ -20,8 +20,7 @@ import pytest
 from bridge.mapping.compat import differences, go_format
 from bridge.mapping.lint import lint
 from bridge.mapping.loader import load_mapping
-from tests.differential import Reference, parse_families, reference_binary
-from tests.test_differential import accepts
+from tests.differential import Reference, accepts, parse_families, reference_binary
 
 BRIDGE = [sys.executable, "-m", "bridge"]
 
@@ -214,7 +213,7 @@ def test_a_file_without_these_constructs_gets_no_statsd_exporter_finding():
     assert [f for f in lint(load_mapping(text, "m.yml")) if "statsd_exporter" in f.check] == []
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def mapping_examples() -> list[tuple[str, str]]:

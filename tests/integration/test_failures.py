@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import parse_samples, sample, start_bridge
 
-WITH_FAULTS = (str(Path(__file__).resolve().parent / "with_faults.py"),)
+WITH_FAULTS = (str(Path(__file__).resolve().parents[1] / "with_faults.py"),)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from datadog.dogstatsd import DogStatsd
 
 from tests.conftest import assert_promtool_parses, require, sample
 
-CLIENTS = Path(__file__).resolve().parent / "clients"
+CLIENTS = Path(__file__).resolve().parents[1] / "clients"
 
 
 def test_python_statsd_over_udp(bridge):

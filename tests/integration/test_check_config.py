@@ -1,0 +1,78 @@
+"""The lint through the command line: --check-config (with and without --lint-strict) and explain --lint."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def check_config(tmp_path: Path, text: str, *flags: str) -> subprocess.CompletedProcess:
+    mapping = tmp_path / "m.yml"
+    mapping.write_text(text)
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "--mapping-config", str(mapping), "--check-config", *flags],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_check_config_exits_non_zero_on_errors_naming_file_and_line(tmp_path):
+    result = check_config(tmp_path, "mappings:\n- match: api.*\n  name: api_$2\n", "--lint-strict")
+    assert result.returncode == 1
+    # statsd_exporter accepts the file, so without --lint-strict neither does --check-config fail on it
+    relaxed = check_config(tmp_path, "mappings:\n- match: api.*\n  name: api_$2\n")
+    assert relaxed.returncode == 0, relaxed.stderr
+    assert f"{tmp_path / 'm.yml'}:2: warning: name: $2 can never be filled" in relaxed.stderr
+    assert f"{tmp_path / 'm.yml'}:2: error: name: $2 can never be filled" in result.stderr
+    assert "mapping file has 1 error(s)" in result.stderr
+
+
+def test_check_config_warns_and_exits_zero(tmp_path):
+    result = check_config(tmp_path, "mappings:\n- match: a.*\n  name: a\n- match: a.b\n  name: b\n")
+    assert result.returncode == 0, result.stderr
+    assert ":4: warning: rule `a.b` never matches: the rule at line 2" in result.stderr
+    assert "configuration OK (2 mapping rules, 1 lint warning)" in result.stdout
+
+
+def test_a_regex_that_does_not_compile(tmp_path):
+    result = check_config(tmp_path, "mappings:\n- match: '(unclosed'\n  match_type: regex\n  name: x\n")
+    assert result.returncode == 1
+    assert f"{tmp_path / 'm.yml'}:2: match: invalid regex" in result.stderr
+    mapping = str(tmp_path / "m.yml")
+    explained = subprocess.run(
+        [sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", mapping],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert explained.returncode == 1
+    assert f"{mapping}:2: match: invalid regex" in explained.stderr
+
+
+def test_an_invalid_label_name_is_a_load_error(tmp_path):
+    result = check_config(tmp_path, "mappings:\n- match: a.*\n  name: a\n  labels:\n    bad-name: $1\n")
+    assert result.returncode == 1
+    assert f"{tmp_path / 'm.yml'}:5: bad-name: invalid label name" in result.stderr
+
+
+def test_explain_lint_reports_and_exits_by_severity(tmp_path):
+    mapping = tmp_path / "m.yml"
+    mapping.write_text("mappings:\n- match: a.*\n  name: a\n- match: a.b\n  name: b\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", str(mapping), "a.b:1|c"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{mapping}:4: warning: rule `a.b` never matches" in result.stdout
+    assert "  rule:    " + f"{mapping}:2 `a.*` (glob)" in result.stdout  # the shadowing rule takes the line
+    mapping.write_text("mappings:\n- match: a.*\n  name: a_$4\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "explain", "--lint", "--mapping-config", str(mapping)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "error: name: $4 can never be filled" in result.stdout

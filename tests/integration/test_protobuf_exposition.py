@@ -1,0 +1,77 @@
+"""Every family type through the protobuf exposition of a running bridge."""
+
+from __future__ import annotations
+
+import math
+import urllib.request
+
+from bridge.exposition import metrics_pb2 as pb
+
+ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+
+
+def read_delimited(body: bytes) -> list[pb.MetricFamily]:
+    """Length-delimited MetricFamily messages, parsed by the protobuf library."""
+    families, position = [], 0
+    while position < len(body):
+        length, shift = 0, 0
+        while True:
+            byte = body[position]
+            position += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        family = pb.MetricFamily()
+        family.ParseFromString(body[position : position + length])
+        families.append(family)
+        position += length
+    return families
+
+
+def scrape_protobuf(url: str) -> dict[str, pb.MetricFamily]:
+    request = urllib.request.Request(url, headers={"Accept": ACCEPT})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("application/vnd.google.protobuf")
+        return {family.name: family for family in read_delimited(response.read())}
+
+
+# --- the arithmetic, without sockets ---
+
+
+# --- against statsd_exporter ---
+
+
+def test_every_family_type_round_trips_through_protobuf(bridge_factory, tmp_path):
+    mapping = tmp_path / "m.yml"
+    mapping.write_text(
+        "defaults:\n  observer_type: histogram\nmappings:\n- match: s.*\n  name: s_$1\n  observer_type: summary\n"
+    )
+    bridge = bridge_factory("--statsd.mapping-config", str(mapping))
+    bridge.send_udp("c.hits:3|c|#env:prod", "g.temp:-2.5|g", "h.lat:0.3|h", "s.q:1|h", "s.q:3|h")
+    assert bridge.wait_for(lambda s: ("s_q_count", frozenset()) in s) is not None
+    families = scrape_protobuf(bridge.web + "/metrics")
+    assert families["c_hits"].type == pb.COUNTER and families["c_hits"].metric[0].counter.value == 3
+    assert [(label.name, label.value) for label in families["c_hits"].metric[0].label] == [("env", "prod")]
+    assert families["g_temp"].metric[0].gauge.value == -2.5
+    histogram = families["h_lat"].metric[0].histogram
+    assert histogram.sample_count == 1 and histogram.schema == 3 and histogram.positive_delta == [1]
+    summary = families["s_q"].metric[0].summary
+    assert (summary.sample_count, summary.sample_sum) == (2, 4)
+    assert [q.quantile for q in summary.quantile] == [0.5, 0.9, 0.99]
+    assert families["statsd_bridge_lines_total"].type == pb.COUNTER  # self-metrics too
+    assert families["statsd_bridge_lines_total"].metric[0].counter.value == 5
+    # the protobuf text form, for people, says the same
+    request = urllib.request.Request(bridge.web + "/metrics", headers={"Accept": ACCEPT.replace("delimited", "text")})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert 'name: "c_hits"' in response.read().decode()
+
+
+# --- a real Prometheus with native histograms on, scraping both ---
+
+
+def same(a: float, b: float, tolerance: float) -> bool:
+    return math.isclose(a, b, rel_tol=tolerance) or (math.isnan(a) and math.isnan(b))
+
+
+# --- the hand-written encoder for counters and gauges writes what the protobuf library writes ---

@@ -1,0 +1,55 @@
+"""The pages on their own, without a socket: the app answers Requests on an event loop of the test's."""
+
+import asyncio
+import base64
+from concurrent.futures import ThreadPoolExecutor
+
+import bcrypt
+from prometheus_client import CollectorRegistry
+
+from bridge.web.app import App
+from bridge.web.http import Request
+from bridge.web.web_config import WebConfig
+from tests.conftest import pipeline
+
+
+def ask(app: App, path: str, method: str = "GET", **headers: str):
+    return asyncio.run(app(Request(method, path, "", {k.replace("_", "-"): v for k, v in headers.items()})))
+
+
+def app_for(**options) -> App:
+    bridge = pipeline()
+    bridge.send("hits:1|c")
+    return App(bridge.store, CollectorRegistry(), lambda: 0.0, ThreadPoolExecutor(1), **options)
+
+
+def test_metrics_health_and_unknown_pages():
+    app = app_for()
+    response = ask(app, "/metrics")
+    assert response.status == 200 and b"hits 1\n" in response.body
+    assert ask(app, "/-/healthy").status == 200
+    assert ask(app, "/nope").status == 404
+    assert ask(app, "/metrics", method="POST").status == 405
+
+
+def test_readiness_follows_the_listeners():
+    ready = []
+    app = app_for(ready=lambda: bool(ready))
+    assert ask(app, "/-/ready").status == 503
+    ready.append(True)
+    assert ask(app, "/-/ready").status == 200
+
+
+def test_lifecycle_endpoints_answer_403_unless_enabled():
+    assert ask(app_for(), "/-/reload", method="POST").status == 403
+    enabled = app_for(lifecycle={"/-/reload": lambda: (True, "reloaded"), "/-/quit": lambda: (True, "bye")})
+    assert ask(enabled, "/-/reload", method="POST").status == 200
+
+
+def test_basic_auth_covers_every_page():
+    users = {"prometheus": bcrypt.hashpw(b"secret", bcrypt.gensalt(4))}
+    app = app_for(web_config=WebConfig(users=users))
+    refused = ask(app, "/-/healthy")
+    assert refused.status == 401 and ("WWW-Authenticate", "Basic") in refused.headers
+    good = base64.b64encode(b"prometheus:secret").decode()
+    assert ask(app, "/metrics", authorization=f"Basic {good}").status == 200
