@@ -49,7 +49,7 @@ EXTENSION_EFFECTS = {
     "when": "takes lines with any value of those tags",
 }
 
-# Keys of one output: statsd_exporter's, then our extensions (README: "Mapping language extensions").
+# Keys of one output: statsd_exporter's, then our extensions (docs/mapping.md: "Extensions").
 OUTPUT_KEYS = {
     "name", "labels", "observer_type", "timer_type", "buckets", "quantiles", "histogram_options",
     "summary_options", "help", "ttl", "scale", "honor_labels",
@@ -141,7 +141,7 @@ class Reaper:
 @dataclass
 class MappingConfig:
     rules: list[Rule] = field(default_factory=list)
-    observer_type: str = "summary"  # statsd_exporter's default: see README "Migrating"
+    observer_type: str = "summary"  # statsd_exporter's default: see docs/migrating.md, Values
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
     native: tuple[float, int] = (0.0, 0)  # no native histograms without a mapping file, as statsd_exporter
     summary: SummaryOptions = field(default_factory=SummaryOptions)

@@ -1,7 +1,7 @@
 """StatsD / DogStatsD line protocol: bytes in, samples out.
 
 Knows nothing of Prometheus: names and tag keys come out as the client sent
-them. Semantics follow prometheus/statsd_exporter's pkg/line unless the README
+them. Semantics follow prometheus/statsd_exporter's pkg/line unless docs/migrating.md
 says otherwise.
 """
 

@@ -187,7 +187,7 @@ def test_prometheus_gets_the_same_native_series_from_both(tmp_path):
             "quantiles",
         ]
         for expression in expressions:
-            # a summary's quantiles: the same rank, within the sketch's accuracy (README: Exposition)
+            # a summary's quantiles: the same rank, within the sketch's accuracy (docs/protocol.md: Exposition)
             tolerance = RELATIVE_ACCURACY * 1.01 if expression == "quantiles" else 1e-9
             # both converge once Prometheus has scraped each after the last line (pair.send waited for
             # both to handle them); an earlier scrape of one may hold part of the data

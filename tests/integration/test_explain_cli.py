@@ -1,4 +1,4 @@
-"""statsd-bridge explain as a program: the README's examples, stdin, a terminal, and agreement with a running bridge."""
+"""statsd-bridge explain as a program: the examples in docs/operations.md, stdin, a terminal, a running bridge."""
 
 import json
 import os
@@ -19,15 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "mappings" / "example.yml")
 
 
-def readme_examples() -> list[tuple[str, str]]:
-    section = (ROOT / "README.md").read_text().split("### Explain a line", 1)[1].split("\n### ", 1)[0]
+def documented_examples() -> list[tuple[str, str]]:
+    section = (ROOT / "docs" / "operations.md").read_text().split("## Explain a line", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```console\n\$ (.*?)\n(.*?)```", section, re.S)
     assert len(blocks) >= 5
     return blocks
 
 
-@pytest.mark.parametrize("command,expected", readme_examples(), ids=lambda value: value[:60])
-def test_readme_examples_print_what_the_readme_shows(command, expected):
+@pytest.mark.parametrize("command,expected", documented_examples(), ids=lambda value: value[:60])
+def test_the_documented_examples_print_what_the_docs_show(command, expected):
     args = shlex.split(command)
     assert args[:2] == ["statsd-bridge", "explain"]
     result = subprocess.run(

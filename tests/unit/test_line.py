@@ -140,7 +140,7 @@ def test_newer_dogstatsd_fields_never_drop_the_line(line):
 
 
 def test_a_container_id_line_without_tags_is_not_read_as_multi_metric():
-    # statsd_exporter 0.30 splits this at the id's colon and loses it (README: Differences)
+    # statsd_exporter 0.30 splits this at the id's colon and loses it (docs/migrating.md: Differences)
     sample, _, _ = one("foo:1|c|c:abc123")
     assert (sample.value, sample.tags) == (1.0, {"container_id": "abc123"})
     samples, errors, _, _ = parse("foo:1|g:2|c:3|ms")  # the old multi-metric form still is
