@@ -13,7 +13,6 @@ import socket
 import ssl
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 
 from bridge import __version__
@@ -30,7 +29,7 @@ from bridge.receiving.datagrams import serve_datagrams, udp_drops, udp_socket, u
 from bridge.receiving.relay import Relay
 from bridge.receiving.tcp import TCPCounts, tcp_server
 from bridge.series.store import Store
-from bridge.stats import Stats
+from bridge.stats import Stats, rejections
 from bridge.supervise import Backoff, loop_exception_handler, periodic
 from bridge.web.app import App
 from bridge.web.http import Limits
@@ -64,17 +63,6 @@ def load_mapping(config: Config) -> MappingConfig:
     if not config.mapping_config:
         return MappingConfig()
     return load_mapping_file(config.mapping_config)
-
-
-def errors_total(stats: Stats) -> int:
-    """Lines or samples rejected, whatever the reason: what errors/s on the status page counts."""
-    return (
-        sum(dict(stats.sample_errors).values())
-        + sum(dict(stats.event_errors).values())
-        + sum(dict(stats.conflicts).values())
-        + sum(dict(stats.series_dropped).values())
-        + sum(dict(stats.metric_series_dropped).values())
-    )
 
 
 class Bridge:
@@ -302,7 +290,7 @@ class Bridge:
     def _sweep(self) -> None:
         """Every second: the rates and trends of the status page, and the series past their ttl."""
         now = time.monotonic()
-        errors = errors_total(self.stats)
+        errors = sum(rejections(self.stats).values())
         self.rates.record(now, self.stats.lines, errors)
         self.trends.record(now, self.stats.lines, errors, self.kernel_drops(), self.store.series_count)
         removed = self.store.sweep(now)
@@ -318,13 +306,8 @@ class Bridge:
     def status(self) -> Status:
         """What the page at / shows. Runs on a web worker thread: it only reads, copying what it walks."""
         stats, store = self.stats, self.store
-        rejections = Counter(dict(stats.sample_errors))
-        rejections.update(dict(stats.event_errors))
-        rejections["type_conflict"] += sum(dict(stats.conflicts).values())
-        rejections["series_cap"] += sum(dict(stats.series_dropped).values())
-        rejections["metric_series_cap"] += sum(dict(stats.metric_series_dropped).values())
-        rejections["tcp_line_too_long"] += self.tcp.too_long_lines
-        rejections["output_skipped"] += sum(dict(stats.output_skips).values())  # a required tag was missing
+        rejected = rejections(stats)
+        rejected["tcp_line_too_long"] += self.tcp.too_long_lines
         families = sorted(((len(f.series), f.name, f.type) for f in list(store.families.values())), reverse=True)
         lines_per_second, errors_per_second = self.rates.per_second()
         return Status(
@@ -335,7 +318,7 @@ class Bridge:
             lines_per_second=lines_per_second,
             errors_per_second=errors_per_second,
             lines_total=stats.lines,
-            rejections={reason: count for reason, count in rejections.items() if count},
+            rejections={reason: count for reason, count in rejected.items() if count},
             series_total=store.series_count,
             max_series=self.config.max_series,
             largest=[(name, kind, count) for count, name, kind in families[:20]],

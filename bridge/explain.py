@@ -16,30 +16,9 @@ from bridge.ingest import Ingest
 from bridge.mapping.loader import MappingConfig
 from bridge.mapping.router import Mapper
 from bridge.parsing.line import LineError, TagStats, parse_line, parse_number
+from bridge.reasons import REASONS
 from bridge.series.store import Histogram, Store, Summary, render_labels
 from bridge.stats import Stats
-
-# LineError and event-error reasons, for a person
-REASONS = {
-    "malformed_line": "not a StatsD line: it needs name:value|type",
-    "invalid_utf8": "the line is not valid UTF-8",
-    "not_enough_parts_after_colon": "no |type after the value",
-    "malformed_component": "one of the name:value|type parts is incomplete",
-    "malformed_value": "the value is not a number",
-    "invalid_sample_factor": "the sample rate (@...) is not a number (counted, and the sample kept unscaled, as "
-    "statsd_exporter does), an observer's rate is not in (0, 1], or an extra |field is not understood",
-    "malformed_timestamp": "the |T timestamp is not a number of seconds",
-    "mixed_tagging_styles": "tags in two dialects on one line (in the name and after |#)",
-    "invalid_extended_aggregate_type": "several values (name:1:2|type) are allowed only for ms, h, d and g",
-    "illegal_event": "the type is not one of c, g, ms, h, d",
-    "set_unsupported": "sets (|s) count distinct values, which Prometheus has no type for",
-    "dogstatsd_event_unsupported": "DogStatsD events (_e{...}) have no Prometheus counterpart",
-    "service_check_unsupported": "DogStatsD service checks (_sc|...) have no Prometheus counterpart",
-    "illegal_negative_counter": "a counter can't go down: a negative increment is rejected (use a gauge)",
-    "non_finite_counter": "a counter can't take NaN or infinity",
-    "non_finite_observation": "a histogram or summary can't take NaN or infinity",
-    "empty_metric_name": "the rule's name template came out empty for this line",
-}
 
 _TYPE_WORDS = {"c": "counter", "g": "gauge", "ms": "timer", "h": "histogram", "d": "distribution"}
 _KIND_OF_WORD = {"counter": "counter", "gauge": "gauge", "timer": "observer", "histogram": "observer",

@@ -25,9 +25,9 @@ from bridge.parsing.line import (
     TagStats,
     parse_line,
 )
+from bridge.series.names import RESERVED_LABELS
 from bridge.series.store import (
     FOLD_AFTER,
-    RESERVED_LABELS,
     ConflictError,
     CounterSeries,
     Histogram,

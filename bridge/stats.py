@@ -29,3 +29,16 @@ class Stats:
         # what raised where nothing should have, by component (ingest, sweep, reaper, web_config, event_loop),
         # counted and logged with its traceback while the work goes on
         self.internal_errors: Counter[str] = Counter()
+
+
+def rejections(stats: Stats) -> Counter[str]:
+    """Lines, samples and events rejected, by reason: the parser's and the ingest's reasons, type
+    conflicts, series refused by a cap, outputs skipped for a missing tag. (Reads from a web worker
+    thread too: the counters are copied first.)"""
+    rejected: Counter[str] = Counter(dict(stats.sample_errors))
+    rejected.update(dict(stats.event_errors))
+    rejected["type_conflict"] += sum(dict(stats.conflicts).values())
+    rejected["series_cap"] += sum(dict(stats.series_dropped).values())
+    rejected["metric_series_cap"] += sum(dict(stats.metric_series_dropped).values())
+    rejected["output_skipped"] += sum(dict(stats.output_skips).values())  # a required tag was missing
+    return rejected

@@ -9,7 +9,7 @@ from typing import cast
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from bridge.series.store import CounterSeries, Family, Histogram, Scalar, Store, Summary
+from bridge.series.store import CounterSeries, Family, Histogram, Scalar, Store, Summary, escape_label_value
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -111,9 +111,5 @@ def _render_metric(metric: Metric, out: list[str]) -> None:
     for sample in metric.samples:
         if sample.name.endswith("_created"):
             continue
-        labels = ",".join(f'{k}="{_escape_value(v)}"' for k, v in sorted(sample.labels.items()))
+        labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(sample.labels.items()))
         out.append(f"{sample.name}{_braced(labels)} {format_value(float(sample.value))}\n")
-
-
-def _escape_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

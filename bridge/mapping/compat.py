@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from bridge.mapping.loader import MappingConfig, Output, Rule
 from bridge.mapping.router import GLOB_REFERENCE, Mapper, Target, escape_name, expand_glob
 from bridge.parsing.line import COUNTER, GAUGE, OBSERVER
+from bridge.series.names import SAMPLE_SUFFIXES
 
 KINDS = (COUNTER, GAUGE, OBSERVER)
 # a verb of Go's fmt: flags, width, precision, then the verb itself
@@ -429,9 +430,6 @@ def _templates(file: _File) -> list[Difference]:
     return found
 
 
-_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
-
-
 def _template_pattern(name: str) -> re.Pattern[str]:
     """The metric names a name template can give (each reference any text), for comparing with fixed names."""
     return re.compile(
@@ -471,7 +469,7 @@ def _help_and_names(file: _File) -> list[Difference]:
     typed = _typed_names(file)
     for (name, prometheus_type), (rule, output, kind) in typed.items():
         line = output.line or rule.line
-        for suffix in _SUFFIXES.get(prometheus_type, ()):
+        for suffix in SAMPLE_SUFFIXES.get(prometheus_type, ()):
             if (name + suffix, prometheus_type) in typed:
                 other_rule, other, other_kind = typed[(name + suffix, prometheus_type)]
                 found.append(

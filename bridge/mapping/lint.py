@@ -17,6 +17,7 @@ from itertools import combinations
 from bridge.mapping.compat import differences
 from bridge.mapping.loader import MappingConfig, MappingError, Rule, load_mapping_file, output_type
 from bridge.mapping.router import GLOB_REFERENCE, Mapper
+from bridge.series.names import RESERVED_LABELS, SAMPLE_SUFFIXES
 
 ERROR, WARNING = "error", "warning"
 
@@ -26,8 +27,6 @@ _REFERENCE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 _RUN_ON = re.compile(r"^(\d+)([\w$].*)$")
 _CATCH_ALL_REGEXES = {".*", ".+"}
 # sample-name suffixes each type writes besides its own name
-_SUFFIXES = {"counter": (), "gauge": (), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
-_RESERVED_BY_TYPE = {"histogram": "le", "summary": "quantile"}
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,7 @@ def _invalid_label_names(rule: Rule, config: MappingConfig) -> Iterator[tuple[in
             if label.startswith("__"):
                 yield output.line or rule.line, f"label {label}: names starting with __ are reserved for Prometheus"
         kind = output_type(rule, output, config) or output.observer_type
-        reserved = _RESERVED_BY_TYPE.get(kind)
+        reserved = RESERVED_LABELS.get(kind)
         if reserved in labels:
             yield output.line or rule.line, f"label {reserved}: a {kind} writes {reserved} itself"
 
@@ -261,7 +260,7 @@ def _name_conflicts(rules: list[Rule], config: MappingConfig, path: str) -> list
             line = output.line or rule.line
             kind = output_type(rule, output, config)
             if kind:
-                for sample_name in [output.name] + [output.name + suffix for suffix in _SUFFIXES[kind]]:
+                for sample_name in [output.name] + [output.name + suffix for suffix in SAMPLE_SUFFIXES[kind]]:
                     owner, owner_kind, owner_line = seen.setdefault(sample_name, (output.name, kind, line))
                     if (owner, owner_kind) != (output.name, kind):
                         findings.append(

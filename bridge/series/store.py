@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable
 from typing import Protocol
 
+from bridge.series.names import SAMPLE_SUFFIXES
 from bridge.series.native_histogram import NativeHistogram, pick_schema
 from bridge.series.quantiles import QuantileWindow, SummaryOptions
 
@@ -31,8 +32,6 @@ class Metric(Protocol):
     ttl: float
 
 
-# Sample names each type exposes besides its own name.
-_SUFFIXES = {"counter": (), "gauge": (), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 # About 0.4 GiB of counters at the ~800 bytes a series measured: room on a small machine.
 DEFAULT_MAX_SERIES = 500_000
 # Pending histogram observations folded in at once: about 2 MB of floats, a few milliseconds of work.
@@ -40,8 +39,6 @@ FOLD_AFTER = 65_536
 # A series with fewer pending values than this takes them one by one: cheaper than sorting (instructions
 # counted under cachegrind on the production load).
 FOLD_ONE_BY_ONE_BELOW = 8
-# Label names the exposition of a type writes itself.
-RESERVED_LABELS = {"histogram": "le", "summary": "quantile"}
 
 
 class SeriesLimitError(Exception):
@@ -251,7 +248,7 @@ class Store:
             if family.type != metric.type:
                 raise ConflictError(f"{metric.name} is a {family.type}, not a {metric.type}")
             return family
-        names = [metric.name + suffix for suffix in _SUFFIXES[metric.type]] + [metric.name]
+        names = [metric.name + suffix for suffix in SAMPLE_SUFFIXES[metric.type]] + [metric.name]
         for name in names:
             if name in self._claims:
                 owner = self._claims[name] or "statsd-bridge itself"
@@ -321,7 +318,7 @@ class Store:
     def _drop_family(self, family: Family) -> None:
         if self.families.get(family.name) is family:
             del self.families[family.name]
-            for suffix in ("", *_SUFFIXES[family.type]):
+            for suffix in ("", *SAMPLE_SUFFIXES[family.type]):
                 self._claims.pop(family.name + suffix, None)
 
     def sweep(self, now: float) -> int:
@@ -355,7 +352,7 @@ class Store:
         self.pending_values = 0
 
     def count_by_type(self) -> dict[str, int]:
-        counts = dict.fromkeys(_SUFFIXES, 0)
+        counts = dict.fromkeys(SAMPLE_SUFFIXES, 0)
         for family in list(self.families.values()):
             counts[family.type] += len(family.series)
         return counts
