@@ -13,17 +13,17 @@ from typing import Any, TypeVar
 import click
 
 from bridge import __version__
-from bridge.config import DEFAULT_READ_BUFFER, Config, ConfigError
+from bridge.config import DEFAULT_REAP_AFTER, DEFAULT_REAP_INTERVAL, Config, ConfigError
 from bridge.daemon import load_mapping, main
 from bridge.explain import explain_lines, format_text
 from bridge.logs import LEVELS, setup
 from bridge.mapping.lint import ERROR, WARNING, has_errors, lint
 from bridge.mapping.loader import MappingConfig, MappingError, load_mapping_file
-from bridge.receiving.relay import DEFAULT_PACKET_LENGTH
-from bridge.series.store import DEFAULT_MAX_SERIES
 from bridge.web import web_config
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command, as its decorators take and give it
+
+DEFAULTS = Config()  # each option's default is its Config field's
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -51,8 +51,9 @@ INERT_FLAGS = {
 }
 
 
-def inert_option(dotted: str, default: object, kind: Any, metavar: str, what: str) -> Callable[[F], F]:
+def inert_option(dotted: str, kind: Any, metavar: str, what: str) -> Callable[[F], F]:
     """A statsd_exporter flag for machinery the bridge doesn't have: both spellings, checked, inert."""
+    default = getattr(DEFAULTS, dotted.replace(".", "_").replace("-", "_"))
     reason = INERT_FLAGS[dotted.replace(".", "_").replace("-", "_")]
     return click.option(
         "--" + dotted.replace(".", "-"),
@@ -79,7 +80,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--statsd-listen-udp",
     "--statsd.listen-udp",
-    default=":9125",
+    default=DEFAULTS.statsd_listen_udp,
     show_default=True,
     metavar="ADDR",
     help="UDP address for StatsD lines (host:port, :port, [v6]:port); empty disables.",
@@ -87,7 +88,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--statsd-listen-tcp",
     "--statsd.listen-tcp",
-    default=":9125",
+    default=DEFAULTS.statsd_listen_tcp,
     show_default=True,
     metavar="ADDR",
     help="TCP address for newline-framed StatsD lines; empty disables.",
@@ -95,14 +96,14 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--statsd-listen-unixgram",
     "--statsd.listen-unixgram",
-    default="",
+    default=DEFAULTS.statsd_listen_unixgram,
     metavar="PATH",
     help="Unix datagram socket path for DogStatsD clients; off unless given.",
 )
 @click.option(
     "--statsd-unixsocket-mode",
     "--statsd.unixsocket-mode",
-    default="755",
+    default=DEFAULTS.statsd_unixsocket_mode,
     show_default=True,
     metavar="MODE",
     help="Permission bits (octal) of the unixgram socket file.",
@@ -110,7 +111,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--statsd-read-buffer",
     "--statsd.read-buffer",
-    default=DEFAULT_READ_BUFFER,
+    default=DEFAULTS.statsd_read_buffer,
     show_default=True,
     type=int,
     metavar="BYTES",
@@ -119,7 +120,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--statsd-reuse-port/--no-statsd-reuse-port",
     "--statsd.reuse-port/--no-statsd.reuse-port",
-    default=False,
+    default=DEFAULTS.statsd_reuse_port,
     show_default=True,
     help="Bind the UDP and TCP listeners with SO_REUSEPORT, so that several bridges share one port and the "
     "kernel spreads clients over them (each client's lines stay in one bridge); scrape each, sum in PromQL.",
@@ -127,7 +128,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--web-listen-address",
     "--web.listen-address",
-    default=":9102",
+    default=DEFAULTS.web_listen_address,
     show_default=True,
     metavar="ADDR",
     help="HTTP address for the telemetry path and health endpoints.",
@@ -135,7 +136,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--web-telemetry-path",
     "--web.telemetry-path",
-    default="/metrics",
+    default=DEFAULTS.web_telemetry_path,
     show_default=True,
     metavar="PATH",
     help="Path under which the metrics are served.",
@@ -143,7 +144,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--web-config-file",
     "--web.config.file",
-    default="",
+    default=DEFAULTS.web_config_file,
     metavar="FILE",
     help="TLS, basic auth, response headers and a rate limit for the web endpoint, in exporter-toolkit's "
     "format (as node_exporter's --web.config.file); re-read when it or its certificates change.",
@@ -151,7 +152,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--web-read-header-timeout",
     "--web.read-header-timeout",
-    default="10s",
+    default=DEFAULTS.web_read_header_timeout,
     show_default=True,
     metavar="DURATION",
     help="A client must send its whole request head within this long (else 408 and close).",
@@ -159,7 +160,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--mapping-config",
     "--statsd.mapping-config",
-    default="",
+    default=DEFAULTS.mapping_config,
     metavar="FILE",
     help="statsd_exporter-style YAML mapping file.",
 )
@@ -174,7 +175,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--log-level",
     "--log.level",
-    default="info",
+    default=DEFAULTS.log_level,
     show_default=True,
     type=click.Choice(LEVELS),
     help="Lowest level logged.",
@@ -182,33 +183,34 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--log-format",
     "--log.format",
-    default="logfmt",
+    default=DEFAULTS.log_format,
     show_default=True,
     type=click.Choice(["logfmt", "json"]),
     help="Log line format.",
 )
 @click.option(
     "--reap-label",
-    default=None,
+    default=DEFAULTS.reap_label,
     metavar="NAME",
     help="Label naming a source (worker, host, pod); all series of a silent source are dropped. "
     "Default: the mapping file's reaper block, else off.",
 )
 @click.option(
     "--reap-after",
-    default=None,
+    default=DEFAULTS.reap_after,
     metavar="DURATION",
-    help="How long a source may stay silent before its series go (e.g. 90s, 5m).  [default: 5m]",
+    help="How long a source may stay silent before its series go (e.g. 90s, 5m).  "
+    f"[default: {DEFAULT_REAP_AFTER / 60:g}m]",
 )
 @click.option(
     "--reap-interval",
-    default=None,
+    default=DEFAULTS.reap_interval,
     metavar="DURATION",
-    help="How often the reaper looks for silent sources.  [default: 60s]",
+    help=f"How often the reaper looks for silent sources.  [default: {DEFAULT_REAP_INTERVAL:g}s]",
 )
 @click.option(
     "--max-series",
-    default=DEFAULT_MAX_SERIES,
+    default=DEFAULTS.max_series,
     show_default=True,
     type=int,
     metavar="N",
@@ -216,7 +218,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 )
 @click.option(
     "--max-series-per-metric",
-    default=0,
+    default=DEFAULTS.max_series_per_metric,
     show_default=True,
     type=int,
     metavar="N",
@@ -241,7 +243,7 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @click.option(
     "--statsd-relay-packet-length",
     "--statsd.relay.packet-length",
-    default=DEFAULT_PACKET_LENGTH,
+    default=DEFAULTS.statsd_relay_packet_length,
     show_default=True,
     type=int,
     metavar="BYTES",
@@ -251,13 +253,13 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
 @tag_dialect_option("influxdb", "InfluxDB tags (name,tag=value:1|c).")
 @tag_dialect_option("librato", "Librato tags (name#tag=value:1|c).")
 @tag_dialect_option("signalfx", "SignalFX tags (name[tag=value]:1|c).")
-@inert_option("statsd.cache-size", 1000, int, "N", "mapping cache size")
-@inert_option("statsd.cache-type", "lru", click.Choice(["lru", "random"]), "", "mapping cache policy")
-@inert_option("statsd.event-queue-size", 10000, int, "N", "event queue size")
-@inert_option("statsd.event-flush-threshold", 1000, int, "N", "event batch size")
-@inert_option("statsd.event-flush-interval", "200ms", str, "DURATION", "event batch delay")
-@inert_option("statsd.udp-packet-queue-size", 10000, int, "N", "UDP packet queue")
-@inert_option("debug.dump-fsm", "", str, "FILE", "glob FSM dump")
+@inert_option("statsd.cache-size", int, "N", "mapping cache size")
+@inert_option("statsd.cache-type", click.Choice(["lru", "random"]), "", "mapping cache policy")
+@inert_option("statsd.event-queue-size", int, "N", "event queue size")
+@inert_option("statsd.event-flush-threshold", int, "N", "event batch size")
+@inert_option("statsd.event-flush-interval", str, "DURATION", "event batch delay")
+@inert_option("statsd.udp-packet-queue-size", int, "N", "UDP packet queue")
+@inert_option("debug.dump-fsm", str, "FILE", "glob FSM dump")
 @click.version_option(
     __version__,
     "--version",
