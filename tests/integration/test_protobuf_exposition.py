@@ -2,39 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import urllib.request
 
 from bridge.exposition import metrics_pb2 as pb
-
-ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
-
-
-def read_delimited(body: bytes) -> list[pb.MetricFamily]:
-    """Length-delimited MetricFamily messages, parsed by the protobuf library."""
-    families, position = [], 0
-    while position < len(body):
-        length, shift = 0, 0
-        while True:
-            byte = body[position]
-            position += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        family = pb.MetricFamily()
-        family.ParseFromString(body[position : position + length])
-        families.append(family)
-        position += length
-    return families
-
-
-def scrape_protobuf(url: str) -> dict[str, pb.MetricFamily]:
-    request = urllib.request.Request(url, headers={"Accept": ACCEPT})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.headers["Content-Type"].startswith("application/vnd.google.protobuf")
-        return {family.name: family for family in read_delimited(response.read())}
-
+from tests.protobuf_scrape import ACCEPT, scrape_protobuf
 
 # --- the arithmetic, without sockets ---
 
@@ -68,10 +39,6 @@ def test_every_family_type_round_trips_through_protobuf(bridge_factory, tmp_path
 
 
 # --- a real Prometheus with native histograms on, scraping both ---
-
-
-def same(a: float, b: float, tolerance: float) -> bool:
-    return math.isclose(a, b, rel_tol=tolerance) or (math.isnan(a) and math.isnan(b))
 
 
 # --- the hand-written encoder for counters and gauges writes what the protobuf library writes ---
