@@ -328,7 +328,7 @@ class Bridge:
             reaper_label=self.reaper.label,
             reaper_after=self.reaper.after,
             reaper_interval=self.reaper.interval,
-            reaper_sources=len(store.last_seen),
+            reaper_sources=store.sources,
             reaper_last_sweep=self.reaper_last_sweep,
             reaper_last_removed=self.reaper_last_removed,
             relays=[(r.target, r.stats.lines, sum(dict(r.stats.dropped).values())) for r in self.relays],

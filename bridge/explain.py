@@ -17,7 +17,8 @@ from bridge.mapping.loader import MappingConfig
 from bridge.mapping.router import Mapper
 from bridge.parsing.line import LineError, TagStats, parse_line, parse_number
 from bridge.reasons import REASONS
-from bridge.series.store import Histogram, Store, Summary, render_labels
+from bridge.series.store import Store
+from bridge.series.types import Histogram, Summary, render_labels
 from bridge.stats import Stats
 
 _TYPE_WORDS = {"c": "counter", "g": "gauge", "ms": "timer", "h": "histogram", "d": "distribution"}
@@ -191,7 +192,7 @@ class Explainer:
                 }
             )
         before_state, before_stats = _snapshot(self.store), _copy_counts(self.stats)
-        self.ingest.raw_line(raw)
+        self.ingest.packet(raw)
         after_state = _snapshot(self.store)
         relative = any(sample["relative"] for sample in result["samples"])
         for (name, key), (kind, value) in after_state.items():

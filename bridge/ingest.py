@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bridge.logs import RateLimited, log
-from bridge.mapping.router import Mapper, Route, Target, escape_name
+from bridge.mapping.router import Mapper, Target, escape_name
 from bridge.parsing.line import (
     ALL_DIALECTS,
     COUNTER,
@@ -23,66 +23,52 @@ from bridge.parsing.line import (
     LineError,
     Sample,
     TagStats,
+    is_relative,
     parse_line,
 )
 from bridge.series.names import RESERVED_LABELS
-from bridge.series.store import (
-    FOLD_AFTER,
-    ConflictError,
-    CounterSeries,
-    Histogram,
-    MetricSeriesLimitError,
-    Series,
-    SeriesLimitError,
-    Store,
-    Summary,
-)
+from bridge.series.store import ConflictError, MetricSeriesLimitError, SeriesLimitError, Store
+from bridge.series.types import WHOLE_LIMIT, How, Series
 from bridge.stats import Stats
 
 logger = logging.getLogger("bridge.ingest")
 
 SHAPE_CACHE_LIMIT = 100_000
 SERIES_LIMIT_LOG_INTERVAL = 60.0
-# client_golang adds a whole increment below 2**64 to an integer and any other to a float: the same split
-WHOLE_LIMIT = 2.0**64
-
-
-# How the fast path applies a cached line shape's value (Shape.apply). Plain ints, not an IntEnum: the
-# hot loop compares them for every line, and an enum's comparison costs 3 % more instructions a line.
-ADD = 0  # a counter's increment
-SET = 1  # a gauge: set, or change by a signed value
-OBSERVE = 2  # an observation applied at once (a summary, or a weighted histogram observation)
-DEFER = 3  # a histogram observation of weight 1, into the buckets at the next fold
-NOT = -1  # the line's value does not apply here (a negative increment): the full path says why
-
-_KIND_APPLY = {COUNTER: ADD, GAUGE: SET, OBSERVER: OBSERVE}
 
 
 class Shape:
-    """What a line shape (the line without its value) resolved to last time: the series and how to apply."""
+    """A series and how a value changes it: what a line shape (the line without its value) resolved to,
+    kept to apply the next line of that shape straight from its bytes; and each update the full path
+    resolves."""
 
-    __slots__ = ("apply", "divisor", "histogram", "mapped", "scale", "series", "tagged", "weight")
+    __slots__ = ("divisor", "how", "mapped", "scale", "series", "signed", "tagged", "weight")
 
     def __init__(
-        self,
-        series: Series,
-        kind: str,
-        divisor: float,
-        scale: float,
-        weight: int,
-        histogram: bool,
-        mapped: bool,
-        tagged: bool,
+        self, series: Series, how: How, weight: int, divisor: float, scale: float, mapped: int, tagged: bool
     ) -> None:
-        # Any: `apply` says which kind of series it is, which the hot path trusts without a check
+        # Any: `how` says which kind of series it is, which the hot loop trusts without a check
         self.series: Any = series
-        self.apply = DEFER if histogram and weight == 1 else _KIND_APPLY[kind]
-        self.divisor = divisor
-        self.scale = scale
+        self.how = how
+        self.signed = how.allows_negative
         self.weight = weight  # statsd_exporter's events per line: int(1/rate) for a sampled observer
-        self.histogram = histogram
-        self.mapped = weight if mapped else 0  # events that count as mapped
+        self.divisor = divisor  # of the value sent: a counter's sample rate, 1000 for a timer
+        self.scale = scale
+        self.mapped = mapped  # events that count as mapped
         self.tagged = tagged
+
+
+# What the full path hands back to the hot loop, which applies it: a shape, the value, whether relative
+Update = tuple[Shape, float, bool]
+
+
+def how_of(metric_type: str, weight: int) -> How:
+    """How a value of `weight` events changes a series of a metric of this type."""
+    if metric_type == "histogram":
+        return How.DEFER if weight == 1 else How.OBSERVE
+    if metric_type == "summary":
+        return How.OBSERVE
+    return How.ADD if metric_type == "counter" else How.SET
 
 
 class Ingest:
@@ -111,6 +97,7 @@ class Ingest:
         self._exact: dict[bytes, tuple[Shape, float]] = {}
         self.shape_limit = SHAPE_CACHE_LIMIT  # 0 turns both caches off (tests compare both paths)
         self._generation = store.generation
+        self._track_pending = store.pending_tracker()
         self.now = clock()
 
     def packet(self, data: bytes) -> None:
@@ -120,9 +107,11 @@ class Ingest:
     def packets(self, datagrams: Iterable[bytes]) -> None:
         """All lines of several datagrams, as the listeners read them in one go.
 
-        This is the hot path. A line whose shape is cached is applied straight from its
-        bytes (no decoding: its name and suffix are bytes already seen valid, and float()
-        rejects anything but ASCII); the counts of such lines go to the stats once per call.
+        This is the hot path, and the one place a series changes. A line whose shape is cached is
+        applied straight from its bytes (no decoding: its name and suffix are bytes already seen
+        valid, and float() rejects anything but ASCII); any other takes the full path, which parses,
+        maps and counts it and hands back its updates, applied here in the line's order. The counts
+        of cached lines go to the stats once per call.
         """
         now = self.now = self.clock()
         self.stats.batches += 1
@@ -131,15 +120,16 @@ class Ingest:
         shapes = self._shapes
         exact = self._exact
         exact_room = self.shape_limit - len(exact)
-        store = self.store
-        last_seen = store.last_seen
-        unfolded = store.unfolded
-        # every line is counted, empty ones too, as statsd_exporter counts them: the fast path's, those of
-        # the full path (slow) and those a bug cost (failed)
+        track_pending = self._track_pending
+        full_path = self._full_path
+        # every line is counted, empty ones too, as statsd_exporter counts them: the cached path's, those
+        # of the full path (slow) and those a bug cost (failed)
         counters = gauges = observers = observer_events = deferred = tagged = mapped = empty = slow = failed = 0
+        deferred_cached = 0
         # bound here so that the loop reads locals, not globals
-        add, set_, defer, not_applied = ADD, SET, DEFER, NOT
-        underscore, space = ord("_"), ord(" ")
+        add, set_, defer = How.ADD, How.SET, How.DEFER
+        underscore, space, nan = ord("_"), ord(" "), math.nan
+        no_more: list[Update] = []  # a cached line's further updates: none (never appended to)
         for data in datagrams:
             for line in data.split(b"\n"):
                 if not line:
@@ -147,88 +137,97 @@ class Ingest:
                     continue
                 try:
                     hit = exact.get(line)
-                    if hit is not None:  # a counter line seen before, value and all (a whole number)
+                    if hit is not None:
+                        # a counter line seen before, value and all, whose whole increment the update below
+                        # added once: replayed here, the one update written outside it, because the most
+                        # frequent line of all can't afford its dispatch (a fifth more instructions a line)
                         shape, value = hit
                         series = shape.series
                         series.value += value
                         series.updated = now
-                        if series.source is not None:
-                            last_seen[series.source] = now
                         counters += 1
                         tagged += shape.tagged
                         mapped += shape.mapped
                         continue
                     name, _, rest = line.partition(b":")
                     value_text, _, suffix = rest.partition(b"|")
-                    cached = shapes.get((name, suffix))
-                    if cached is not None:
-                        shape = cached
+                    # Any: where `known` is None, `value` stays NaN and the checks below stop before it
+                    known: Any = shapes.get((name, suffix))
+                    value = nan
+                    if known is not None:
                         try:
-                            value = float(value_text) / shape.divisor * shape.scale  # the full path's rounding
+                            value = float(value_text) / known.divisor * known.scale  # the full path's rounding
                         except ValueError:
-                            value = math.nan
-                        # non-finite values, and what float() takes but StatsD does not (underscores,
-                        # surrounding spaces), get the full path. The byte values, not `b"_" in`, which
-                        # would first try the needle as an integer and build and drop a TypeError: 7x the cost.
-                        if value - value == 0.0 and (
+                            value = nan
+                    # non-finite values, negative increments, and what float() takes but StatsD does not
+                    # (underscores, surrounding spaces) get the full path. The byte values, not `b"_" in`,
+                    # which would first try the needle as an integer and build and drop a TypeError.
+                    if (
+                        value - value == 0.0
+                        and (value >= 0.0 or known.signed)
+                        and (
                             value_text.isdigit()
                             or (underscore not in value_text and value_text[0] > space and value_text[-1] > space)
-                        ):
-                            series = shape.series
-                            apply = shape.apply
-                            if apply == add:
-                                if value >= 0:
-                                    # whole increments and fractions are summed apart, as client_golang's
-                                    # counters do: the same total, to the last bit
-                                    if value.is_integer() and value < WHOLE_LIMIT:
-                                        series.value += value
-                                        if exact_room > 0:  # counters mostly repeat one increment: remember it
-                                            exact[line] = (shape, value)
-                                            exact_room -= 1
-                                    else:
-                                        series.fraction += value
-                                    counters += 1
-                                else:
-                                    apply = not_applied
-                            elif apply == set_:
-                                series.value = series.value + value if value_text[0] in b"+-" else value
-                                gauges += 1
-                            elif apply == defer:  # into the buckets at the next fold, with the series' other values
-                                pending = series.pending
-                                if not pending:
-                                    unfolded.append(series)
-                                pending.append(value)
-                                deferred += 1
+                        )
+                    ):
+                        shape = known
+                        relative = shape.how is set_ and is_relative(value_text)
+                        fresh, cached, more = line, 1, no_more
+                    else:
+                        more = full_path(line)  # counted there; last first
+                        slow += 1
+                        if not more:
+                            continue
+                        shape, value, relative = more.pop()
+                        fresh, cached = None, 0
+                    while True:  # once for a cached line; once per update for a line by the full path
+                        series = shape.series
+                        how = shape.how
+                        if how is add:
+                            # whole increments and fractions are summed apart, as client_golang's counters
+                            # do: the same total, to the last bit
+                            if value.is_integer() and value < WHOLE_LIMIT:
+                                series.value += value
+                                if fresh is not None and exact_room > 0:  # counters mostly repeat one increment
+                                    exact[fresh] = (shape, value)
+                                    exact_room -= 1
                             else:
-                                if shape.histogram:
-                                    series.observe(value, shape.weight)
-                                else:
-                                    series.observe(value, shape.weight, now)
+                                series.fraction += value
+                            counters += cached
+                        elif how is set_:
+                            series.value = series.value + value if relative else value
+                            gauges += cached
+                        elif how is defer:  # into the buckets at the next fold, with the series' other values
+                            pending = series.pending
+                            if not pending:
+                                track_pending(series)
+                            pending.append(value)
+                            deferred += 1
+                            deferred_cached += cached
+                        else:
+                            series.observe(value, shape.weight, now)
+                            if cached:
                                 observers += 1
                                 observer_events += shape.weight
-                            if apply != not_applied:
-                                series.updated = now
-                                if series.source is not None:
-                                    last_seen[series.source] = now
-                                tagged += shape.tagged
-                                mapped += shape.mapped
-                                continue
-                    self.raw_line(line)
-                    slow += 1
+                        series.updated = now
+                        if cached:
+                            tagged += shape.tagged
+                            mapped += shape.mapped
+                        if not more:
+                            break
+                        shape, value, relative = more.pop()
                 except Exception:  # a bug: it costs this line only, counted and logged with its traceback
                     failed += 1
                     self._internal_error(line)
         stats = self.stats
         if deferred:
-            store.pending_values += deferred
-            if store.pending_values >= FOLD_AFTER:
-                store.fold_pending()
-        fast = counters + gauges + observers + deferred
+            self.store.add_pending(deferred)
+        fast = counters + gauges + observers + deferred_cached
         stats.lines += fast + empty + slow + failed
         if fast:
             stats.samples += fast
             stats.tags += tagged
-            stats.events_unmapped += counters + gauges + observer_events + deferred - mapped
+            stats.events_unmapped += counters + gauges + observer_events + deferred_cached - mapped
             if mapped:
                 stats.actions["map"] += mapped
             events = stats.events
@@ -236,20 +235,23 @@ class Ingest:
                 events[COUNTER] += counters
             if gauges:
                 events[GAUGE] += gauges
-            if observer_events or deferred:
-                events[OBSERVER] += observer_events + deferred
+            if observer_events or deferred_cached:
+                events[OBSERVER] += observer_events + deferred_cached
 
-    def raw_line(self, raw: bytes) -> None:
-        """One line by the full path: decoded on its own, so invalid UTF-8 costs only this line."""
+    def _full_path(self, raw: bytes) -> list[Update]:
+        """A line the caches can't take, decoded on its own (invalid UTF-8 costs only this line), parsed,
+        mapped and resolved to series, every outcome counted: its updates, last first."""
         raw = raw.rstrip(b"\r")
         if not raw:
-            return
+            return []
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             self._reject(LineError("invalid_utf8", str(error)), repr(raw[:80]))
-            return
-        self._parse_line(line)
+            return []
+        updates = self._parse_line(line)
+        updates.reverse()
+        return updates
 
     def _internal_error(self, line: bytes) -> None:
         self.stats.internal_errors["ingest"] += 1
@@ -278,7 +280,7 @@ class Ingest:
         self._exact.clear()
         self._generation = self.store.generation
 
-    def _parse_line(self, line: str) -> None:
+    def _parse_line(self, line: str) -> list[Update]:
         stats = self.stats
         tag_stats = self.tag_stats
         errors_before, tags_before, rates_before = tag_stats.errors, tag_stats.received, tag_stats.rate_errors
@@ -286,7 +288,7 @@ class Ingest:
             samples, errors, _dialect = parse_line(line, tag_stats, self.dialects)
         except LineError as rejected:  # before any sample: statsd_exporter counts none
             self._reject(rejected, line)
-            return
+            return []
         finally:
             stats.tag_errors += tag_stats.errors - errors_before
             stats.tags += tag_stats.received - tags_before
@@ -296,31 +298,28 @@ class Ingest:
         stats.samples += len(samples) + len(errors)
         for error in errors:
             self._reject(error, line)
-        if len(samples) == 1 and not errors:
-            applied = self.sample(samples[0])
-            if applied is not None and tag_stats.errors == errors_before and tag_stats.rate_errors == rates_before:
-                self._remember_shape(line, samples[0], *applied)
-            return
+        updates: list[Update] = []
+        cacheable = False
         for sample in samples:
-            self.sample(sample)
+            cacheable = self.sample(sample, updates)
+        if (
+            cacheable
+            and len(samples) == 1
+            and not errors
+            and tag_stats.errors == errors_before
+            and tag_stats.rate_errors == rates_before
+        ):
+            self._remember_shape(line, updates[0][0])
+        return updates
 
-    def _remember_shape(self, line: str, sample: Sample, route: Route, series: Series) -> None:
+    def _remember_shape(self, line: str, shape: Shape) -> None:
         name, _, rest = line.partition(":")
         value_text, _, suffix = rest.partition("|")
         if ":" in value_text or "|T" in line or line.count("|@") > 1 or not self.shape_limit:
             return  # multi-value lines, timestamps that make every line's shape new, several rates
         if len(self._shapes) >= self.shape_limit:
             self._forget_shapes()
-        self._shapes[(name.encode(), suffix.encode())] = Shape(
-            series=series,
-            kind=sample.kind,
-            divisor=sample.divisor,
-            scale=1.0 if route.targets[0].scale is None else route.targets[0].scale,
-            weight=sample.weight,
-            histogram=isinstance(series, Histogram),
-            mapped=route.mapped,
-            tagged=bool(sample.tags),
-        )
+        self._shapes[(name.encode(), suffix.encode())] = shape
 
     def _reject(self, error: LineError, line: str) -> None:
         self.stats.sample_errors[error.reason] += 1
@@ -356,29 +355,28 @@ class Ingest:
             self.tag_stats.errors += 1  # and keeps the line out of the shape cache, so each one counts
         return tuple(sorted(labels.items()))
 
-    def sample(self, sample: Sample) -> tuple[Route, Series] | None:
-        """Apply one sample to every target of its route.
-
-        Returns the route and series when exactly one plain target took it, which is
-        what the shape cache can replay; None otherwise.
-        """
+    def sample(self, sample: Sample, updates: list[Update]) -> bool:
+        """Add the updates of one sample to `updates`, one per target that takes it, counting each
+        outcome. Returns whether its shape can be cached: one plain target took it."""
         stats = self.stats
         events = sample.weight  # statsd_exporter's events: a sampled observer's line stands for int(1/rate)
         route = self.mapper.map(sample.name, sample.kind)
         if route.drop:
             stats.actions["drop"] += events
-            return None
+            return False
         if not route.mapped:
             stats.events_unmapped += events
         elif any(target.name for target in route.targets):
             stats.actions["map"] += events  # an empty name is an event error, not a mapped event
-        applied = [series for series in (self._apply(sample, target) for target in route.targets) if series]
-        if not applied:
-            return None
+        before = len(updates)
+        for target in route.targets:
+            update = self._update(sample, target, events if route.mapped else 0)
+            if update is not None:
+                updates.append(update)
+        if len(updates) == before:
+            return False
         stats.events[sample.kind] += events
-        if len(route.targets) == 1 and not route.targets[0].extended:
-            return route, applied[0]
-        return None
+        return len(route.targets) == 1 and not route.targets[0].extended
 
     def _refuse_series(self, name: str) -> None:
         """Count a series the cap refused; say so once per interval, naming the metric that grew fastest."""
@@ -436,7 +434,7 @@ class Ingest:
             return 1.0 if sample.value == 1 else -1.0
         return sample.value if target.scale is None else sample.value * target.scale
 
-    def _apply(self, sample: Sample, target: Target) -> Series | None:
+    def _update(self, sample: Sample, target: Target, mapped: int) -> Update | None:
         stats = self.stats
         if not target.name:
             stats.event_errors["empty_metric_name"] += sample.weight
@@ -444,7 +442,8 @@ class Ingest:
         if target.extended and not self._selected(sample, target):
             return None
         value = self._value(sample, target)
-        if target.type == "counter" and not value >= 0:
+        how = how_of(target.type, sample.weight)
+        if not (value >= 0.0 or how.allows_negative):  # before the series: statsd_exporter makes none
             stats.event_errors["illegal_negative_counter"] += 1
             return None
         key = self._labels(sample, target) if sample.tags or target.labels else ()
@@ -461,18 +460,6 @@ class Ingest:
         except SeriesLimitError:
             self._refuse_series(target.name)
             return None
-        series.updated = self.now
-        if series.source is not None:
-            self.store.last_seen[series.source] = self.now
-        if isinstance(series, Histogram):
-            series.observe(value, sample.weight)
-        elif isinstance(series, Summary):
-            series.observe(value, sample.weight, self.now)
-        elif target.value == "set":
-            series.value = series.value + value if sample.relative else value
-        elif target.type != "counter" or (value.is_integer() and value < WHOLE_LIMIT):
-            series.value += value  # a counter's whole increments: summed apart, as client_golang's counters
-        else:
-            assert isinstance(series, CounterSeries)
-            series.fraction += value
-        return series
+        scale = 1.0 if target.scale is None else target.scale
+        shape = Shape(series, how, sample.weight, sample.divisor, scale, mapped, bool(sample.tags))
+        return shape, value, sample.relative if target.value == "set" else True  # a gauge's add, count, up_down

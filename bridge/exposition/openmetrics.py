@@ -10,7 +10,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from bridge.series.store import CounterSeries, Family, Histogram, Scalar, Store, Summary
+from bridge.series.store import Family, Store
+from bridge.series.types import CounterSeries, Histogram, Scalar, Summary
 
 
 class OpenMetricsView:

@@ -17,7 +17,8 @@ from prometheus_client.registry import Collector
 
 from bridge.exposition import metrics_pb2 as pb
 from bridge.series.native_histogram import ZERO_THRESHOLD, spans_and_deltas
-from bridge.series.store import Family, Histogram, Store, Summary
+from bridge.series.store import Family, Store
+from bridge.series.types import Histogram, Summary
 
 MEDIA_TYPE = "application/vnd.google.protobuf"
 PROTO = "io.prometheus.client.MetricFamily"
@@ -29,6 +30,8 @@ _TYPES = {"counter": pb.COUNTER, "gauge": pb.GAUGE, "summary": pb.SUMMARY, "hist
 
 def render(store: Store, extra: Collector, now: float, encoding: str = "delimited") -> bytes:
     """Every family of the store, then `extra`'s (the self-metrics), delimited or as protobuf text."""
+    if len(_LABELS) > 2 * store.series_count + 10_000:
+        _LABELS.clear()  # label sets of series gone since: start afresh rather than track them
     families = list(_families(store, extra, now))
     if encoding == "text":
         return "".join(text_format.MessageToString(_message(family)) for family in families).encode("utf-8")
@@ -46,19 +49,21 @@ def _message(family: pb.MetricFamily | bytes) -> pb.MetricFamily:
 
 # Counters and gauges are most of any page: their MetricFamily is written here byte for byte as
 # the protobuf library writes it (fields in number order, every set field present), 4-5x faster
-# than building messages, with each series' labels encoded once. tests/unit/test_native_histograms.py
-# checks the bytes against the library's for every shape of family.
+# than building messages, with each label set encoded once (_LABELS: label text -> its Metric.label
+# fields, kept here so that a web worker thread writes nothing into the series it renders).
+# tests/unit/test_native_histograms.py checks the bytes against the library's for every shape of family.
 _PACK_DOUBLE = struct.Struct("<d").pack
 _VALUE_TAG = {"gauge": b"\x12\x09\x09", "counter": b"\x1a\x09\x09"}  # Metric.gauge / .counter {value}
+_LABELS: dict[str, bytes] = {}
 
 
 def _scalar_family(family: Family, series_list: list) -> bytes:
     parts = [_string_field(1, family.name), _string_field(2, family.help), b"\x18", _varint(_TYPES[family.type])]
     value_tag = _VALUE_TAG[family.type]
     for series in series_list:
-        labels = series.label_proto
+        labels = _LABELS.get(series.label_text)
         if labels is None:
-            labels = series.label_proto = b"".join(_label_pair(name, value) for name, value in series.key)
+            labels = _LABELS[series.label_text] = b"".join(_label_pair(name, value) for name, value in series.key)
         body = labels + value_tag + _PACK_DOUBLE(series.total)
         parts.append(b"\x22")  # MetricFamily.metric
         parts.append(_varint(len(body)))

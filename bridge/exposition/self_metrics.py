@@ -150,7 +150,7 @@ def self_metrics(sources: Sources) -> Iterator[Metric]:
     )
     yield _counter("reaped_series_total", "Series dropped because their source went silent.", store.reaped_series)
     yield _counter("reaped_sources_total", "Sources that went silent and were reaped.", store.reaped_sources)
-    yield GaugeMetricFamily(PREFIX + "reaper_sources", "Sources the reaper is tracking.", value=len(store.last_seen))
+    yield GaugeMetricFamily(PREFIX + "reaper_sources", "Sources the reaper is tracking.", value=store.sources)
     yield from _relay_metrics(sources.relays)
     series = GaugeMetricFamily(PREFIX + "metrics", "Series held, by Prometheus type.", labels=["type"])
     for kind, count in sorted(store.count_by_type().items()):

@@ -9,7 +9,8 @@ from typing import cast
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from bridge.series.store import CounterSeries, Family, Histogram, Scalar, Store, Summary, escape_label_value
+from bridge.series.store import Family, Store
+from bridge.series.types import CounterSeries, Histogram, Scalar, Summary, escape_label_value
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

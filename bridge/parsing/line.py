@@ -93,6 +93,12 @@ def parse_number(text: str) -> float:
     return value
 
 
+def is_relative(value_text: bytes) -> bool:
+    """Whether a gauge's value changes it rather than sets it: a leading sign ("+3", "-3"), as
+    statsd_exporter reads it. Bytes, as the ingest's cached path has the value."""
+    return value_text[:1] in (b"+", b"-")
+
+
 def _parse_tag(tag: str, separator: str, tags: dict[str, str], stats: TagStats) -> None:
     key, found, value = tag.partition(separator)
     if not found or not key or not value:
@@ -198,7 +204,7 @@ def _parse_sample(name: str, text: str, tags: dict[str, str], stats: TagStats, d
             raise LineError("invalid_sample_factor", f"rate {rate} of an observer is not in (0, 1]")
         value /= divisor
         weight = min(int(1.0 / rate), MAX_OBSERVER_WEIGHT)
-    relative = kind == GAUGE and value_text[0] in "+-"
+    relative = kind == GAUGE and is_relative(value_text.encode())
     return Sample(name, kind, value, relative, weight, tags, divisor)
 
 

@@ -1,23 +1,19 @@
-"""The series store: metric families of plain series objects.
+"""The series store: metric families of series (bridge/series/types.py), and the indexes kept over them.
 
-Series are plain slotted objects rather than prometheus_client children: an
-update is an attribute write, and the exporter renders them at scrape time.
 The event loop is the only writer; the web worker threads read snapshots
 (`list(dict.values())` is atomic under the GIL).
 """
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from bridge.series.names import SAMPLE_SUFFIXES
-from bridge.series.native_histogram import NativeHistogram, pick_schema
-from bridge.series.quantiles import QuantileWindow, SummaryOptions
-
-LabelKey = tuple[tuple[str, str], ...]
+from bridge.series.native_histogram import pick_schema
+from bridge.series.quantiles import SummaryOptions
+from bridge.series.types import CounterSeries, Histogram, LabelKey, Scalar, Series, Summary
 
 
 class Metric(Protocol):
@@ -36,9 +32,6 @@ class Metric(Protocol):
 DEFAULT_MAX_SERIES = 500_000
 # Pending histogram observations folded in at once: about 2 MB of floats, a few milliseconds of work.
 FOLD_AFTER = 65_536
-# A series with fewer pending values than this takes them one by one: cheaper than sorting (instructions
-# counted under cachegrind on the production load).
-FOLD_ONE_BY_ONE_BELOW = 8
 
 
 class SeriesLimitError(Exception):
@@ -51,129 +44,6 @@ class MetricSeriesLimitError(SeriesLimitError):
 
 class ConflictError(Exception):
     """An event names a metric that exists with another type, or whose sample names are taken."""
-
-
-def escape_label_value(value: str) -> str:
-    if "\\" in value or '"' in value or "\n" in value:
-        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return value
-
-
-def render_labels(key: LabelKey) -> str:
-    return ",".join(f'{name}="{escape_label_value(value)}"' for name, value in key)
-
-
-class Scalar:
-    """A gauge series, and the base of a counter's."""
-
-    __slots__ = ("key", "label_proto", "label_text", "source", "updated", "value")
-
-    def __init__(self, key: LabelKey, now: float) -> None:
-        self.key = key
-        self.source: str | None = None  # the reap label's value, set by the store
-        self.label_text = render_labels(key)
-        self.label_proto: bytes | None = None  # the labels in protobuf, made at the first protobuf scrape
-        self.value = 0.0
-        self.updated = now
-
-    @property
-    def total(self) -> float:
-        return self.value
-
-
-class CounterSeries(Scalar):
-    """A counter series. client_golang adds a whole increment (below 2**64) to an integer and any other
-    to a float, and reports their sum; `value` holds the whole increments (exactly, up to 2**53) and
-    `fraction` the others, so that the total is statsd_exporter's to the last bit (0.1 + 1 + 0.2 is
-    1.3 there, where one float gives 1.3000000000000003)."""
-
-    __slots__ = ("fraction",)
-
-    def __init__(self, key: LabelKey, now: float) -> None:
-        super().__init__(key, now)
-        self.fraction = 0.0
-
-    @property
-    def total(self) -> float:
-        return self.fraction + self.value
-
-
-class Histogram:
-    __slots__ = ("bounds", "counts", "key", "label_text", "native", "pending", "source", "sum", "updated")
-
-    def __init__(self, key: LabelKey, now: float, bounds: tuple[float, ...], native: tuple[int, int] | None) -> None:
-        self.key = key
-        self.source: str | None = None
-        self.label_text = render_labels(key)
-        self.updated = now
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # per bucket, not cumulative; the last is +Inf
-        self.sum = 0.0
-        # the native part beside the classic buckets, from (schema, max buckets); None: classic only
-        self.native = NativeHistogram(*native) if native is not None else None
-        # finite observations of weight 1 not yet in the buckets, in arrival order (folded by Store.fold_pending)
-        self.pending: list[float] = []
-
-    def observe(self, value: float, weight: int) -> None:
-        if self.pending:
-            self.fold()  # keep the arrival order: the sum's rounding and the native schema depend on it
-        # Prometheus buckets are upper-inclusive: le="0.5" counts 0.5
-        self.counts[bisect.bisect_left(self.bounds, value)] += weight
-        self.sum += value * weight
-        if self.native is not None:
-            self.native.observe(value, weight)
-
-    def fold(self) -> None:
-        """Put the pending observations into the buckets, as observing them one by one would.
-
-        Sorted, the values of one bucket are a run: a bisection per bucket bound counts them, so a
-        batch costs about a sort and a few bisections rather than a bucket search per value.
-        """
-        values = self.pending
-        if not values:
-            return
-        self.pending = []
-        if len(values) < FOLD_ONE_BY_ONE_BELOW:
-            for value in values:
-                self.observe(value, 1)
-            return
-        total = self.sum
-        for value in values:  # in arrival order, so the sum rounds exactly as one by one
-            total += value
-        self.sum = total
-        ordered = sorted(values)
-        counts, start, end = self.counts, 0, len(ordered)
-        for index, bound in enumerate(self.bounds):
-            stop = bisect.bisect_right(ordered, bound, start)
-            counts[index] += stop - start
-            start = stop
-            if start == end:
-                break
-        counts[-1] += end - start
-        if self.native is not None:
-            self.native.observe_many(values, ordered)
-
-
-class Summary:
-    __slots__ = ("count", "key", "label_text", "quantiles", "source", "sum", "updated", "window")
-
-    def __init__(self, key: LabelKey, now: float, options: SummaryOptions) -> None:
-        self.key = key
-        self.source: str | None = None
-        self.label_text = render_labels(key)
-        self.updated = now
-        self.quantiles = tuple(quantile for quantile, _ in options.quantiles)
-        self.window = QuantileWindow(options.max_age, options.age_buckets)
-        self.count = 0
-        self.sum = 0.0
-
-    def observe(self, value: float, weight: int, now: float) -> None:
-        self.window.observe(value, weight, now)
-        self.count += weight
-        self.sum += value * weight
-
-
-Series = Scalar | CounterSeries | Histogram | Summary
 
 
 class Family:
@@ -222,9 +92,9 @@ class Store:
         self.generation = 0  # bumped whenever a series is removed, so caches of series know to let go
         self._removed: set[int] = set()  # ids of series removed since take_removed(), for those caches
         # The reaper: series indexed by the value of one label (a worker, a host), so that
-        # dropping a silent source costs its own series, never a walk over all of them.
+        # dropping a silent source costs its own series, never a walk over all of them. A source was
+        # last seen when the latest of its series was updated.
         self.reap_label = ""
-        self.last_seen: dict[str, float] = {}
         self._by_source: dict[str, dict[int, tuple[Family, Series]]] = {}
         self.reaped_series = 0
         self.reaped_sources = 0
@@ -233,10 +103,10 @@ class Store:
         self._vectors: set[tuple[str, str, tuple[str, ...]]] = set()
         self.vectors_created: dict[str, int] = {}  # a type appears once it has one, as there
         # Histograms holding pending observations (Histogram.pending), and how many values wait in all:
-        # the ingest defers bucket updates so that a batch costs a sort and a few bisections, and
-        # folds them in once FOLD_AFTER values wait, and before every render.
-        self.unfolded: list[Histogram] = []
-        self.pending_values = 0
+        # the ingest defers bucket updates so that a batch costs a sort and a few bisections; they are
+        # folded in once FOLD_AFTER values wait, and before every render.
+        self._unfolded: list[Histogram] = []
+        self._pending_values = 0
 
     def reserve(self, names: Iterable[str]) -> None:
         """Sample names written by someone else (the self-metrics), which no family may take."""
@@ -306,6 +176,8 @@ class Store:
             indexed = self._by_source.get(series.source)
             if indexed is not None:
                 indexed.pop(id(series), None)
+                if not indexed:
+                    del self._by_source[series.source]
         if not family.series:
             self._drop_family(family)
 
@@ -328,13 +200,22 @@ class Store:
             self.remove(family, series)
         return len(stale)
 
+    @property
+    def sources(self) -> int:
+        """Sources (values of the reap label) the reaper is watching: those with a series."""
+        return len(self._by_source)
+
     def reap(self, now: float, after: float) -> int:
-        """Drop every series of every source not seen for `after` seconds; return how many series went."""
-        silent = [source for source, seen in self.last_seen.items() if now - seen > after]
+        """Drop every series of every source none of whose series was updated for `after` seconds;
+        return how many series went. A live source costs a look at series until a fresh one."""
+        silent = [
+            source
+            for source, indexed in self._by_source.items()
+            if all(now - series.updated > after for _, series in indexed.values())
+        ]
         removed = 0
         for source in silent:
-            del self.last_seen[source]
-            for family, series in list(self._by_source.pop(source, {}).values()):
+            for family, series in list(self._by_source.pop(source).values()):
                 series.source = None  # already out of the index
                 self.remove(family, series)
                 removed += 1
@@ -342,14 +223,29 @@ class Store:
         self.reaped_sources += len(silent)
         return removed
 
+    def pending_tracker(self) -> Callable[[Histogram], None]:
+        """What the ingest calls when a histogram gets its first pending observation (How.DEFER), so
+        that the store folds it in: a callable rather than a method, as the hot loop calls it."""
+        return self._unfolded.append
+
+    def add_pending(self, count: int) -> None:
+        """`count` more observations wait in histograms' pending lists: fold them all once FOLD_AFTER do."""
+        self._pending_values += count
+        if self._pending_values >= FOLD_AFTER:
+            self.fold_pending()
+
+    @property
+    def pending(self) -> int:
+        return self._pending_values
+
     def fold_pending(self) -> None:
         """Put every pending histogram observation into its buckets. Only the ingesting thread may
         call this (the event loop: it folds before handing a render to a web worker thread)."""
-        unfolded = self.unfolded[:]
-        self.unfolded.clear()  # in place: the ingest loop holds its append
+        unfolded = self._unfolded[:]
+        self._unfolded.clear()  # in place: the ingest holds its append
         for series in unfolded:
             series.fold()
-        self.pending_values = 0
+        self._pending_values = 0
 
     def count_by_type(self) -> dict[str, int]:
         counts = dict.fromkeys(SAMPLE_SUFFIXES, 0)

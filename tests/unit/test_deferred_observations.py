@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.series.native_histogram import BOUNDS, ZERO_THRESHOLD
-from bridge.series.store import FOLD_AFTER, Histogram
+from bridge.series.store import FOLD_AFTER
+from bridge.series.types import Histogram
 from tests.conftest import pipeline
 
 CLASSIC = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -64,7 +65,7 @@ def test_waiting_observations_stay_bounded_and_all_reach_the_scrape():
     for start in range(0, len(lines), 30):
         bridge.ingest.packet("\n".join(lines[start : start + 30]).encode())
     waiting = sum(len(series.pending) for family in bridge.store.families.values() for series in family.series.values())
-    assert 0 < waiting < FOLD_AFTER and waiting == bridge.store.pending_values
+    assert 0 < waiting < FOLD_AFTER and waiting == bridge.store.pending
     counts = bridge.samples()
     assert sum(v for (name, _), v in counts.items() if name.endswith("_count")) == len(lines)
     assert sum(v for (name, labels), v in counts.items() if name == "t0_bucket" and ("le", "+Inf") in labels) == (

@@ -130,6 +130,17 @@ def test_gauge_set_and_deltas_in_one_datagram(bridge):
     assert sample(bridge.samples(), "temp") == 3
 
 
+def test_lines_apply_in_order_whichever_path_each_takes(bridge):
+    # the first line of each name is new (the full path); the ones after it hit the cache it leaves
+    bridge.ingest.packet(b"g:5|g\ng:+1|g\nt:1:2|ms\nt:3|ms\ng:+1|g\nc:0.5|c\nc:1|c\ng:-3|g")
+    samples = bridge.samples()
+    assert sample(samples, "g") == 4
+    assert sample(samples, "t_count") == 3 and sample(samples, "c") == 1.5
+    bridge.ingest.packet(b"other:2|g\ng:7|g\ng:+2|g\nc:0.25|c\nt:4|ms")
+    samples = bridge.samples()
+    assert sample(samples, "g") == 9 and sample(samples, "c") == 1.75 and sample(samples, "t_count") == 4
+
+
 def test_gauge_may_hold_nan(bridge):
     bridge.send("g:NaN|g")
     assert math.isnan(sample(bridge.samples(), "g"))

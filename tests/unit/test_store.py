@@ -7,7 +7,8 @@ import pytest
 
 from bridge.mapping.router import Target
 from bridge.series.quantiles import SummaryOptions
-from bridge.series.store import ConflictError, CounterSeries, MetricSeriesLimitError, SeriesLimitError, Store
+from bridge.series.store import ConflictError, MetricSeriesLimitError, SeriesLimitError, Store
+from bridge.series.types import CounterSeries
 
 
 def target(name: str, kind: str = "counter", **options) -> Target:
@@ -66,11 +67,12 @@ def test_the_reaper_drops_every_series_of_a_silent_source_and_nothing_else():
         for worker in ("w1", "w2"):
             store.series(target(name), (("worker", worker),), 0.0)
     store.series(target("global"), (), 0.0)
-    store.last_seen.update({"w1": 0.0, "w2": 50.0})
+    store.families["load"].series[(("worker", "w2"),)].updated = 50.0  # one fresh series keeps its source
+    assert store.sources == 2
     assert store.reap(100.0, after=60.0) == 2
     remaining = {(name, key) for name, family in store.families.items() for key in family.series}
     assert remaining == {("jobs", (("worker", "w2"),)), ("load", (("worker", "w2"),)), ("global", ())}
-    assert store.reaped_sources == 1 and store.reaped_series == 2
+    assert store.reaped_sources == 1 and store.reaped_series == 2 and store.sources == 1
 
 
 def test_each_set_of_label_names_keeps_the_options_of_its_first_series():
@@ -88,7 +90,9 @@ def test_pending_observations_fold_into_the_buckets():
     store = Store()
     histogram = store.series(target("lat", "histogram", buckets=(1.0, 10.0)), (), 0.0)
     histogram.pending.extend([0.5, 5.0, 50.0] * 4)
-    store.unfolded.append(histogram)
+    store.pending_tracker()(histogram)
+    store.add_pending(12)
+    assert store.pending == 12
     store.fold_pending()
     assert histogram.counts == [4, 4, 4] and histogram.pending == []
     assert histogram.sum == pytest.approx(222.0) and not math.isnan(histogram.sum)
