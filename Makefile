@@ -4,18 +4,24 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run test test-unit lint install bench bench-smoke clean test-tools proto
+.PHONY: run test test-unit test-core test-pythons lint install bench bench-pythons bench-smoke clean test-tools proto
 
-$(STAMP): pyproject.toml
+# what the bridge needs to run, and nothing else
+$(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# and the test tools
+$(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(VENV)/bin/statsd-bridge $(ARGS)
 
 NODE_CLIENTS := tests/clients/node_modules/.installed
@@ -28,7 +34,7 @@ $(NODE_CLIENTS): tests/clients/package-lock.json
 # skip without them on a workstation and fail in CI (.ci/run installs them and sets CI=true).
 test-tools:
 	@missing=""; \
-	for tool in prometheus:prometheus promtool:prometheus node:nodejs systemd-analyze:systemd chromium:chromium w3m:w3m curl:curl openssl:openssl; do \
+	for tool in prometheus:prometheus promtool:prometheus node:nodejs systemd-analyze:systemd chromium:chromium w3m:w3m curl:curl openssl:openssl mmdebstrap:mmdebstrap podman:podman buildah:buildah; do \
 		command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool%%:*} (apt-get install $${tool##*:})"; \
 	done; \
 	test -d tests/clients/node_modules/hot-shots || missing="$$missing hot-shots (npm ci --prefix tests/clients)"; \
@@ -38,7 +44,27 @@ test: $(STAMP) $(NODE_CLIENTS) test-tools
 	$(PY) -m ruff check bridge tests
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
-	$(PY) -m pytest -q -n 4 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 4 --dist loadgroup $(PYTEST_ARGS)
+
+# the unit and integration tests (the bridge and real sockets, no other program), as CI runs them on
+# each supported Python besides the default
+test-core: $(STAMP)
+	$(PY) -m pytest -q -n 4 tests/unit tests/integration $(PYTEST_ARGS)
+
+# test-core on each other supported Python, each in its own venv (.venv-3.X), the interpreters found by
+# path under PYENV; one that is missing is skipped here and fails in CI
+PYTHON_VERSIONS := 3.10 3.12 3.13
+PYENV ?= /root/.pyenv/versions
+test-pythons:
+	@for version in $(PYTHON_VERSIONS); do \
+		python=$$(ls -d $(PYENV)/$$version.*/bin/python3 2>/dev/null | sort -V | tail -1); \
+		if [ -z "$$python" ]; then \
+			if [ -n "$$CI" ]; then echo "make test-pythons: no Python $$version under $(PYENV)"; exit 1; fi; \
+			echo "make test-pythons: no Python $$version under $(PYENV), skipped (CI fails instead)"; continue; \
+		fi; \
+		echo "== $$($$python --version) ($$python)"; \
+		$(MAKE) --no-print-directory test-core VENV=.venv-$$version PYTHON=$$python || exit 1; \
+	done
 
 # the unit tests alone (tests/unit: no process, no socket), in seconds
 test-unit: $(STAMP)
@@ -64,6 +90,10 @@ bench/.build/blast: bench/blast.c
 
 bench: $(STAMP) $(STATSD_JS) bench/.build/blast
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# the mixed and production loads on each supported Python found (the venvs of make test-pythons), side by side
+bench-pythons: $(STAMP) bench/.build/blast
+	$(PY) bench/run.py $(foreach version,$(PYTHON_VERSIONS),$(if $(wildcard .venv-$(version)/bin/python),--python .venv-$(version)/bin/python)) $(BENCH_ARGS)
 
 bench-smoke: $(STAMP) $(STATSD_JS) bench/.build/blast
 	$(PY) bench/run.py --smoke

@@ -83,10 +83,12 @@ READ_BUFFER = 32 * 1024 * 1024  # the bridge's default --statsd.read-buffer, giv
 
 
 class Bridge:
-    def __init__(self, mapping: str | None = None, extra: tuple[str, ...] = (), regex_engine: str = "re2") -> None:
+    def __init__(
+        self, mapping: str | None = None, extra: tuple[str, ...] = (), regex_engine: str = "re2", python: str = ""
+    ) -> None:
         self.udp_port = free_port(socket.SOCK_DGRAM)
         self.web_port = free_port(socket.SOCK_STREAM)
-        command = [sys.executable, "-m", "bridge", "--statsd-listen-udp", f"127.0.0.1:{self.udp_port}",
+        command = [python or sys.executable, "-m", "bridge", "--statsd-listen-udp", f"127.0.0.1:{self.udp_port}",
                    "--statsd-listen-tcp", "", "--web-listen-address", f"127.0.0.1:{self.web_port}",
                    "--log-level", "warn", "--max-series", "0", *extra]  # fmt: skip
         env = dict(os.environ)
@@ -369,6 +371,37 @@ def interpreter() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}, {shared}, {sys.executable}"
 
 
+def python_version(python: str) -> str:
+    return subprocess.run([python, "--version"], capture_output=True, text=True).stdout.split()[-1]
+
+
+def compare_interpreters(pythons: list[str], seconds: float, steps: int) -> dict:
+    """The mixed and production loads on each interpreter, one after the other for each load: the lossless
+    rate, then the CPU per million lines at a rate every one of them sustains (half the lowest)."""
+    results: dict = {}
+    print(f"\n{'load':<12}{'Python':>10}{'lines/s':>12}{'CPU s per million lines':>25}{'at lines/s':>12}")
+    for load, prefixes, mapping in (("mixed", ("app", "svc"), mixed_mapping()),
+                                    ("production", LINES, production_mapping())):  # fmt: skip
+        rates = {}
+        for python in pythons:
+            bridge = Bridge(mapping, python=python)
+            try:
+                rates[python] = lossless_rate(bridge, load, prefixes, seconds, 50_000, steps)["rate"]
+            finally:
+                bridge.stop()
+        rate = min(rates.values()) / 2
+        for python in pythons:
+            bridge = Bridge(mapping, python=python)
+            try:
+                cost = cpu_per_million(bridge, load, rate, seconds, prefixes)
+            finally:
+                bridge.stop()
+            version = python_version(python)
+            results.setdefault(load, {})[version] = {"rate": rates[python], "cpu_per_million": cost, "at": rate}
+            print(f"{load:<12}{version:>10}{fmt_rate(rates[python]):>12}{cost:>25.2f}{fmt_rate(rate):>12}", flush=True)
+    return results
+
+
 def fmt_rate(value: float) -> str:
     return f"{value:,.0f}"
 
@@ -387,6 +420,13 @@ def main() -> int:
         action="store_true",
         help="also the mixed load with Python's re in place of RE2 (mixed-re), side by side",
     )
+    parser.add_argument(
+        "--python",
+        action="append",
+        metavar="INTERPRETER",
+        help="compare this interpreter (a venv's python with the bridge installed) with the one running this "
+        "script, on the mixed and production loads; repeat for several. Nothing else runs (make bench-pythons)",
+    )
     args = parser.parse_args()
     smoke = args.smoke
     seconds = 0.5 if smoke else 5.0  # long enough that the socket buffer cannot hide a slow receiver
@@ -396,6 +436,11 @@ def main() -> int:
     results: dict = {"date": time.strftime("%Y-%m-%d"), "smoke": smoke, "cores": os.cpu_count(),
                      "interpreter": interpreter()}  # fmt: skip
     print(f"statsd-bridge runs on {results['interpreter']}", flush=True)
+    if args.python:
+        results["interpreters"] = compare_interpreters([sys.executable, *args.python], seconds, steps)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+        return 0
     rows = []
 
     # the relay's target: a socket nobody reads, so the bridge pays for every send and the kernel drops them

@@ -38,6 +38,7 @@ class Config:
     web_config_file: str = ""
     web_read_header_timeout: str = "10s"
     mapping_config: str = ""
+    watch_mapping_config: bool = False
     log_level: str = "info"
     log_format: str = "logfmt"
     # the reaper; None leaves the setting to the mapping file's `reaper:` block, then the defaults

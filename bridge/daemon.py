@@ -30,7 +30,7 @@ from bridge.receiving.relay import Relay
 from bridge.receiving.tcp import TCPCounts, tcp_server
 from bridge.series.store import Store
 from bridge.stats import Stats, rejections
-from bridge.supervise import Backoff, loop_exception_handler, periodic
+from bridge.supervise import Backoff, file_marks, loop_exception_handler, periodic
 from bridge.web.app import App
 from bridge.web.http import Limits
 from bridge.web.http import Server as HTTPServer
@@ -104,6 +104,9 @@ class Bridge:
         self.web_marks: tuple = ()  # the web config's files as last seen (size, mtime, inode)
         self.web_pending = False  # a change not yet loaded: the last try failed
         self.web_backoff = Backoff()
+        self.mapping_marks: tuple = ()  # the mapping file as last seen, when --watch-mapping-config
+        self.mapping_pending = False
+        self.mapping_backoff = Backoff()
         self.servers: list[asyncio.Server] = []
         self.closers: list[Callable[[], None]] = []  # stop the datagram listeners
         self.http_listener: asyncio.Server | None = None
@@ -176,6 +179,9 @@ class Bridge:
         if config.web_config_file:
             self.web_marks = fingerprint(self.web)
             self.tasks.append(loop.create_task(periodic("web_config", 1.0, self._reload_web_config, self.failures)))
+        if config.watch_mapping_config and config.mapping_config:
+            self.mapping_marks = file_marks([config.mapping_config])
+            self.tasks.append(loop.create_task(periodic("mapping_watch", 1.0, self._watch_mapping, self.failures)))
         if self.reaper.label:
             self.tasks.append(loop.create_task(periodic("reaper", self.reaper.interval, self._reap, self.failures)))
             log(
@@ -270,6 +276,22 @@ class Bridge:
         self.web_backoff.succeeded()
         self.stats.web_config_reloads["success"] += 1
         log(logger, logging.INFO, "web config reloaded", file=self.config.web_config_file)
+
+    def _watch_mapping(self) -> None:
+        """Reload the mapping file when it changed on disk; one that fails to load is tried again, after 1 s
+        and then twice as long each time (at most a minute), until it loads or changes again."""
+        now = time.monotonic()
+        marks = file_marks([self.config.mapping_config])
+        if marks != self.mapping_marks:
+            self.mapping_marks, self.mapping_pending = marks, True
+            self.mapping_backoff.succeeded()  # a new file: try it now
+        if not self.mapping_pending or not self.mapping_backoff.due(now):
+            return
+        if self.reload():
+            self.mapping_pending = False
+            self.mapping_backoff.succeeded()
+        else:
+            self.mapping_backoff.failed(now)
 
     def _relay_and_ingest(self, batch: list[bytes]) -> None:
         for relay in self.relays:

@@ -165,6 +165,13 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
     help="statsd_exporter-style YAML mapping file.",
 )
 @click.option(
+    "--watch-mapping-config/--no-watch-mapping-config",
+    default=DEFAULTS.watch_mapping_config,
+    show_default=True,
+    help="Re-read the mapping file when it changes on disk (a Kubernetes ConfigMap update), as SIGHUP does; a "
+    "file that fails to load keeps the old rules and is tried again until it loads or changes.",
+)
+@click.option(
     "--check-config/--no-check-config",
     help="Validate flags, load and lint the mapping file, then exit: 0 for whatever statsd_exporter accepts, "
     "lint findings printed as warnings.",

@@ -3,15 +3,17 @@
 Each periodic task runs one step at a time under `periodic`: a step that raises is logged with its
 traceback and counted (statsd_bridge_internal_errors_total{component}), and the task goes on at its next
 step. What the event loop itself catches (a callback or task nobody awaits) goes through the same count
-and log, by `loop_exception_handler`.
+and log, by `loop_exception_handler`. A reload that fails is tried again on the `Backoff` schedule,
+and a watched file's change is told by its `file_marks`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from bridge.logs import log
@@ -76,3 +78,16 @@ class Backoff:
 
     def due(self, now: float) -> bool:
         return now >= self.next_try
+
+
+def file_marks(names: Iterable[str]) -> tuple:
+    """Changes when any of the files changes on disk (size, modification time or inode: a Kubernetes
+    ConfigMap update swaps a symbolic link, which os.stat follows), or appears or goes."""
+    marks: list[tuple[str, int, int, int] | tuple[str, None]] = []
+    for name in names:
+        try:
+            info = os.stat(name)
+            marks.append((name, info.st_mtime_ns, info.st_size, info.st_ino))
+        except OSError:
+            marks.append((name, None))
+    return tuple(marks)

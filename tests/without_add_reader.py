@@ -22,8 +22,15 @@ class LoopWithoutAddReader(asyncio.SelectorEventLoop):
 
 
 def main_without_add_reader(config, mapping, web=None) -> int:
-    with asyncio.Runner(loop_factory=LoopWithoutAddReader) as runner:
-        return runner.run(run(config, mapping, web))
+    # asyncio.Runner(loop_factory=...) would do this, from Python 3.11 on
+    loop = LoopWithoutAddReader()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(run(config, mapping, web))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 bridge.main.main = main_without_add_reader

@@ -25,6 +25,7 @@ import bcrypt
 import yaml
 
 from bridge.durations import parse_duration
+from bridge.supervise import file_marks
 
 
 class WebConfigError(ValueError):
@@ -366,15 +367,8 @@ def peer_allowed(tls: TLSSettings | None, certificate: dict | None) -> bool:
 
 
 def fingerprint(config: WebConfig) -> tuple:
-    """Changes when any watched file changes on disk (size, modification time or inode)."""
-    marks: list[tuple[str, int, int, int] | tuple[str, None]] = []
-    for name in config.watched_files():
-        try:
-            info = os.stat(name)
-            marks.append((name, info.st_mtime_ns, info.st_size, info.st_ino))
-        except OSError:
-            marks.append((name, None))
-    return tuple(marks)
+    """Changes when any watched file changes on disk."""
+    return file_marks(config.watched_files())
 
 
 class Authenticator:

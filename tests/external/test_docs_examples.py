@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import yaml
 
+import bridge
 from tests.conftest import promtool, require
+from tests.external.test_deploy import exec_start
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -55,6 +58,15 @@ def claim(block: Block) -> str:
         return "tests/integration/test_explain_cli.py: the command prints what the block shows"
     if block.lang == "console" and doc == "README.md" and block.section == "Quick start":
         return "tests/integration/test_readme.py: the commands print what the block shows"
+    if doc == "docs/deployment.md" and block.lang == "sh":
+        return {
+            "Container image": "tests/external/test_container.py: builds this Containerfile (with buildah) and runs "
+            "the image as shown, a mapping file mounted in",
+            "Kubernetes": "tests/external/test_deploy.py: validates and checks the manifests these commands apply",
+            "systemd": "test_the_systemd_install_steps_run",
+        }.get(block.section, "")
+    if block.lang == "yaml" and re.search(r"^image:\n  repository:", text):
+        return "test_the_helm_values_name_the_image"
     if block.lang == "sh":
         return "test_the_documented_commands_run"
     if doc == "docs/migrating.md" and text.startswith("mapping.yml:"):
@@ -194,3 +206,60 @@ def test_the_documented_commands_run(tmp_path):
             raise AssertionError(f"{where}: {command}: {error}") from None
         ran.append(command)
     assert len(ran) >= 4, ran
+
+
+def test_the_helm_values_name_the_image():
+    (block,) = blocks_claimed_by("test_the_helm_values_name_the_image")
+    values = yaml.safe_load(block.text)
+    assert values["image"]["repository"].rsplit("/", 1)[-1] == "statsd-bridge"
+    assert str(values["image"]["tag"]) == bridge.__version__  # the tag the Containerfile's build command gives
+
+
+# Steps that need the machine's systemd (not PID 1 here): the unit itself is checked by tests/external/test_deploy.py
+NEEDS_SYSTEMD = {"sysctl", "systemctl"}
+
+
+@pytest.mark.timeout(600)
+def test_the_systemd_install_steps_run(tmp_path):
+    """The install steps as written, into a scratch root (every absolute path under it), from a checkout with
+    the wheel `python3 -m build` makes; then the installed bridge passes --check-config with the unit's flags."""
+    (block,) = blocks_claimed_by("test_the_systemd_install_steps_run")
+    checkout, root = tmp_path / "checkout", tmp_path / "root"
+    checkout.mkdir()
+    for name in ("mappings", "deploy"):
+        (checkout / name).symlink_to(ROOT / name)
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(checkout / "dist"), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    ran = []
+    for line in block.text.splitlines():
+        command = line.split(" #", 1)[0].strip()
+        words = shlex.split(command)
+        if not words or words[0] in NEEDS_SYSTEMD:
+            continue
+        words = [str(root) + word if word.startswith(("/opt/", "/etc/", "/usr/")) else word for word in words]
+        if words[0] == "ln":  # the link's parent exists on a real system
+            Path(words[-1]).parent.mkdir(parents=True, exist_ok=True)
+        words[0] = sys.executable if words[0] == "python3" else words[0]
+        result = subprocess.run(words, cwd=checkout, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
+        ran.append(words[0])
+    assert len(ran) == 6, ran
+    flags = [
+        f"--mapping-config={root}/etc/statsd-bridge/mapping.yml" if flag.startswith("--mapping-config=") else flag
+        for flag in exec_start((root / "etc/systemd/system/statsd-bridge.service").read_text())[1:]
+    ]
+    assert (root / "etc/sysctl.d/90-statsd-bridge.conf").read_text() == (
+        ROOT / "deploy/systemd/sysctl.conf"
+    ).read_text()
+    checked = subprocess.run(
+        [str(root / "usr/local/bin/statsd-bridge"), *flags, "--check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0 and "configuration OK" in checked.stdout, checked.stderr

@@ -252,6 +252,38 @@ def test_sighup_reloads_the_mapping_and_a_bad_file_keeps_the_old_rules(bridge_fa
     assert bridge.wait_for(lambda s: sample(s, "second") == 2) is not None
 
 
+def configmap_update(directory, text: str, version: int) -> None:
+    """Change a file as the kubelet changes a mounted ConfigMap: a new directory, then `..data` swapped to it."""
+    (directory / f"..v{version}").mkdir()
+    (directory / f"..v{version}" / "mapping.yml").write_text(text)
+    (directory / "..data_tmp").symlink_to(f"..v{version}")
+    os.replace(directory / "..data_tmp", directory / "..data")
+
+
+def test_a_watched_mapping_file_reloads_when_its_configmap_changes(bridge_factory, tmp_path):
+    configmap = tmp_path / "configmap"
+    configmap.mkdir()
+    configmap_update(configmap, "mappings:\n- match: r.*\n  name: first\n", 1)
+    (configmap / "mapping.yml").symlink_to("..data/mapping.yml")
+    bridge = bridge_factory("--mapping-config", str(configmap / "mapping.yml"), "--watch-mapping-config")
+    bridge.send_udp("r.x:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "first") == 1) is not None
+    configmap_update(configmap, "mappings:\n- match: r.*\n  name: second\n", 2)  # no signal: the watch sees it
+    assert bridge.wait_for(lambda s: sample(s, "statsd_bridge_config_reloads_total", outcome="success") == 1)
+    bridge.send_udp("r.y:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "second") == 1) is not None
+    # a file that fails to load keeps the old rules, and is tried again (after 1 s, 2 s, ...)
+    configmap_update(configmap, "mappings:\n- match: r.*\n  nme: broken\n", 3)
+    assert bridge.wait_for(lambda s: sample(s, "statsd_bridge_config_reloads_total", outcome="failure") >= 2)
+    bridge.send_udp("r.z:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "second") == 2) is not None
+    assert any("mapping reload failed, keeping the old rules" in line for line in bridge.log)
+    configmap_update(configmap, "mappings:\n- match: r.*\n  name: third\n", 4)
+    assert bridge.wait_for(lambda s: sample(s, "statsd_bridge_config_reloads_total", outcome="success") == 2)
+    bridge.send_udp("r.w:1|c")
+    assert bridge.wait_for(lambda s: sample(s, "third") == 1) is not None
+
+
 def test_unixgram_listener(bridge_factory, tmp_path):
     path = str(tmp_path / "dsd.sock")
     bridge = bridge_factory("--statsd-listen-unixgram", path, "--statsd-unixsocket-mode", "700")

@@ -3,6 +3,10 @@ into a fresh venv outside the checkout runs: lines in, scrape out, through the i
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bridge import __version__
-from tests.conftest import _listening
+from tests.conftest import _listening, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,3 +83,54 @@ def test_the_wheel_builds_installs_and_serves(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.timeout(600)
+def test_make_run_on_a_fresh_clone_installs_the_runtime_only(tmp_path, record_property):
+    """`make run` in a fresh copy of the tracked files: the bridge answers, and its venv holds no test tool."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is missing")
+    clone = tmp_path / "clone"  # the tracked files, as a clone has them
+    for path in subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split():
+        if (ROOT / path).is_file():
+            (clone / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / path, clone / path)
+    web_port = free_port()
+    args = f"--web.listen-address=127.0.0.1:{web_port} --statsd.listen-udp=127.0.0.1:0 --statsd.listen-tcp="
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [make, "run", "VENV=.venv", f"PYTHON={sys.executable}", f"ARGS={args}"],
+        cwd=clone,
+        # not the settings of a make this test may run under (make test-pythons passes VENV down)
+        env={name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # make and the bridge it starts, stopped together
+    )
+    try:
+        page = ""
+        while not page:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as response:
+                    page = response.read().decode()
+            except OSError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert time.monotonic() - started < 300, "make run served nothing in 5 minutes"
+                time.sleep(0.2)
+        answered = time.monotonic() - started
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert "statsd_bridge_build_info" in page
+    listing = subprocess.run(
+        [str(clone / ".venv" / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    installed = {re.sub(r"[-_.]+", "-", line.split("==")[0].lower()) for line in listing.split()}
+    assert "statsd-bridge" in installed
+    assert not installed & {"pytest", "hypothesis", "ruff", "mypy", "kubernetes-validate", "twine", "pillow"}
+    record_property("summary", f"make run on a fresh clone: first scrape after {answered:.1f} s, downloads included")
