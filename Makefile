@@ -34,7 +34,7 @@ $(NODE_CLIENTS): tests/clients/package-lock.json
 # skip without them on a workstation and fail in CI (.ci/run installs them and sets CI=true).
 test-tools:
 	@missing=""; \
-	for tool in prometheus:prometheus promtool:prometheus node:nodejs systemd-analyze:systemd chromium:chromium w3m:w3m curl:curl openssl:openssl mmdebstrap:mmdebstrap podman:podman buildah:buildah; do \
+	for tool in prometheus:prometheus promtool:prometheus node:nodejs systemd-analyze:systemd chromium:chromium w3m:w3m curl:curl openssl:openssl strace:strace mmdebstrap:mmdebstrap podman:podman buildah:buildah; do \
 		command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool%%:*} (apt-get install $${tool##*:})"; \
 	done; \
 	test -d tests/clients/node_modules/hot-shots || missing="$$missing hot-shots (npm ci --prefix tests/clients)"; \

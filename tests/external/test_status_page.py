@@ -18,6 +18,10 @@ mappings:
     worker: $1
 """
 
+# headless, and without the background connections this machine's closed network refuses
+HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
 
 class Tables(HTMLParser):
     """Every table row's cell texts, and every link, of a page."""
@@ -54,14 +58,7 @@ def chromium_dom(url: str, tmp_path) -> str:
     result = subprocess.run(
         [
             browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS,
             f"--user-data-dir={tmp_path / 'chromium'}",
             "--dump-dom",
             url,
@@ -189,14 +186,7 @@ def test_status_page_charts_the_last_hour(bridge_factory, tmp_path):
     subprocess.run(
         [
             browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS,
             "--hide-scrollbars",
             f"--user-data-dir={tmp_path / 'chromium-shot'}",
             f"--screenshot={screenshot}",
