@@ -79,9 +79,10 @@ def parse_number(text: str) -> float:
     """Parse a StatsD value as Go's strconv.ParseFloat would, without its range errors.
 
     Both take `1_000` (underscores between digits); Go also takes hexadecimal floats with a
-    `p` exponent (`0x1p-3`), which Python reads with float.fromhex; neither takes blanks.
+    `p` exponent (`0x1p-3`), which Python reads with float.fromhex; neither takes blanks. Python's
+    float() also reads other scripts' decimal digits ("٣", "３"), which Go refuses: ASCII only.
     """
-    if not text or text[0].isspace() or text[-1].isspace():
+    if not text or not text.isascii() or text[0].isspace() or text[-1].isspace():
         raise ValueError(text)
     if "x" in text or "X" in text:
         if "p" not in text.lower() or "_" in text:

@@ -155,6 +155,8 @@ CORPUS = [
     "split.sum:0.1|c", "split.sum:1|c", "split.sum:0.2|c", "split.sum:7|c|@0.5", "timer.exact:2300|ms",
     "timer.exact:0.7|ms", "hist.exact:0.1|h", "hist.exact:0.2|h", "rated.third:3|c|@0.3", "rated.third:1|c|@0.7",
     "gauge.delta:0.1|g", "gauge.delta:+0.2|g", "gauge.delta:-0.3|g", "negzero.gauge:-0|g", "trailing.newline:1|c\n",
+    # digits of other scripts, which Python's float() reads and Go's ParseFloat does not
+    "arabic.digit:\u0663|c", "fullwidth.digit:\uff13|g", "arabic.rate:1|c|@0.\u0665", "arabic.stamp:1|c|T\u0661\u0662",
 ]  # fmt: skip
 
 

@@ -187,6 +187,8 @@ def test_values_and_rates_read_as_statsd_exporter_reads_them(line, value, rate_e
         ("foo:|c", "malformed_value"),
         ("foo: 1|c", "malformed_value"),
         ("foo:0x10|c", "malformed_value"),
+        ("foo:\u0663|c", "malformed_value"),  # an Arabic-Indic 3: float() reads it, Go's ParseFloat does not
+        ("foo:\uff13.5|g", "malformed_value"),  # a fullwidth 3
         ("foo:" + "9" * 400 + "|g", "malformed_value"),
         ("foo:NaN|c", "non_finite_counter"),
         ("foo:Inf|c", "non_finite_counter"),
