@@ -80,7 +80,8 @@ def parse_number(text: str) -> float:
 
     Both take `1_000` (underscores between digits); Go also takes hexadecimal floats with a
     `p` exponent (`0x1p-3`), which Python reads with float.fromhex; neither takes blanks. Python's
-    float() also reads other scripts' decimal digits ("٣", "３"), which Go refuses: ASCII only.
+    float() also reads other scripts' decimal digits (U+0663, an Arabic-Indic three; U+FF13, a
+    fullwidth three), which Go refuses: ASCII only.
     """
     if not text or not text.isascii() or text[0].isspace() or text[-1].isspace():
         raise ValueError(text)
