@@ -263,3 +263,51 @@ def test_the_systemd_install_steps_run(tmp_path):
         timeout=60,
     )
     assert checked.returncode == 0 and "configuration OK" in checked.stdout, checked.stderr
+
+
+# Commands named in the prose, in `code` spans. The long ones (`make bench`: 12 minutes) are not run here;
+# each is checked to be what it says: a make target that exists (make -n), a script or module that
+# starts (--help), a flag the bridge takes, a pytest selection that collects.
+INLINE_COMMAND = re.compile(r"`((?:make|statsd-bridge|python3?|\.venv/bin/python) [^`]*|make|statsd-bridge)`")
+
+
+def inline_commands() -> list[tuple[str, str]]:
+    found = []
+    for doc in DOCS:
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            found += [(f"{doc.relative_to(ROOT)}:{number}", match) for match in INLINE_COMMAND.findall(line)]
+    return found
+
+
+def check_inline(command: str) -> list[str]:
+    """The command to run to check `command`; [] where another test runs it as written."""
+    words = shlex.split(command.replace("production|mixed|batched|single [--profile]", "mixed"))
+    if words[0] == "make":
+        return ["make", "-n", *words[1:]] if len(words) > 1 else []
+    if words[0] == "statsd-bridge":
+        words = [sys.executable, "-m", "bridge", *words[1:]]
+        if "FILE" in words:
+            return [word.replace("FILE", str(ROOT / "mappings" / "example.yml")) for word in words]
+        return words if "--help" in words else [*words, "--help"]
+    if words[1:2] == ["-m"] and words[2] == "pytest":
+        return [sys.executable, *words[1:], "--collect-only", "-q"]
+    if words[1:2] == ["-m"] and words[2] == "build":
+        return []  # tests/integration/test_release.py builds the wheel and the sdist
+    if words[1].endswith(".py"):
+        return [sys.executable, words[1], "--help"]  # a script of bench/: its options are checked below
+    return [sys.executable, *words[1:3], "--help"]  # a module of bench/
+
+
+def test_the_commands_named_in_the_prose_are_real():
+    require("make", "apt-get install make")
+    commands = inline_commands()
+    assert len(commands) >= 20, commands
+    for where, command in commands:
+        check = check_inline(command)
+        if not check:
+            continue
+        result = subprocess.run(check, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"{where}: `{command}` ({check}): {result.stdout[-1000:]}{result.stderr[-1000:]}"
+        if check[-1] == "--help":  # and the options the prose gives are the program's
+            for option in re.findall(r"(?<= )--[a-z][a-z.-]*", command):
+                assert option in result.stdout, f"{where}: `{command}`: {option} is not in its --help"
