@@ -143,6 +143,8 @@ class Config:
             raise ConfigError("--statsd.event-flush-interval", str(error)) from None
         if not (self.statsd_listen_udp or self.statsd_listen_tcp or self.statsd_listen_unixgram):
             raise ConfigError("--statsd-listen-udp", "every StatsD listener is disabled; enable at least one")
+        if self.watch_mapping_config and not self.mapping_config:
+            raise ConfigError("--watch-mapping-config", "there is no mapping file to watch: give --mapping-config")
 
 
 DEFAULT_REAP_AFTER = 300.0

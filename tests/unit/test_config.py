@@ -20,6 +20,7 @@ from bridge.mapping.loader import load_mapping
         ("max_series", -1, "--max-series"),
         ("statsd_relay_address", ("host:0",), "--statsd-relay-address"),
         ("statsd_cache_type", "fifo", "--statsd.cache-type"),
+        ("watch_mapping_config", True, "--watch-mapping-config"),  # and no mapping file
     ],
 )
 def test_a_bad_value_names_its_flag(field, value, flag):
