@@ -26,8 +26,8 @@ class Stats:
         self.metric_series_dropped: Counter[str] = Counter()
         self.batches = 0  # datagram batches handed to the ingest: statsd_exporter's event queue flushes
         self.web_config_reloads: Counter[str] = Counter({"success": 0, "failure": 0})
-        # what raised where nothing should have, by component (ingest, sweep, reaper, web_config, event_loop),
-        # counted and logged with its traceback while the work goes on
+        # what raised where nothing should have, by component (ingest, sweep, reaper, web_config,
+        # mapping_watch, event_loop), counted and logged with its traceback while the work goes on
         self.internal_errors: Counter[str] = Counter()
 
 
