@@ -2,8 +2,9 @@
 
     python bench/soak.py --rate 200000 --minutes 10
 
-Every `--churn` seconds the senders move to a fresh set of series; a `ttl` in the mapping drops the
-old ones, so after warm-up RSS should stay flat. Prints one line per scrape interval.
+Every `--churn` seconds the senders move to a fresh set of series, counters and timers with fresh
+`pod` tags; a `ttl` in the mapping drops the old ones, so after warm-up RSS should stay flat. Prints one
+line per scrape interval.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from run import Bridge
 
 
 def churned_datagrams(generation: int, series: int) -> list[bytes]:
-    lines = [f"soak.c{generation}_{i}:1|c|#host:h{i % 20}" for i in range(series)]
+    """Counters and timers of fresh names, tagged with fresh pods: every name, label value and vector new."""
+    lines = [
+        f"soak.c{generation}_{i}:1|c|#host:h{i % 20},pod:p{generation}_{i % 500}"
+        if i % 2
+        else f"soak.t{generation}_{i}:{i % 300}|ms|#host:h{i % 20},pod:p{generation}_{i % 500}"
+        for i in range(series)
+    ]
     return ["\n".join(lines[i : i + 30]).encode() for i in range(0, len(lines), 30)]
 
 

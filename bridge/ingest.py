@@ -279,6 +279,7 @@ class Ingest:
         for line in [line for line, (shape, _) in self._exact.items() if id(shape.series) in removed]:
             del self._exact[line]
         self.mapper.forget_gone(self.store.families.__contains__)
+        self._label_names.clear()  # tag keys of series that may be gone; escaping one again is cheap
         self._generation = self.store.generation
 
     def _forget_shapes(self) -> None:

@@ -158,7 +158,7 @@ def self_metrics(sources: Sources) -> Iterator[Metric]:
     yield series
     vectors = GaugeMetricFamily(
         PREFIX + "metrics_total",
-        "Metrics created (a name and a set of label names), by type; never lowered, as statsd_exporter's.",
+        "Metrics created (a name and a set of label names with no live series before), by type; never lowered.",
         labels=["type"],
     )
     for kind, count in sorted(dict(store.vectors_created).items()):

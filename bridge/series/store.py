@@ -58,24 +58,50 @@ class Family:
         self.type = metric.type
         self.help = metric.help
         self.series: dict[LabelKey, Series] = {}
-        # label names -> (buckets, native (schema, max buckets) or None, summary options) of the first
-        self.vectors: dict[tuple[str, ...], tuple[tuple[float, ...], tuple[int, int] | None, SummaryOptions]] = {}
+        # label names -> the vector: its live series and the options of its first; it goes with its last
+        # series, so that a churn of label-name sets holds no memory
+        self.vectors: dict[tuple[str, ...], Vector] = {}
 
-    def new_series(self, key: LabelKey, now: float, metric: Metric) -> Series:
-        if self.type == "counter":
-            return CounterSeries(key, now)
-        if self.type == "gauge":
-            return Scalar(key, now)
+    def new_series(self, key: LabelKey, now: float, metric: Metric) -> tuple[Series, bool]:
+        """A series for `key`, and whether it made a new vector (a set of label names with no live series)."""
         names = tuple(name for name, _ in key)
-        options = self.vectors.get(names)
-        if options is None:
+        vector = self.vectors.get(names)
+        created = vector is None
+        if vector is None:
             factor, max_buckets = metric.native
             native = (pick_schema(factor), max_buckets) if factor > 1 else None
-            options = self.vectors[names] = (metric.buckets, native, metric.summary)
-        buckets, native, summary = options
+            vector = self.vectors[names] = Vector(metric.buckets, native, metric.summary)
+        vector.series += 1
+        if self.type == "counter":
+            return CounterSeries(key, now), created
+        if self.type == "gauge":
+            return Scalar(key, now), created
         if self.type == "histogram":
-            return Histogram(key, now, buckets, native)
-        return Summary(key, now, summary)
+            return Histogram(key, now, vector.buckets, vector.native), created
+        return Summary(key, now, vector.summary), created
+
+    def forget(self, series: Series) -> None:
+        """`series` is gone from `self.series`: its vector goes with its last series."""
+        names = tuple(name for name, _ in series.key)
+        vector = self.vectors.get(names)
+        if vector is not None:
+            vector.series -= 1
+            if vector.series <= 0:
+                del self.vectors[names]
+
+
+class Vector:
+    """A set of label names of one family: how many series it holds, and the options of its first."""
+
+    __slots__ = ("buckets", "native", "series", "summary")
+
+    def __init__(
+        self, buckets: tuple[float, ...], native: tuple[int, int] | None, summary: SummaryOptions
+    ) -> None:
+        self.buckets = buckets
+        self.native = native  # (schema, max buckets) or None: classic buckets only
+        self.summary = summary
+        self.series = 0
 
 
 class Store:
@@ -98,9 +124,9 @@ class Store:
         self._by_source: dict[str, dict[int, tuple[Family, Series]]] = {}
         self.reaped_series = 0
         self.reaped_sources = 0
-        # (name, type, label names) of every series created: statsd_exporter's "metrics" (its vectors),
-        # which its statsd_exporter_metrics_total{type} counts and never lowers
-        self._vectors: set[tuple[str, str, tuple[str, ...]]] = set()
+        # Vectors (a name, a type and a set of label names: statsd_exporter's "metrics") created, by type:
+        # its metrics_total{type}, never lowered. Counted as each comes into being, never remembered once
+        # its last series goes (statsd_exporter keeps every one it made, and its memory grows with them).
         self.vectors_created: dict[str, int] = {}  # a type appears once it has one, as there
         # Histograms holding pending observations (Histogram.pending), and how many values wait in all:
         # the ingest defers bucket updates so that a batch costs a sort and a few bisections; they are
@@ -146,11 +172,10 @@ class Store:
             raise MetricSeriesLimitError(metric.name)
         if family is None or family.type != metric.type:
             family = self.family(metric)
-        series = family.series[key] = family.new_series(key, now, metric)
+        series, new_vector = family.new_series(key, now, metric)
+        family.series[key] = series
         self.series_count += 1
-        vector = (family.name, family.type, tuple(name for name, _ in key))
-        if vector not in self._vectors:
-            self._vectors.add(vector)
+        if new_vector:
             self.vectors_created[family.type] = self.vectors_created.get(family.type, 0) + 1
         if metric.ttl > 0:
             self._expiring[id(series)] = (family, series, metric.ttl)
@@ -168,6 +193,7 @@ class Store:
     def remove(self, family: Family, series: Series) -> None:
         if family.series.get(series.key) is series:
             del family.series[series.key]
+            family.forget(series)
             self.series_count -= 1
             self.generation += 1
             self._removed.add(id(series))
