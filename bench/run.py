@@ -12,6 +12,7 @@ its own counts of what it received.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -84,13 +85,18 @@ READ_BUFFER = 32 * 1024 * 1024  # the bridge's default --statsd.read-buffer, giv
 
 class Bridge:
     def __init__(
-        self, mapping: str | None = None, extra: tuple[str, ...] = (), regex_engine: str = "re2", python: str = ""
+        self,
+        mapping: str | None = None,
+        extra: tuple[str, ...] = (),
+        regex_engine: str = "re2",
+        python: str = "",
+        workers: str = "1",
     ) -> None:
         self.udp_port = free_port(socket.SOCK_DGRAM)
         self.web_port = free_port(socket.SOCK_STREAM)
         command = [python or sys.executable, "-m", "bridge", "--statsd-listen-udp", f"127.0.0.1:{self.udp_port}",
                    "--statsd-listen-tcp", "", "--web-listen-address", f"127.0.0.1:{self.web_port}",
-                   "--log-level", "warn", "--max-series", "0", *extra]  # fmt: skip
+                   "--log-level", "warn", "--max-series", "0", "--statsd.workers", workers, *extra]  # fmt: skip
         env = dict(os.environ)
         if regex_engine == "re":  # bench/python_re/sitecustomize.py compiles the regex rules with Python's re
             env["PYTHONPATH"] = str(HERE / "python_re")
@@ -111,10 +117,12 @@ class Bridge:
         raise RuntimeError(f"{command[0]} did not start")
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time of the process, all its threads, from /proc/PID/stat."""
-        with open(f"/proc/{self.process.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User plus system CPU time of the process and its children (receiving workers), all threads."""
+        return sum(cpu_seconds(pid) for pid in process_tree(self.process.pid))
+
+    def rss_by_process(self) -> list[int]:
+        """RSS of the process, then of each child (a receiving worker)."""
+        return [read_rss(pid) for pid in process_tree(self.process.pid)]
 
     def scrape_bytes(self, accept: str) -> bytes:
         request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}/metrics", headers={"Accept": accept})
@@ -219,6 +227,30 @@ def write_temp(text: str, suffix: str) -> str:
     return handle.name
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its children (one level: the bridge's receiving workers)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        children.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return [pid, *sorted(children)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process, all its threads, from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def read_rss(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -298,35 +330,56 @@ def cpu_per_million(server, load: str, rate: float, seconds: float, prefixes: tu
     return (server.cpu_seconds() - before_cpu) / (received / 1e6) if received else float("nan")
 
 
+class RateSearch:
+    """One server's search for its lossless rate: double the offered rate until lines are lost, then bisect;
+    the best rate losing < 0.1 %. A trial at a time, so that several servers' searches can alternate."""
+
+    def __init__(self, start: float, steps: int) -> None:
+        self.rate, self.steps = start, steps
+        self.best: Trial | None = None
+        self.worst: Trial | None = None
+        self.trials = 0
+        self.sender_bound = False
+
+    @property
+    def done(self) -> bool:
+        return self.sender_bound or self.trials >= self.steps
+
+    def record(self, result: Trial) -> None:
+        self.trials += 1
+        if result.loss >= LOSS_LIMIT:
+            self.worst = result
+        elif result.achieved < 0.95 * result.offered:
+            self.best, self.sender_bound = result, True  # the sender could go no faster: the limit lies above
+            return
+        else:
+            self.best = result
+        if self.worst is None:
+            self.rate *= 2
+        else:
+            self.rate = ((self.best.offered if self.best else 0.0) + self.worst.offered) / 2
+
+    def result(self) -> dict:
+        best, worst = self.best, self.worst
+        return {"rate": best.achieved if best else 0.0, "sender_bound": self.sender_bound, "trials": self.trials,
+                "loss_above": worst.loss if worst else None}  # fmt: skip
+
+
+def lossless_rates(
+    servers: dict, load: str, prefixes: dict, seconds: float, start: dict, steps: int
+) -> dict[str, dict]:
+    """Each server's lossless rate, their trials alternating (one trial each in turn), so that a shared,
+    noisy machine slows all of them alike rather than whichever runs at the wrong moment."""
+    searches = {label: RateSearch(start[label], steps) for label in servers}
+    while not all(search.done for search in searches.values()):
+        for label, search in searches.items():
+            if not search.done:
+                search.record(trial(servers[label], load, search.rate, seconds, prefixes[label]))
+    return {label: search.result() for label, search in searches.items()}
+
+
 def lossless_rate(server, load: str, prefixes: tuple[str, ...], seconds: float, start: float, steps: int) -> dict:
-    """Double the offered rate until lines are lost, then bisect; the best rate losing < 0.1 %."""
-    best, worst = None, None
-    rate = start
-    trials = []
-    while worst is None and len(trials) < steps:
-        result = trial(server, load, rate, seconds, prefixes)
-        trials.append(result)
-        if result.loss < LOSS_LIMIT and result.achieved >= 0.95 * result.offered:
-            best = result
-            rate *= 2
-        elif result.loss < LOSS_LIMIT:
-            best = result  # the sender could not go faster: the receiver's limit lies above this
-            return {"rate": best.achieved, "sender_bound": True, "trials": len(trials)}
-        else:
-            worst = result
-    for _ in range(max(0, steps - len(trials))):
-        if worst is None:
-            break
-        low = best.offered if best else 0.0
-        rate = (low + worst.offered) / 2
-        result = trial(server, load, rate, seconds, prefixes)
-        trials.append(result)
-        if result.loss < LOSS_LIMIT:
-            best = result
-        else:
-            worst = result
-    return {"rate": best.achieved if best else 0.0, "sender_bound": False, "trials": len(trials),
-            "loss_above": worst.loss if worst else None}  # fmt: skip
+    return lossless_rates({"": server}, load, {"": prefixes}, seconds, {"": start}, steps)[""]
 
 
 PROTOBUF = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
@@ -406,6 +459,23 @@ def fmt_rate(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def mib(sizes: list[int]) -> str:
+    """RSS of a main process and its workers: 45 = 30 + 8 + 7."""
+    parts = [f"{size / 2**20:.0f}" for size in sizes]
+    return f"{sum(sizes) / 2**20:.0f}" + (f" = {' + '.join(parts)}" if len(parts) > 1 else "")
+
+
+def usable_workers(setting: str) -> int:
+    sys.path.insert(0, str(HERE.parent))
+    from bridge.workers.cpus import workers_for
+
+    return workers_for(setting)
+
+
+# the loads statsd_exporter runs too
+COMPARED = ("batched", "single", "mixed", "production")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true", help="a few seconds: check that it runs and reports")
@@ -427,6 +497,12 @@ def main() -> int:
         help="compare this interpreter (a venv's python with the bridge installed) with the one running this "
         "script, on the mixed and production loads; repeat for several. Nothing else runs (make bench-pythons)",
     )
+    parser.add_argument(
+        "--workers",
+        default="auto",
+        metavar="N|auto",
+        help="the --statsd.workers of the bridge measured beside one process (default: auto)",
+    )
     args = parser.parse_args()
     smoke = args.smoke
     seconds = 0.5 if smoke else 5.0  # long enough that the socket buffer cannot hide a slow receiver
@@ -447,6 +523,7 @@ def main() -> int:
     relay_sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     relay_sink.bind(("127.0.0.1", 0))
     relay = ("--statsd-relay-address", f"127.0.0.1:{relay_sink.getsockname()[1]}")
+    workers = args.workers
     for label, load, prefixes, start, extra in (
         ("batched", "batched", ("bench_counter",), 50_000, ()),
         ("single", "single", ("bench_counter",), 20_000, ()),
@@ -461,39 +538,47 @@ def main() -> int:
         engine = "re" if label == "mixed-re" else "re2"
         mapping = mixed_mapping(native=label != "mixed-classic") if load == "mixed" else None
         mapping = production_mapping() if load == "production" else mapping
-        bridge = Bridge(mapping, extra, regex_engine=engine)
-        try:
-            ours = lossless_rate(bridge, load, prefixes, seconds, start, steps)
-        finally:
-            bridge.stop()
-        node = None
+        factories = {"bridge": functools.partial(Bridge, mapping, extra, regex_engine=engine)}
+        if label != "mixed-re":
+            factories["workers"] = functools.partial(Bridge, mapping, extra, regex_engine=engine, workers=workers)
+        if have_peer and label in COMPARED:
+            factories["statsd_exporter"] = functools.partial(StatsdExporter, mapping)
         if have_statsd and label in ("batched", "single"):
-            daemon = StatsdDaemon()
-            try:
-                node = lossless_rate(daemon, load, ("bench.counter",), seconds, start / 2, steps)
-            finally:
-                daemon.stop()
-        go = None
-        if have_peer and label in ("batched", "single", "mixed", "production"):
-            peer = StatsdExporter(mapping)
-            try:
-                go = lossless_rate(peer, load, prefixes, seconds, start / 2, steps)
-            finally:
-                peer.stop()
-        results[label] = {"bridge": ours, "statsd_exporter": go, "statsd": node}
-        rows.append((label, ours, go, node))
+            factories["statsd"] = StatsdDaemon
+        servers = {}
+        try:
+            for name, factory in factories.items():
+                servers[name] = factory()
+            found = lossless_rates(
+                servers,
+                load,
+                {name: ("bench.counter",) if name == "statsd" else prefixes for name in servers},
+                seconds,
+                {name: start / 2 if name in ("statsd", "statsd_exporter") else start for name in servers},
+                steps,
+            )
+        finally:
+            for server in servers.values():
+                server.stop()
+        results[label] = {name: found.get(name) for name in ("bridge", "workers", "statsd_exporter", "statsd")}
+        rows.append((label, results[label]))
     relay_sink.close()
 
     def shown(result: dict | None) -> str:
         return (fmt_rate(result["rate"]) + ("+" if result["sender_bound"] else "")) if result else "-"
 
-    print("\nLossless rate (< 0.1 % lost), lines/s, loopback UDP, sender in its own process")
-    print(f"{'load':<14}{'statsd-bridge':>15}{'statsd_exporter':>17}{'ratio':>8}{'statsd (node)':>15}{'ratio':>8}")
-    for load, ours, go, node in rows:
-        go_ratio = f"{ours['rate'] / go['rate']:.2f}x" if go and go["rate"] else "n/a"
-        node_ratio = f"{ours['rate'] / node['rate']:.1f}x" if node and node["rate"] else "n/a"
-        print(f"{load:<14}{shown(ours):>15}{shown(go):>17}{go_ratio:>8}{shown(node):>15}{node_ratio:>8}")
-    print("(+: the sender could go no faster; the real limit is higher)")
+    def ratio(ours: dict | None, theirs: dict | None) -> str:
+        return f"{ours['rate'] / theirs['rate']:.2f}x" if ours and theirs and theirs["rate"] else "n/a"
+
+    print("\nLossless rate (< 0.1 % lost), lines/s, loopback UDP, sender in its own process; trials alternate")
+    print(f"{'load':<14}{'statsd_exporter':>16}{'one process':>13}{'ratio':>7}{f'workers {workers}':>14}"
+          f"{'ratio':>7}{'statsd (node)':>15}")  # fmt: skip
+    for load, found in rows:
+        go = found["statsd_exporter"]
+        print(f"{load:<14}{shown(go):>16}{shown(found['bridge']):>13}{ratio(found['bridge'], go):>7}"
+              f"{shown(found['workers']):>14}{ratio(found['workers'], go):>7}{shown(found['statsd']):>15}")  # fmt: skip
+    print("(ratio: to statsd_exporter; +: the sender could go no faster, the real limit is higher)")
+    print(f"(workers {workers}: --statsd.workers {workers}, {usable_workers(workers)} worker processes here)")
     print("(relaying: the batched load with --statsd-relay-address pointing at a socket nobody reads)")
     if smoke:
         print("smoke run: two short trials per load, so the rates and ratios are floors, not measurements")
@@ -503,22 +588,42 @@ def main() -> int:
         print(f"statsd_exporter not found at {PEER} (set STATSD_EXPORTER): its columns are empty")
 
     if have_peer:
-        print("\nServer CPU seconds per million lines at a rate both sustain (half the lower lossless rate)")
-        print(f"{'load':<14}{'rate':>10}{'statsd-bridge':>15}{'statsd_exporter':>17}{'ratio':>8}")
-        for load, ours, go, _ in rows:
-            if go is None or not go["rate"]:
+        print("\nServer CPU seconds per million lines (all its processes) at a rate all three sustain (half the lowest "
+              "lossless rate)")  # fmt: skip
+        print(f"{'load':<14}{'rate':>11}{'statsd_exporter':>16}{'one process':>13}{'ratio':>7}"
+              f"{f'workers {workers}':>14}{'ratio':>7}")  # fmt: skip
+        for load, found in rows:
+            if load not in COMPARED or not all(found[name] for name in ("bridge", "workers", "statsd_exporter")):
                 continue
-            rate = min(ours["rate"], go["rate"]) / 2
+            rate = min(found[name]["rate"] for name in ("bridge", "workers", "statsd_exporter")) / 2
             mapping = {"mixed": mixed_mapping(), "production": production_mapping()}.get(load)
             prefixes = {"mixed": ("app", "svc"), "production": LINES}.get(load, ("bench_counter",))
-            costs = []
-            for server in (Bridge(mapping), StatsdExporter(mapping)):
+            costs = {}
+            for name, server in (("statsd_exporter", StatsdExporter(mapping)), ("bridge", Bridge(mapping)),
+                                 ("workers", Bridge(mapping, workers=workers))):  # fmt: skip
                 try:
-                    costs.append(cpu_per_million(server, load, rate, seconds, prefixes))
+                    costs[name] = cpu_per_million(server, load, rate, seconds, prefixes)
                 finally:
                     server.stop()
-            results[load]["cpu_per_million"] = {"rate": rate, "bridge": costs[0], "statsd_exporter": costs[1]}
-            print(f"{load:<14}{fmt_rate(rate):>10}{costs[0]:>15.2f}{costs[1]:>17.2f}{costs[0] / costs[1]:>7.2f}x")
+            results[load]["cpu_per_million"] = {"rate": rate, **costs}
+            go = costs["statsd_exporter"]
+            print(f"{load:<14}{fmt_rate(rate):>11}{go:>16.2f}{costs['bridge']:>13.2f}{costs['bridge'] / go:>6.2f}x"
+                  f"{costs['workers']:>14.2f}{costs['workers'] / go:>6.2f}x")  # fmt: skip
+
+    print("\nRSS by process, MiB: idle, then holding 100,000 counter series")
+    print(f"{'bridge':<22}{'idle':>16}{'100k series':>22}")
+    for label, option in (("one process", "1"), (f"workers {workers}", workers)):
+        bridge = Bridge(workers=option)
+        try:
+            time.sleep(1.0)
+            idle = bridge.rss_by_process()
+            fill_range(bridge, 0, 10_000 if smoke else 100_000)
+            full = bridge.rss_by_process()
+        finally:
+            bridge.stop()
+        results.setdefault("rss", {})[label] = {"idle": idle, "filled": full}
+        print(f"{label:<22}{mib(idle):>16}{mib(full):>22}")
+    print("(main process + each worker; each worker holds the series it has received, its share of the lines)")
 
     if args.only:
         return 0
@@ -545,7 +650,7 @@ def main() -> int:
     finally:
         bridge.stop()
 
-    half = results["batched"]["bridge"]["rate"] / 2
+    half = results["batched"]["bridge"]["rate"] / 2  # the one process's: the scrape and loss rows are its
     for label, interval in (("every second", 1.0), ("back to back", 0.0)):
         bridge = Bridge()
         try:

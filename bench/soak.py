@@ -36,8 +36,9 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--series", type=int, default=20_000, help="series alive at once")
     parser.add_argument("--churn", type=float, default=30, help="seconds between series generations")
+    parser.add_argument("--workers", default="1", metavar="N|auto", help="the bridge's --statsd.workers")
     args = parser.parse_args()
-    bridge = Bridge("mappings:\n- match: soak.*\n  name: soak_$1\n  ttl: 45s\n")
+    bridge = Bridge("mappings:\n- match: soak.*\n  name: soak_$1\n  ttl: 45s\n", workers=args.workers)
     sent = 0
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -58,7 +59,8 @@ def main() -> int:
                     sent += 30
                 if now >= next_report:
                     series = bridge.total(("statsd_bridge_metrics",))
-                    print(f"{now - start:>8.0f}{bridge.rss() / 2**20:>10.1f}{series:>10,.0f}{sent:>14,}", flush=True)
+                    rss = sum(bridge.rss_by_process()) / 2**20  # the main process and its workers
+                    print(f"{now - start:>8.0f}{rss:>10.1f}{series:>10,.0f}{sent:>14,}", flush=True)
                     next_report = now + 15
                 time.sleep(0.001)
     finally:

@@ -11,6 +11,7 @@ from bridge.net import parse_address
 from bridge.parsing.line import Dialects
 from bridge.receiving.relay import DEFAULT_PACKET_LENGTH, MAX_UDP_PAYLOAD
 from bridge.series.store import DEFAULT_MAX_SERIES
+from bridge.workers.cpus import MAX_WORKERS, workers_for
 
 # Datagrams wait here while a scrape holds the GIL: 0.2 s of rendering 100k series at 750k lines/s
 # is ~5,000 datagrams of 30 lines, ~12 MiB as the kernel counts them; 8 MiB lost 0.9 % (bench/run.py).
@@ -33,6 +34,7 @@ class Config:
     statsd_unixsocket_mode: str = "755"
     statsd_read_buffer: int = DEFAULT_READ_BUFFER
     statsd_reuse_port: bool = False
+    statsd_workers: str = "1"  # receiving processes: a number, or auto (bridge/workers/cpus.py)
     web_listen_address: str = ":9102"
     web_telemetry_path: str = "/metrics"
     web_config_file: str = ""
@@ -63,6 +65,11 @@ class Config:
     statsd_event_flush_interval: str = "200ms"
     statsd_udp_packet_queue_size: int = 10000
     debug_dump_fsm: str = ""
+
+    @property
+    def workers(self) -> int:
+        """How many receiving processes: 1 is the one process that does everything."""
+        return workers_for(self.statsd_workers)
 
     @property
     def dialects(self) -> Dialects:
@@ -143,6 +150,14 @@ class Config:
             raise ConfigError("--statsd.event-flush-interval", str(error)) from None
         if not (self.statsd_listen_udp or self.statsd_listen_tcp or self.statsd_listen_unixgram):
             raise ConfigError("--statsd-listen-udp", "every StatsD listener is disabled; enable at least one")
+        if self.statsd_workers != "auto" and not (
+            self.statsd_workers.isascii()
+            and self.statsd_workers.isdigit()
+            and 1 <= int(self.statsd_workers) <= MAX_WORKERS
+        ):
+            raise ConfigError(
+                "--statsd-workers", f"{self.statsd_workers!r}: give auto or a number from 1 to {MAX_WORKERS}"
+            )
         if self.watch_mapping_config and not self.mapping_config:
             raise ConfigError("--watch-mapping-config", "there is no mapping file to watch: give --mapping-config")
 

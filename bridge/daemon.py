@@ -21,13 +21,13 @@ from bridge.durations import parse_duration
 from bridge.exposition.self_metrics import Sources, reserved_names, self_registry
 from bridge.ingest import Ingest
 from bridge.logs import log
-from bridge.mapping.loader import MappingConfig, MappingError, load_mapping_file
+from bridge.mapping.loader import MappingConfig, MappingError, load_mapping, read_mapping_file
 from bridge.mapping.router import Mapper
 from bridge.net import bound_socket, format_address, parse_address
 from bridge.receiving.batches import DatagramCounts
 from bridge.receiving.datagrams import serve_datagrams, udp_drops, udp_socket, unixgram_socket
-from bridge.receiving.relay import Relay
-from bridge.receiving.tcp import TCPCounts, tcp_server
+from bridge.receiving.relay import Relay, RelayStats
+from bridge.receiving.tcp import TCPCounts, tcp_server, tcp_socket
 from bridge.series.store import Store
 from bridge.stats import Stats, rejections
 from bridge.supervise import Backoff, file_marks, loop_exception_handler, periodic
@@ -37,10 +37,12 @@ from bridge.web.http import Server as HTTPServer
 from bridge.web.status import Rates, Status, Trends
 from bridge.web.web_config import WebConfig, WebConfigError, fingerprint, peer_allowed, ssl_context
 from bridge.web.web_config import load as load_web_config
+from bridge.workers.pool import Pool, WorkerStartError
 
 logger = logging.getLogger("bridge.server")
 
-SWEEP_INTERVAL = 1.0  # seconds between TTL sweeps, as statsd_exporter
+SWEEP_INTERVAL = 1.0  # seconds between TTL sweeps, as statsd_exporter, and between the workers' hand-overs
+RELOAD_TIMEOUT = 90.0  # how long /-/reload waits for a reload: compiling and swapping in every worker
 
 
 class StartupError(Exception):
@@ -59,16 +61,24 @@ def _listening(listener: str, flag: str, address: str) -> Iterator[None]:
         raise StartupError(f"cannot serve the web endpoint on {address}: {error}") from None
 
 
-def load_mapping(config: Config) -> MappingConfig:
+def load_mapping_config(config: Config) -> MappingConfig:
+    return compile_mapping(config)[1]
+
+
+def compile_mapping(config: Config) -> tuple[str | None, MappingConfig]:
+    """The mapping file's text (None without one) and its rules; MappingError names the file, line and key."""
     if not config.mapping_config:
-        return MappingConfig()
-    return load_mapping_file(config.mapping_config)
+        return None, MappingConfig()
+    text = read_mapping_file(config.mapping_config)
+    return text, load_mapping(text, config.mapping_config)
 
 
 class Bridge:
     """The running parts of one process, built from a Config."""
 
-    def __init__(self, config: Config, mapping: MappingConfig, web: WebConfig | None = None) -> None:
+    def __init__(
+        self, config: Config, mapping: MappingConfig, web: WebConfig | None = None, mapping_text: str | None = None
+    ) -> None:
         self.config = config
         self.web = web or WebConfig()
         self.stats = Stats()
@@ -78,13 +88,16 @@ class Bridge:
         self.relays: list[Relay] = []
         self.http: HTTPServer | None = None
         self.udp, self.unixgram, self.tcp = DatagramCounts(), DatagramCounts(), TCPCounts()
+        self.pool: Pool | None = None  # the receiving workers, with --statsd.workers above 1
+        self.mapping_text = mapping_text  # what the workers compile: the file as read at start or reload
+        self.exit_code = 0
         self.self_metrics = Sources(
             self.stats,
             self.store,
             self.udp,
             self.unixgram,
             self.tcp,
-            lambda: self.ingest.mapper,
+            lambda: self.pool.mapper_counts if self.pool is not None else self.ingest.mapper,
             self.kernel_drops,
             max_series=config.max_series,
             http=lambda: self.http.stats if self.http is not None else None,
@@ -107,6 +120,8 @@ class Bridge:
         self.mapping_marks: tuple = ()  # the mapping file as last seen, when --watch-mapping-config
         self.mapping_pending = False
         self.mapping_backoff = Backoff()
+        self.reload_lock = asyncio.Lock()
+        self.reloads: set[asyncio.Task] = set()  # reloads a signal started, held until done
         self.servers: list[asyncio.Server] = []
         self.closers: list[Callable[[], None]] = []  # stop the datagram listeners
         self.http_listener: asyncio.Server | None = None
@@ -125,15 +140,24 @@ class Bridge:
         """Datagrams the kernel dropped on the UDP sockets, their receive buffers full."""
         return udp_drops(self.udp_inodes) if self.udp_inodes else 0
 
-    def reload(self) -> bool:
-        """Re-read the mapping file; a bad one keeps the old rules."""
-        try:
-            mapping = load_mapping(self.config)
-        except MappingError as error:
-            self.stats.config_reloads["failure"] += 1
-            log(logger, logging.ERROR, "mapping reload failed, keeping the old rules", error=str(error))
-            return False
-        self.ingest.set_mapper(Mapper(mapping))
+    async def reload(self) -> bool:
+        """Re-read the mapping file, compiled on a thread so that the loop goes on receiving and serving, then
+        swapped in at once (in every worker, each compiling the same text); a bad one keeps the old rules."""
+        async with self.reload_lock:
+            loop = asyncio.get_running_loop()
+            try:
+                text, mapping = await loop.run_in_executor(None, compile_mapping, self.config)
+                mapper = await loop.run_in_executor(None, Mapper, mapping)
+                if self.pool is not None:
+                    failed = await self.pool.reload(text, self.config.mapping_config)
+                    if failed:
+                        raise MappingError("; ".join(failed), self.config.mapping_config)
+            except MappingError as error:
+                self.stats.config_reloads["failure"] += 1
+                log(logger, logging.ERROR, "mapping reload failed, keeping the old rules", error=str(error))
+                return False
+            self.mapping_text = text
+            self.ingest.set_mapper(mapper)
         self.stats.loaded_mappings = len(mapping.rules)
         self.mapping_loaded = time.time()
         self.stats.config_reloads["success"] += 1
@@ -150,25 +174,10 @@ class Bridge:
         self.self_metrics.relays = [relay.stats for relay in self.relays]
         self.receive = self.ingest.packets if not self.relays else self._relay_and_ingest
         try:
-            if config.statsd_listen_udp:
-                with _listening("udp", "--statsd.listen-udp", config.statsd_listen_udp):
-                    host, port = parse_address(config.statsd_listen_udp)
-                    sock = udp_socket(host, port, config.statsd_read_buffer, config.statsd_reuse_port)
-                self.addresses["udp"] = format_address(sock.getsockname())
-                self.udp_inodes.append(os.fstat(sock.fileno()).st_ino)
-                self.closers.append(serve_datagrams(sock, self.receive, self.udp))
-            if config.statsd_listen_tcp:
-                with _listening("tcp", "--statsd.listen-tcp", config.statsd_listen_tcp):
-                    host, port = parse_address(config.statsd_listen_tcp)
-                    server = await tcp_server(host, port, self.receive, self.tcp, config.statsd_reuse_port)
-                self.servers.append(server)
-                self.addresses["tcp"] = format_address(server.sockets[0].getsockname())
-            if config.statsd_listen_unixgram:
-                mode = int(config.statsd_unixsocket_mode, 8)
-                with _listening("unixgram", "--statsd.listen-unixgram", config.statsd_listen_unixgram):
-                    sock = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
-                self.addresses["unixgram"] = config.statsd_listen_unixgram
-                self.closers.append(serve_datagrams(sock, self.receive, self.unixgram))
+            if config.workers > 1:
+                await self._start_workers()
+            else:
+                await self._start_listeners()
             with _listening("web", "--web.listen-address", config.web_listen_address):
                 await self._start_web()
         except StartupError:
@@ -196,6 +205,91 @@ class Bridge:
         for name, address in self.addresses.items():
             log(logger, logging.INFO, "listening", listener=name, address=address)
 
+    async def _start_listeners(self) -> None:
+        """Every listener read on this process's event loop: one process does it all."""
+        config = self.config
+        if config.statsd_listen_udp:
+            with _listening("udp", "--statsd.listen-udp", config.statsd_listen_udp):
+                host, port = parse_address(config.statsd_listen_udp)
+                sock = udp_socket(host, port, config.statsd_read_buffer, config.statsd_reuse_port)
+            self.addresses["udp"] = format_address(sock.getsockname())
+            self.udp_inodes.append(os.fstat(sock.fileno()).st_ino)
+            self.closers.append(serve_datagrams(sock, self.receive, self.udp).stop)
+        if config.statsd_listen_tcp:
+            with _listening("tcp", "--statsd.listen-tcp", config.statsd_listen_tcp):
+                host, port = parse_address(config.statsd_listen_tcp)
+                server = await tcp_server(host, port, self.receive, self.tcp, config.statsd_reuse_port)
+            self.servers.append(server)
+            self.addresses["tcp"] = format_address(server.sockets[0].getsockname())
+        if config.statsd_listen_unixgram:
+            mode = int(config.statsd_unixsocket_mode, 8)
+            with _listening("unixgram", "--statsd.listen-unixgram", config.statsd_listen_unixgram):
+                sock = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
+            self.addresses["unixgram"] = config.statsd_listen_unixgram
+            self.closers.append(serve_datagrams(sock, self.receive, self.unixgram).stop)
+
+    async def _start_workers(self) -> None:
+        """Bind every listener here, then start the workers that read them; the sockets stay open here."""
+        config = self.config
+        sockets: dict[str, socket.socket] = {}
+        if config.statsd_listen_udp:
+            with _listening("udp", "--statsd.listen-udp", config.statsd_listen_udp):
+                host, port = parse_address(config.statsd_listen_udp)
+                sockets["udp"] = udp_socket(host, port, config.statsd_read_buffer, config.statsd_reuse_port)
+            self.addresses["udp"] = format_address(sockets["udp"].getsockname())
+            self.udp_inodes.append(os.fstat(sockets["udp"].fileno()).st_ino)
+        if config.statsd_listen_tcp:
+            with _listening("tcp", "--statsd.listen-tcp", config.statsd_listen_tcp):
+                host, port = parse_address(config.statsd_listen_tcp)
+                sockets["tcp"] = tcp_socket(host, port, config.statsd_reuse_port)
+            self.addresses["tcp"] = format_address(sockets["tcp"].getsockname())
+        if config.statsd_listen_unixgram:
+            mode = int(config.statsd_unixsocket_mode, 8)
+            with _listening("unixgram", "--statsd.listen-unixgram", config.statsd_listen_unixgram):
+                sockets["unixgram"] = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
+            self.addresses["unixgram"] = config.statsd_listen_unixgram
+        for relay in self.relays:  # each worker relays what it reads; these count it all
+            relay.close()
+        self.relays = []
+        self.self_metrics.relays = [RelayStats(target) for target in config.statsd_relay_address]
+        self.closers.extend(sock.close for sock in sockets.values())  # once the workers have stopped
+        if self.mapping_text is None and config.mapping_config:
+            try:
+                self.mapping_text = read_mapping_file(config.mapping_config)
+            except MappingError as error:
+                raise StartupError(str(error)) from None
+        start = {
+            "mapping": self.mapping_text,
+            "mapping_path": config.mapping_config,
+            "reserved": sorted(reserved_names(self.registry)),
+            "dialects": config.dialects,
+            "relays": list(config.statsd_relay_address),
+            "relay_packet_length": config.statsd_relay_packet_length,
+            "log": (config.log_level, config.log_format),
+        }
+        counts = {"udp": self.udp, "unixgram": self.unixgram, "tcp": self.tcp}
+        self.pool = Pool(
+            config.workers, sockets, start, self.store, self.stats, counts, self.self_metrics.relays, self._fatal
+        )
+        try:
+            await self.pool.start()
+        except (WorkerStartError, OSError) as error:
+            raise StartupError(f"cannot start the receiving workers (--statsd.workers): {error}") from None
+        log(logger, logging.INFO, "receiving workers", workers=config.workers, setting=config.statsd_workers)
+
+    def _fatal(self, reason: str) -> None:
+        """The bridge can't go on (its workers keep dying): stop, and exit non-zero saying why."""
+        log(logger, logging.ERROR, reason)
+        self.exit_code = 1
+        self.stop_requested.set()
+
+    async def _collect(self) -> float:
+        """Every line read before the returned time is in the store: the workers' hand-over first, if any."""
+        if self.pool is None:
+            return time.monotonic()
+        await self.pool.collect()
+        return self.pool.collected_until
+
     async def _start_web(self) -> None:
         config = self.config
         lifecycle = {"/-/reload": self._reload_from_http, "/-/quit": self._quit_from_http}
@@ -210,6 +304,7 @@ class Bridge:
             config.web_enable_openmetrics,
             self.status,
             self.web,
+            prepare=self._collect if self.pool is not None else None,
         )
         limits = Limits(header_timeout=parse_duration(config.web_read_header_timeout))
         self.http = HTTPServer(self.app, limits, lambda certificate: peer_allowed(self.web.tls, certificate))
@@ -277,7 +372,7 @@ class Bridge:
         self.stats.web_config_reloads["success"] += 1
         log(logger, logging.INFO, "web config reloaded", file=self.config.web_config_file)
 
-    def _watch_mapping(self) -> None:
+    async def _watch_mapping(self) -> None:
         """Reload the mapping file when it changed on disk; one that fails to load is tried again, after 1 s
         and then twice as long each time (at most a minute), until it loads or changes again."""
         now = time.monotonic()
@@ -287,7 +382,7 @@ class Bridge:
             self.mapping_backoff.succeeded()  # a new file: try it now
         if not self.mapping_pending or not self.mapping_backoff.due(now):
             return
-        if self.reload():
+        if await self.reload():
             self.mapping_pending = False
             self.mapping_backoff.succeeded()
         else:
@@ -300,27 +395,33 @@ class Bridge:
 
     def _reload_from_http(self) -> tuple[bool, str]:
         """Runs on a web worker thread: the reload itself runs on the event loop, which owns the mapper."""
-        done: concurrent.futures.Future[bool] = concurrent.futures.Future()
-        self.loop.call_soon_threadsafe(lambda: done.set_result(self.reload()))
-        ok = done.result(timeout=30)
+        ok = asyncio.run_coroutine_threadsafe(self.reload(), self.loop).result(timeout=RELOAD_TIMEOUT)
         return ok, "mapping reloaded" if ok else "reload failed, the old rules stay: see the log"
 
     def _quit_from_http(self) -> tuple[bool, str]:
         self.loop.call_soon_threadsafe(self.stop_requested.set)
         return True, "shutting down"
 
-    def _sweep(self) -> None:
-        """Every second: the rates and trends of the status page, and the series past their ttl."""
+    def reload_soon(self) -> None:
+        """SIGHUP: a reload, on its own task so that the signal handler returns at once."""
+        task = self.loop.create_task(self.reload())
+        self.reloads.add(task)
+        task.add_done_callback(self.reloads.discard)
+
+    async def _sweep(self) -> None:
+        """Every second: the workers' hand-over, the rates and trends of the status page, and the series past
+        their ttl (as of the hand-over: a series a worker still holds an update of is not past it)."""
+        collected = await self._collect()
         now = time.monotonic()
         errors = sum(rejections(self.stats).values())
         self.rates.record(now, self.stats.lines, errors)
         self.trends.record(now, self.stats.lines, errors, self.kernel_drops(), self.store.series_count)
-        removed = self.store.sweep(now)
+        removed = self.store.sweep(collected)
         if removed:
             log(logger, logging.DEBUG, "expired series removed", count=removed)
 
     def _reap(self) -> None:
-        removed = self.store.reap(time.monotonic(), self.reaper.after)
+        removed = self.store.reap(self.pool.collected_until if self.pool else time.monotonic(), self.reaper.after)
         self.reaper_last_sweep, self.reaper_last_removed = time.time(), removed
         if removed:
             log(logger, logging.INFO, "reaped the series of silent sources", series=removed, label=self.reaper.label)
@@ -353,12 +454,14 @@ class Bridge:
             reaper_sources=store.sources,
             reaper_last_sweep=self.reaper_last_sweep,
             reaper_last_removed=self.reaper_last_removed,
-            relays=[(r.target, r.stats.lines, sum(dict(r.stats.dropped).values())) for r in self.relays],
+            relays=[(r.target, r.lines, sum(dict(r.dropped).values())) for r in self.self_metrics.relays],
             trends=self.trends.series(),
         )
 
     async def stop(self) -> None:
         self.ready = False
+        if self.pool is not None:
+            await self.pool.stop()  # the workers read their sockets dry and hand over all they hold
         for close in self.closers:
             close()
         for server in self.servers:
@@ -391,18 +494,20 @@ def raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def run(config: Config, mapping: MappingConfig, web: WebConfig | None = None) -> int:
+async def run(
+    config: Config, mapping: MappingConfig, web: WebConfig | None = None, mapping_text: str | None = None
+) -> int:
     """Run until SIGTERM or SIGINT; SIGHUP reloads the mapping file. Returns the exit code."""
     # A scrape renders on a web worker thread; a short switch interval lets the receive loop take the GIL
     # back every millisecond rather than every five while it does.
     sys.setswitchinterval(0.001)
     raise_open_files_limit()
-    bridge = Bridge(config, mapping, web)
+    bridge = Bridge(config, mapping, web, mapping_text)
     stop = bridge.stop_requested
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, bridge.reload)
+    loop.add_signal_handler(signal.SIGHUP, bridge.reload_soon)
     try:
         await bridge.start()
     except StartupError as error:
@@ -420,12 +525,12 @@ async def run(config: Config, mapping: MappingConfig, web: WebConfig | None = No
     await stop.wait()
     log(logger, logging.INFO, "shutting down")
     await bridge.stop()
-    return 0
+    return bridge.exit_code
 
 
-def main(config: Config, mapping: MappingConfig, web: WebConfig | None = None) -> int:
+def main(config: Config, mapping: MappingConfig, web: WebConfig | None = None, mapping_text: str | None = None) -> int:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(run(config, mapping, web))
-    return uvloop.run(run(config, mapping, web))
+        return asyncio.run(run(config, mapping, web, mapping_text))
+    return uvloop.run(run(config, mapping, web, mapping_text))

@@ -10,7 +10,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.logs import RateLimited, log
 from bridge.mapping.router import Mapper, Target, escape_name
@@ -27,8 +27,8 @@ from bridge.parsing.line import (
     parse_line,
 )
 from bridge.series.names import RESERVED_LABELS
-from bridge.series.store import ConflictError, MetricSeriesLimitError, SeriesLimitError, Store
-from bridge.series.types import WHOLE_LIMIT, How, Series
+from bridge.series.store import ConflictError, MetricSeriesLimitError, SeriesLimitError
+from bridge.series.types import WHOLE_LIMIT, How, LabelKey, Series
 from bridge.stats import Stats
 
 logger = logging.getLogger("bridge.ingest")
@@ -77,11 +77,26 @@ def how_of(metric_type: str, weight: int) -> How:
     return How.ADD if metric_type == "counter" else How.SET
 
 
+class SeriesStore(Protocol):
+    """What the ingest asks of a store: the series store of one process (bridge/series/store.py), or a
+    receiving worker's (bridge/workers/handover.py)."""
+
+    generation: int
+    max_series: float
+    max_series_per_metric: float
+
+    def series(self, metric: Target, key: LabelKey, now: float) -> Series: ...
+    def take_removed(self) -> set[int]: ...
+    def holds(self, name: str) -> bool: ...
+    def pending_tracker(self) -> Callable[[Any], None]: ...
+    def add_pending(self, count: int) -> None: ...
+
+
 class Ingest:
     def __init__(
         self,
         mapper: Mapper,
-        store: Store,
+        store: SeriesStore,
         stats: Stats,
         clock: Callable[[], float] = time.monotonic,
         dialects: Dialects = ALL_DIALECTS,
@@ -201,7 +216,11 @@ class Ingest:
                                 series.fraction += value
                             counters += cached
                         elif how is set_:
-                            series.value = series.value + value if relative else value
+                            if relative:
+                                series.value += value
+                            else:
+                                series.value = value
+                                series.set_at = now
                             gauges += cached
                         elif how is defer:  # into the buckets at the next fold, with the series' other values
                             pending = series.pending
@@ -278,7 +297,7 @@ class Ingest:
             del self._shapes[key]
         for line in [line for line, (shape, _) in self._exact.items() if id(shape.series) in removed]:
             del self._exact[line]
-        self.mapper.forget_gone(self.store.families.__contains__)
+        self.mapper.forget_gone(self.store.holds)
         self._label_names.clear()  # tag keys of series that may be gone; escaping one again is cheap
         self._generation = self.store.generation
 

@@ -14,7 +14,7 @@ import click
 
 from bridge import __version__
 from bridge.config import DEFAULT_REAP_AFTER, DEFAULT_REAP_INTERVAL, Config, ConfigError
-from bridge.daemon import load_mapping, main
+from bridge.daemon import compile_mapping, main
 from bridge.explain import explain_lines, format_text
 from bridge.logs import LEVELS, setup
 from bridge.mapping.lint import ERROR, WARNING, has_errors, lint
@@ -124,6 +124,15 @@ def inert_flags(context: click.Context) -> list[tuple[str, str]]:
     show_default=True,
     help="Bind the UDP and TCP listeners with SO_REUSEPORT, so that several bridges share one port and the "
     "kernel spreads clients over them (each client's lines stay in one bridge); scrape each, sum in PromQL.",
+)
+@click.option(
+    "--statsd-workers",
+    "--statsd.workers",
+    default=DEFAULTS.statsd_workers,
+    show_default=True,
+    metavar="N|auto",
+    help="Processes that receive, parse and map lines, handing them to the one store: auto is one per CPU "
+    "this process may use (affinity and cgroup quota, at most 8); 1 does everything in one process.",
 )
 @click.option(
     "--web-listen-address",
@@ -294,7 +303,7 @@ def cli(context: click.Context, check_config: bool, lint_strict: bool, **options
         fields = {"flag": flag, "reason": reason}
         logging.getLogger("bridge.main").info("flag has no effect here", extra={"fields": fields})
     try:
-        mapping = load_mapping(config)
+        mapping_text, mapping = compile_mapping(config)
     except MappingError as error:
         click.echo(f"statsd-bridge: bad mapping file: {error}", err=True)
         sys.exit(1)
@@ -309,7 +318,7 @@ def cli(context: click.Context, check_config: bool, lint_strict: bool, **options
             users = len(web.users)
             ok = f"web config OK ({'TLS' if web.tls else 'no TLS'}, {users} basic auth user{'s' * (users != 1)})\n" + ok
         sys.exit(report_lint(mapping, ok, lint_strict))
-    sys.exit(main(config, mapping, web))
+    sys.exit(main(config, mapping, web, mapping_text))
 
 
 def report_lint(mapping: MappingConfig, ok: str, strict: bool) -> int:

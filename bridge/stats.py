@@ -29,6 +29,45 @@ class Stats:
         # what raised where nothing should have, by component (ingest, sweep, reaper, web_config,
         # mapping_watch, event_loop), counted and logged with its traceback while the work goes on
         self.internal_errors: Counter[str] = Counter()
+        # receiving workers (--statsd.workers): how many run, and how often one had to be started again
+        self.workers = 0
+        self.worker_restarts = 0
+        self.worker_lines: Counter[int] = Counter()  # by worker number
+
+
+# What the main process counts itself, never handed over by a worker: the mapping and web config it
+# loads, and its workers
+MAIN_ONLY = frozenset(
+    {"loaded_mappings", "config_reloads", "web_config_reloads", "workers", "worker_restarts", "worker_lines"}
+)
+
+
+def take_counts(stats: Stats) -> dict[str, object]:
+    """A worker's counts since the last call, which are zeroed: what it hands over to the main process."""
+    taken: dict[str, object] = {}
+    for name, value in vars(stats).items():
+        if name in MAIN_ONLY:
+            continue
+        if isinstance(value, Counter):
+            if value:
+                taken[name] = dict(value)
+                value.clear()
+        elif value:
+            taken[name] = value
+            setattr(stats, name, 0)
+    return taken
+
+
+def add_counts(stats: Stats, counts: dict[str, object]) -> None:
+    """Add a worker's handed-over counts (take_counts) to the main process's."""
+    for name, value in counts.items():
+        if name in MAIN_ONLY:
+            continue
+        mine = getattr(stats, name)
+        if isinstance(mine, Counter):
+            mine.update(value)  # type: ignore[call-overload]
+        else:
+            setattr(stats, name, mine + value)
 
 
 def rejections(stats: Stats) -> Counter[str]:

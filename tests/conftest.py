@@ -203,7 +203,28 @@ def _listening(line: str) -> tuple[str, str]:
     return (found.group(1), found.group(2)) if found else ("", "")
 
 
+# The receiving worker counts the suites that promise one process's answers run with: a module that
+# says `pytestmark = pytest.mark.usefixtures("each_worker_count")` runs every test once per count, and
+# start_bridge gives the bridges it starts meanwhile that --statsd.workers.
+WORKER_COUNTS = (1, 2)
+_workers = [1]
+
+
+@pytest.fixture(scope="module", params=WORKER_COUNTS, ids=[f"workers{n}" for n in WORKER_COUNTS])
+def each_worker_count(request: pytest.FixtureRequest):
+    _workers[0] = request.param
+    yield request.param
+    _workers[0] = 1
+
+
+def worker_count() -> int:
+    """The --statsd.workers the bridges of the running test get (each_worker_count)."""
+    return _workers[0]
+
+
 def start_bridge(*args: str, program: tuple[str, ...] = ("-m", "bridge")) -> BridgeProcess:
+    if _workers[0] > 1 and not any(arg.startswith(("--statsd.workers", "--statsd-workers")) for arg in args):
+        args = (*args, f"--statsd.workers={_workers[0]}")
     command = [
         sys.executable,
         *program,

@@ -24,7 +24,7 @@ from bridge.mapping.loader import MappingConfig, load_mapping
 from bridge.mapping.router import Mapper
 from bridge.parsing.line import TagStats, parse_line
 from bridge.series.quantiles import RELATIVE_ACCURACY
-from tests.conftest import BridgeProcess, free_port, parse_sample_line, start_bridge
+from tests.conftest import BridgeProcess, free_port, parse_sample_line, start_bridge, worker_count
 
 PEER_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "peers" / "statsd_exporter" / "statsd_exporter"
 # The families each side keeps about itself: never part of the comparison (tests/external/test_self_metrics.py
@@ -238,7 +238,8 @@ def compare(
     Every value must be the same to the last bit, but for two: quantiles (statsd_exporter's CKMS
     stream against the bridge's sketch, both at the same rank), and the `_sum` of the families in
     `sampled`, which took sampled observations: statsd_exporter adds a value int(1/rate) times, the
-    bridge multiplies it once."""
+    bridge multiplies it once. With receiving workers, every `_sum` and counter too: each worker adds
+    its own values first, so floats are added in another order (whole numbers stay exact)."""
     problems = []
     for name in sorted(set(reference) | set(bridge)):
         ours, theirs = bridge.get(name), reference.get(name)
@@ -260,8 +261,10 @@ def compare(
                 continue
             if "quantile" in dict(key[1]):
                 tolerance = RELATIVE_ACCURACY * 1.01
-            elif key[0] == name + "_sum" and name in sampled:
+            elif key[0] == name + "_sum" and (name in sampled or worker_count() > 1):
                 tolerance = 1e-12
+            elif ours.type == "counter" and worker_count() > 1:
+                tolerance = 1e-12  # whole increments stay exact; fractions add up in each worker first
             else:
                 tolerance = 0.0
             if not _same(mine, reference_value, tolerance):

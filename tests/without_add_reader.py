@@ -21,12 +21,12 @@ class LoopWithoutAddReader(asyncio.SelectorEventLoop):
         raise NotImplementedError("no readiness callbacks on this loop")
 
 
-def main_without_add_reader(config, mapping, web=None) -> int:
+def main_without_add_reader(config, mapping, web=None, mapping_text=None) -> int:
     # asyncio.Runner(loop_factory=...) would do this, from Python 3.11 on
     loop = LoopWithoutAddReader()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(run(config, mapping, web))
+        return loop.run_until_complete(run(config, mapping, web, mapping_text))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         asyncio.set_event_loop(None)

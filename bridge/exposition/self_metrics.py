@@ -135,6 +135,18 @@ def self_metrics(sources: Sources) -> Iterator[Metric]:
         stats.internal_errors,
     )
     yield GaugeMetricFamily(PREFIX + "loaded_mappings", "Rules in the mapping file.", value=stats.loaded_mappings)
+    yield GaugeMetricFamily(
+        PREFIX + "workers", "Receiving worker processes (--statsd.workers); 0: one process.", value=stats.workers
+    )
+    yield _counter(
+        "worker_restarts_total", "Receiving workers that exited and were started again.", stats.worker_restarts
+    )
+    yield _labelled(
+        "worker_lines_total",
+        "StatsD lines each receiving worker handled (how evenly the kernel spreads them).",
+        ["worker"],
+        Counter({str(worker): lines for worker, lines in stats.worker_lines.items()}),
+    )
     yield _labelled(
         "series_dropped_total",
         "New series refused because the series cap was reached, by metric.",

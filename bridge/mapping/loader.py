@@ -622,11 +622,14 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
 
 
 def load_mapping_file(path: str) -> MappingConfig:
+    return load_mapping(read_mapping_file(path), path)
+
+
+def read_mapping_file(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            return handle.read()
     except OSError as error:
         raise MappingError(f"cannot read the file: {error.strerror or error}", path) from None
     except UnicodeDecodeError as error:
         raise MappingError(f"cannot read the file: not UTF-8 ({error.reason} at byte {error.start})", path) from None
-    return load_mapping(text, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Receive = Callable[[list[bytes]], None]  # takes every batch of datagrams (or TCP lines) read
 MAX_DATAGRAM = 65535
@@ -14,3 +15,16 @@ class DatagramCounts:
     """What a datagram listener counts (statsd_exporter's udp_packets_total, unixgram_packets_total)."""
 
     packets: int = 0
+
+
+def _nothing_to_read() -> None:
+    pass
+
+
+class Listening(NamedTuple):
+    """A datagram listener started: `stop` reads what the kernel holds and closes the socket; `read_now`
+    reads what the kernel holds without waiting for the next readiness callback (a receiving worker, asked
+    for its hand-over, so that a line sent before a scrape is in it)."""
+
+    stop: Callable[[], None]
+    read_now: Callable[[], None] = _nothing_to_read

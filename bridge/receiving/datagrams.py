@@ -6,11 +6,10 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
 
 from bridge.logs import log
 from bridge.net import bound_socket
-from bridge.receiving.batches import MAX_DATAGRAM, DatagramCounts, Receive
+from bridge.receiving.batches import MAX_DATAGRAM, DatagramCounts, Listening, Receive
 from bridge.receiving.portable import serve_with_asyncio_dgram
 
 logger = logging.getLogger("bridge.listeners")
@@ -51,8 +50,8 @@ COALESCE_SECONDS = 0.005
 COALESCE_MIN_BUFFER = 16 * 1024 * 1024
 
 
-def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCounts) -> Callable[[], None]:
-    """Start receiving on a bound datagram socket (UDP or unixgram); returns the function that stops it.
+def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCounts) -> Listening:
+    """Start receiving on a bound datagram socket (UDP or unixgram).
 
     On each readiness callback the socket is read until it is empty. Measured here on uvloop
     with single-line datagrams (bench/run.py, 3 s trials): asyncio-dgram's awaitable recv()
@@ -92,17 +91,20 @@ def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCount
     try:
         loop.add_reader(fd, on_readable)
     except NotImplementedError:  # Windows' Proactor loop has no readiness callbacks
-        return serve_with_asyncio_dgram(sock, receive, counts)
+        return Listening(serve_with_asyncio_dgram(sock, receive, counts))
+
+    def read_now() -> None:
+        while read_dry() == DRAIN_BATCH:
+            pass
 
     def stop() -> None:
         for handle in resume:
             handle.cancel()
         loop.remove_reader(fd)
-        while read_dry() == DRAIN_BATCH:
-            pass  # what the kernel already holds is handled before the socket closes
+        read_now()  # what the kernel already holds is handled before the socket closes
         sock.close()
 
-    return stop
+    return Listening(stop, read_now)
 
 
 def udp_drops(inodes: list[int]) -> int:

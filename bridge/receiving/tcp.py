@@ -25,11 +25,20 @@ class TCPCounts:
     too_long_lines: int = 0
 
 
+def tcp_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    sock = bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
+    sock.listen(128)
+    return sock
+
+
 async def tcp_server(
     host: str, port: int, receive: Receive, counts: TCPCounts, reuse_port: bool = False
 ) -> asyncio.Server:
-    sock = bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
-    sock.listen(128)
+    return await serve_tcp(tcp_socket(host, port, reuse_port), receive, counts)
+
+
+async def serve_tcp(sock: socket.socket, receive: Receive, counts: TCPCounts) -> asyncio.Server:
+    """Accept connections on a listening socket (several processes may accept on the same one)."""
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         counts.connections += 1

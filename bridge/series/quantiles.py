@@ -53,6 +53,30 @@ class QuantileWindow:
                 self._buckets = [b for b in self._buckets if b[0] > oldest]
             self._buckets[-1][1].add(value, weight)
 
+    def take(self) -> list[tuple[int, DDSketch]]:
+        """The age buckets observed so far, handed over and forgotten here (a receiving worker's)."""
+        with self._lock:
+            buckets, self._buckets = self._buckets, []
+        return buckets
+
+    def absorb(self, buckets: list[tuple[int, DDSketch]], width: float) -> None:
+        """Merge another window's age buckets (of `width` seconds) into this one's. Buckets start at absolute
+        times, multiples of the width on the monotonic clock every process shares, so a bucket merges with
+        the one of its index, and the merged sketch is the one all the observations would have made."""
+        if not buckets:
+            return
+        with self._lock:
+            mine = dict(self._buckets)
+            for start, sketch in buckets:
+                index = start if width == self.width else self._index(start * width)
+                into = mine.get(index)
+                if into is None:
+                    mine[index] = sketch
+                else:
+                    into.merge(sketch)
+            newest = max(mine)
+            self._buckets = sorted(item for item in mine.items() if item[0] > newest - self.age_buckets)
+
     def quantiles(self, wanted: tuple[float, ...], now: float) -> list[float]:
         """Each wanted quantile over the window; NaN when nothing was observed in it."""
         oldest = self._index(now) - self.age_buckets

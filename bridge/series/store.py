@@ -19,13 +19,20 @@ from bridge.series.types import CounterSeries, Histogram, LabelKey, Scalar, Seri
 class Metric(Protocol):
     """What the store needs to know of a metric to hold its series (the mapper's Target is one)."""
 
-    name: str
-    type: str  # counter, gauge, histogram or summary
-    help: str
-    buckets: tuple[float, ...]
-    native: tuple[float, int]  # (bucket factor, max buckets); factor <= 1: classic buckets only
-    summary: SummaryOptions
-    ttl: float
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...  # counter, gauge, histogram or summary
+    @property
+    def help(self) -> str: ...
+    @property
+    def buckets(self) -> tuple[float, ...]: ...
+    @property
+    def native(self) -> tuple[float, int]: ...  # (bucket factor, max buckets); factor <= 1: classic buckets only
+    @property
+    def summary(self) -> SummaryOptions: ...
+    @property
+    def ttl(self) -> float: ...
 
 
 # About 0.4 GiB of counters at the ~800 bytes a series measured: room on a small machine.
@@ -44,6 +51,62 @@ class MetricSeriesLimitError(SeriesLimitError):
 
 class ConflictError(Exception):
     """An event names a metric that exists with another type, or whose sample names are taken."""
+
+
+class Names:
+    """The rule that keeps metrics apart: a name has one type, and no two metrics write the same sample name
+    (a counter `x_sum` and a summary `x`). The store holds one; a receiving worker holds a copy, fed with
+    the store's changes, to refuse at once what the store would refuse."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, str] = {}  # metric name -> its type
+        # every sample name a metric writes -> that metric's name ("" for the self-metrics')
+        self.claims: dict[str, str] = {}
+        # ("+" or "-", name, type) since the last take_changes, kept once a worker copies them (None: nobody does)
+        self.changes: list[tuple[str, str, str]] | None = None
+
+    def reserve(self, names: Iterable[str]) -> None:
+        """Sample names written by someone else (the self-metrics), which no metric may take."""
+        self.claims.update(dict.fromkeys(names, ""))
+
+    def check(self, name: str, metric_type: str) -> None:
+        """Raise ConflictError unless a metric `name` of this type may exist beside the others."""
+        known = self.types.get(name)
+        if known is not None:
+            if known != metric_type:
+                raise ConflictError(f"{name} is a {known}, not a {metric_type}")
+            return
+        for sample in _sample_names(name, metric_type):
+            if sample in self.claims:
+                owner = self.claims[sample] or "statsd-bridge itself"
+                raise ConflictError(f"{name} ({metric_type}) would write {sample}, which {owner} writes")
+
+    def claim(self, name: str, metric_type: str) -> None:
+        if self.types.get(name) == metric_type:
+            return
+        self.types[name] = metric_type
+        for sample in _sample_names(name, metric_type):
+            self.claims[sample] = name
+        if self.changes is not None:
+            self.changes.append(("+", name, metric_type))
+
+    def release(self, name: str, metric_type: str) -> None:
+        if self.types.get(name) != metric_type:
+            return
+        del self.types[name]
+        for sample in _sample_names(name, metric_type):
+            if self.claims.get(sample) == name:
+                del self.claims[sample]
+        if self.changes is not None:
+            self.changes.append(("-", name, metric_type))
+
+    def take_changes(self) -> list[tuple[str, str, str]]:
+        changes, self.changes = self.changes or [], []
+        return changes
+
+
+def _sample_names(name: str, metric_type: str) -> list[str]:
+    return [name + suffix for suffix in SAMPLE_SUFFIXES[metric_type]] + [name]
 
 
 class Family:
@@ -72,13 +135,16 @@ class Family:
             native = (pick_schema(factor), max_buckets) if factor > 1 else None
             vector = self.vectors[names] = Vector(metric.buckets, native, metric.summary)
         vector.series += 1
+        return self.make(key, now, vector), created
+
+    def make(self, key: LabelKey, now: float, vector: Vector) -> Series:
         if self.type == "counter":
-            return CounterSeries(key, now), created
+            return CounterSeries(key, now)
         if self.type == "gauge":
-            return Scalar(key, now), created
+            return Scalar(key, now)
         if self.type == "histogram":
-            return Histogram(key, now, vector.buckets, vector.native), created
-        return Summary(key, now, vector.summary), created
+            return Histogram(key, now, vector.buckets, vector.native)
+        return Summary(key, now, vector.summary)
 
     def forget(self, series: Series) -> None:
         """`series` is gone from `self.series`: its vector goes with its last series."""
@@ -95,9 +161,7 @@ class Vector:
 
     __slots__ = ("buckets", "native", "series", "summary")
 
-    def __init__(
-        self, buckets: tuple[float, ...], native: tuple[int, int] | None, summary: SummaryOptions
-    ) -> None:
+    def __init__(self, buckets: tuple[float, ...], native: tuple[int, int] | None, summary: SummaryOptions) -> None:
         self.buckets = buckets
         self.native = native  # (schema, max buckets) or None: classic buckets only
         self.summary = summary
@@ -107,9 +171,7 @@ class Vector:
 class Store:
     def __init__(self) -> None:
         self.families: dict[str, Family] = {}
-        # every sample name a family exposes -> that family's name, so that a
-        # counter "x_sum" and a summary "x" never both write "x_sum"
-        self._claims: dict[str, str] = {}
+        self.names = Names()  # which name is which type, and who writes which sample name
         # series with a TTL -> their family, checked by sweep()
         self._expiring: dict[int, tuple[Family, Series, float]] = {}
         self.series_count = 0
@@ -136,21 +198,18 @@ class Store:
 
     def reserve(self, names: Iterable[str]) -> None:
         """Sample names written by someone else (the self-metrics), which no family may take."""
-        self._claims.update(dict.fromkeys(names, ""))
+        self.names.reserve(names)
+
+    def holds(self, name: str) -> bool:
+        """Whether a metric of this name has series (a cache of routes to it may keep them)."""
+        return name in self.families
 
     def family(self, metric: Metric) -> Family:
         family = self.families.get(metric.name)
-        if family is not None:
-            if family.type != metric.type:
-                raise ConflictError(f"{metric.name} is a {family.type}, not a {metric.type}")
+        if family is not None and family.type == metric.type:
             return family
-        names = [metric.name + suffix for suffix in SAMPLE_SUFFIXES[metric.type]] + [metric.name]
-        for name in names:
-            if name in self._claims:
-                owner = self._claims[name] or "statsd-bridge itself"
-                raise ConflictError(f"{metric.name} ({metric.type}) would write {name}, which {owner} writes")
-        for name in names:
-            self._claims[name] = metric.name
+        self.names.check(metric.name, metric.type)
+        self.names.claim(metric.name, metric.type)
         family = self.families[metric.name] = Family(metric)
         return family
 
@@ -216,8 +275,7 @@ class Store:
     def _drop_family(self, family: Family) -> None:
         if self.families.get(family.name) is family:
             del self.families[family.name]
-            for suffix in ("", *SAMPLE_SUFFIXES[family.type]):
-                self._claims.pop(family.name + suffix, None)
+            self.names.release(family.name, family.type)
 
     def sweep(self, now: float) -> int:
         """Drop series not updated within their TTL; return how many went."""

@@ -7,6 +7,7 @@ the exposition renders them at scrape time.
 from __future__ import annotations
 
 import bisect
+import math
 from enum import Enum
 
 from bridge.series.native_histogram import NativeHistogram
@@ -50,7 +51,7 @@ def render_labels(key: LabelKey) -> str:
 class Scalar:
     """A gauge series, and the base of a counter's."""
 
-    __slots__ = ("key", "label_text", "source", "updated", "value")
+    __slots__ = ("key", "label_text", "set_at", "source", "updated", "value")
 
     def __init__(self, key: LabelKey, now: float) -> None:
         self.key = key
@@ -58,6 +59,9 @@ class Scalar:
         self.label_text = render_labels(key)
         self.value = 0.0
         self.updated = now
+        # when a gauge was last set to a value (not changed by one): with several receiving processes, the
+        # latest set wins, whichever hands it over first
+        self.set_at = -math.inf
 
     @property
     def total(self) -> float:

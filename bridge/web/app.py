@@ -12,7 +12,7 @@ import asyncio
 import gzip
 import html
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 
 from prometheus_client.exposition import choose_encoder
@@ -48,9 +48,16 @@ class SharedRenders:
     which starts only after the request arrived, so nobody is answered with data older than their
     request; when none waits, a new one is queued behind the running one."""
 
-    def __init__(self, pool: Executor, before: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        pool: Executor,
+        before: Callable[[], None] = lambda: None,
+        prepare: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self.pool = pool
         self.before = before  # run on the event loop as each render starts: the store's fold_pending
+        # awaited before that: the receiving workers' hand-over, so that a line sent before a scrape is in it
+        self.prepare = prepare
         self._running: dict[tuple, asyncio.Future] = {}
         self._waiting: dict[tuple, asyncio.Future] = {}
 
@@ -65,6 +72,8 @@ class SharedRenders:
         if running is not None:
             await asyncio.wait([running])
         del self._waiting[key]
+        if self.prepare is not None:
+            await self.prepare()
         loop = asyncio.get_running_loop()
         self.before()
         task = self._running[key] = asyncio.ensure_future(loop.run_in_executor(self.pool, render))
@@ -90,6 +99,7 @@ class App:
         openmetrics: bool = False,
         status: Callable[[], Status] | None = None,
         web_config: WebConfig | None = None,
+        prepare: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
         self.self_metrics = self_metrics
@@ -105,7 +115,7 @@ class App:
         self.openmetrics = OpenMetricsView(store, self_metrics, clock) if openmetrics else None
         self.status = status  # what the page at / shows; None: a plain landing page
         # pending histogram observations are folded in on the loop, the only thread that writes series
-        self.renders = SharedRenders(pool, before=store.fold_pending)
+        self.renders = SharedRenders(pool, before=store.fold_pending, prepare=prepare)
         self.use(web_config or WebConfig())
 
     def use(self, web_config: WebConfig) -> None:

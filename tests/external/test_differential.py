@@ -25,6 +25,9 @@ from hypothesis import strategies as st
 from tests.conftest import BridgeProcess, start_bridge
 from tests.differential import Pair, Reference, accepts, compare, reference_binary, sampled_families, start_pair
 
+# one process, and two receiving workers with the same answers
+pytestmark = pytest.mark.usefixtures("each_worker_count")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

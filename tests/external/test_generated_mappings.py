@@ -28,6 +28,9 @@ from bridge.parsing.line import TagStats, parse_line
 from tests.differential import accepts, compare, reference_binary, start_pair
 from tests.mapping_generator import REFUSED, generate
 
+# one process, and two receiving workers with the same answers
+pytestmark = pytest.mark.usefixtures("each_worker_count")
+
 GENERATED_MAPPINGS = int(os.environ.get("GENERATED_MAPPINGS", "12"))
 REFUSING = ("statsd_exporter_refuses", "statsd_exporter_extension")
 

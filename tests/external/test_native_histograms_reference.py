@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from bridge.exposition import metrics_pb2 as pb
 from bridge.series.quantiles import RELATIVE_ACCURACY
 from tests.protobuf_scrape import same, scrape_protobuf
+
+# one process, and two receiving workers with the same answers
+pytestmark = pytest.mark.usefixtures("each_worker_count")
 
 
 def native_fields(histogram: pb.Histogram) -> dict:

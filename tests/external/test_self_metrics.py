@@ -13,6 +13,9 @@ import pytest
 from tests.conftest import free_port, start_bridge
 from tests.differential import parse_families
 
+# one process, and two receiving workers with the same answers
+pytestmark = pytest.mark.usefixtures("each_worker_count")
+
 # statsd_exporter's family -> ours, where the name is more than the prefix swapped
 RENAMED = {
     "statsd_metric_mapper_cache_length": "statsd_bridge_metric_mapper_cache_length",

@@ -8,6 +8,9 @@ import pytest
 
 from tests.conftest import assert_promtool_parses, sample
 
+# one process, and two receiving workers with the same answers
+pytestmark = pytest.mark.usefixtures("each_worker_count")
+
 CONCOURSE = str(Path(__file__).resolve().parents[2] / "mappings" / "concourse.yml")
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BUILD_BUCKETS = (1, 60, 180, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, 18000, 36000)

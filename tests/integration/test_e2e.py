@@ -15,6 +15,9 @@ import pytest
 
 from tests.conftest import assert_promtool_parses, free_port, sample, start_bridge
 
+# one process, and two receiving workers: every listener, reload and signal works with both
+pytestmark = pytest.mark.usefixtures("each_worker_count")
+
 # what Prometheus 2.42 sends
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"

@@ -1,0 +1,183 @@
+"""A receiving worker: one process of `--statsd.workers`, started by the main process (pool.py).
+
+It reads the listening sockets it inherited (each datagram and each TCP connection goes to whichever
+worker reads it first), parses, maps and applies lines to series of its own with the same ingest as one
+process, and hands what changed over to the main process when asked (handover.py). It holds no caps, no
+ttl and no reaper: the main process's store does. Signals are the main process's business: a worker
+ignores SIGINT, SIGTERM and SIGHUP (a terminal's Ctrl-C and systemd's stop reach the whole group) and
+stops when told, or when the main process is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+from bridge.logs import log, setup
+from bridge.mapping.loader import MappingConfig, MappingError, load_mapping
+from bridge.mapping.router import Mapper
+from bridge.receiving.batches import DatagramCounts, Listening
+from bridge.receiving.datagrams import serve_datagrams
+from bridge.receiving.relay import Relay
+from bridge.receiving.tcp import TCPCounts, serve_tcp
+from bridge.stats import Stats, take_counts
+from bridge.workers import channel
+from bridge.workers.handover import WorkerIngest, WorkerStore
+
+logger = logging.getLogger("bridge.worker")
+
+
+def compile_mapping(text: str | None, path: str) -> Mapper:
+    return Mapper(load_mapping(text, path) if text is not None else MappingConfig())
+
+
+class Worker:
+    def __init__(self, start: dict[str, Any]) -> None:
+        self.index = start["index"]
+        self.store = WorkerStore()
+        self.store.reserve(start["reserved"])
+        self.store.learn([("+", name, metric_type) for name, metric_type in start["types"].items()])
+        self.stats = Stats()
+        self.ingest = WorkerIngest(
+            compile_mapping(start["mapping"], start["mapping_path"]), self.store, self.stats, dialects=start["dialects"]
+        )
+        self.counts: dict[str, Any] = {"udp": DatagramCounts(), "unixgram": DatagramCounts(), "tcp": TCPCounts()}
+        self.relays = [Relay(target, start["relay_packet_length"]) for target in start["relays"]]
+        self.fds: dict[str, int] = start["fds"]
+        self.listening: list[Listening] = []
+        self.servers: list[asyncio.Server] = []
+
+    def receive(self, batch: list[bytes]) -> None:
+        for relay in self.relays:
+            relay.receive(batch)
+        self.ingest.packets(batch)
+
+    async def listen(self) -> None:
+        receive = self.ingest.packets if not self.relays else self.receive
+        for kind, fd in self.fds.items():
+            sock = socket.socket(fileno=fd)
+            if kind == "tcp":
+                self.servers.append(await serve_tcp(sock, receive, self.counts["tcp"]))
+            else:
+                self.listening.append(serve_datagrams(sock, receive, self.counts[kind]))
+
+    async def stop_listening(self) -> None:
+        for listening in self.listening:
+            listening.stop()  # reads what the kernel holds first
+        self.listening = []
+        for server in self.servers:
+            server.close()
+        for server in self.servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+            except (asyncio.TimeoutError, OSError) as error:
+                log(logger, logging.WARNING, "TCP connections not closed in time", error=repr(error))
+        for relay in self.relays:
+            relay.close()
+
+    def hand_over(
+        self, round_number: int, forget: list[int], accepted: list[int], changes: list[tuple[str, str, str]]
+    ) -> tuple:
+        for listening in self.listening:
+            listening.read_now()  # a line sent before the scrape that asked for this is in it
+        new, known, forgotten = self.store.answer(forget, accepted, changes, time.monotonic())
+        mapper = self.ingest.mapper
+        mapper_counts = (mapper.cache_gets, mapper.cache_hits, mapper.cache_length)
+        mapper.cache_gets = mapper.cache_hits = 0
+        listeners = {kind: _take_fields(counts) for kind, counts in self.counts.items()}
+        relays = [
+            (relay.target, relay.stats.lines, relay.stats.packets, dict(relay.stats.dropped)) for relay in self.relays
+        ]
+        for relay in self.relays:
+            relay.stats.lines = relay.stats.packets = 0
+            relay.stats.dropped.clear()
+        return ("flushed", round_number, new, known, forgotten, take_counts(self.stats), listeners, mapper_counts,
+                relays)  # fmt: skip
+
+    async def reload(self, writer: asyncio.StreamWriter, text: str | None, path: str) -> None:
+        """Compile the new rules on a thread, so that the loop goes on receiving, then swap them in at once."""
+        try:
+            mapper = await asyncio.get_running_loop().run_in_executor(None, compile_mapping, text, path)
+        except MappingError as error:  # the main process compiled the same text: it can't fail here
+            log(logger, logging.ERROR, "mapping reload failed in a worker, keeping the old rules", error=str(error))
+            channel.send(writer, ("reloaded", False, str(error)))
+            return
+        self.ingest.set_mapper(mapper)
+        channel.send(writer, ("reloaded", True, ""))
+
+    async def serve(self, sock: socket.socket) -> int:
+        await self.listen()
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+        channel.send(writer, ("ready", os.getpid()))
+        reloads: set[asyncio.Task] = set()
+        while True:
+            try:
+                message = await channel.receive(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                log(logger, logging.ERROR, "the main process is gone; worker exiting", worker=self.index)
+                await self.stop_listening()
+                return 1
+            kind = message[0]
+            if kind == "flush":
+                channel.send(writer, self.hand_over(*message[1:]))
+            elif kind == "reload":
+                task = asyncio.ensure_future(self.reload(writer, message[1], message[2]))
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+            elif kind == "stop":
+                await self.stop_listening()
+                channel.send(writer, self.hand_over(*message[1:]))
+                await writer.drain()
+                writer.close()
+                return 0
+            await writer.drain()
+
+
+def _take_fields(counts: Any) -> dict[str, int]:
+    taken = asdict(counts)
+    for name in taken:
+        setattr(counts, name, 0)
+    return taken
+
+
+def _read_start(sock: socket.socket) -> dict[str, Any]:
+    """The first message, read before any event loop runs: what to listen on and how to map."""
+    header = _read_exactly(sock, channel.HEADER)
+    return channel.decode(_read_exactly(sock, int.from_bytes(header, "big")))
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise SystemExit("statsd-bridge worker: the main process closed the channel before the start")
+        data += chunk
+    return bytes(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bridge.workers", description="A receiving worker of statsd-bridge")
+    parser.add_argument("--worker", required=True, help="this worker's number and the count, as 1/2")
+    parser.add_argument("--channel", type=int, required=True, help="the descriptor of the main process's channel")
+    args = parser.parse_args(argv)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    sock = socket.socket(fileno=args.channel)
+    start = _read_start(sock)
+    setup(*start["log"])
+    sys.setswitchinterval(0.001)  # a reload's compile on a thread gives the receive loop the GIL back often
+    worker = Worker(start)
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(worker.serve(sock))
+    return uvloop.run(worker.serve(sock))

@@ -1,0 +1,35 @@
+"""What crosses between a worker and the main process: the records of series (handover.py makes them,
+merge.py applies them). Plain tuples, cheap to pickle."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from bridge.series.quantiles import SummaryOptions
+from bridge.series.store import Metric
+from bridge.series.types import LabelKey
+
+
+class MetricSpec(NamedTuple):
+    """What the store needs to make a series of a metric (store.Metric), small enough to hand over."""
+
+    name: str
+    type: str
+    help: str
+    buckets: tuple[float, ...]
+    native: tuple[float, int]
+    summary: SummaryOptions
+    ttl: float
+
+
+def spec_of(metric: Metric) -> MetricSpec:
+    return MetricSpec(metric.name, metric.type, metric.help, metric.buckets, metric.native, metric.summary, metric.ttl)
+
+
+# What lines made of a provisional series: (StatsD kind, samples, events); the store counts them as one
+# process would if it refuses the series (a type conflict, a cap)
+Events = tuple[str, int, int]
+# A record of a series new to the main process: (sid, metric, labels, created, last update, change, events)
+NewRecord = tuple[int, MetricSpec, LabelKey, float, float, tuple, Events | None]
+# A record of a series the main process knows by its sid: (sid, last update, change, events)
+Record = tuple[int, float, tuple, Events | None]
