@@ -610,14 +610,15 @@ def main() -> int:
             print(f"{load:<14}{fmt_rate(rate):>11}{go:>16.2f}{costs['bridge']:>13.2f}{costs['bridge'] / go:>6.2f}x"
                   f"{costs['workers']:>14.2f}{costs['workers'] / go:>6.2f}x")  # fmt: skip
 
-    print("\nRSS by process, MiB: idle, then holding 100,000 counter series")
-    print(f"{'bridge':<22}{'idle':>16}{'100k series':>22}")
+    filled = 10_000 if smoke else 100_000
+    print(f"\nRSS by process, MiB: idle, then holding {filled:,} counter series")
+    print(f"{'bridge':<22}{'idle':>16}{f'{filled:,} series':>22}")
     for label, option in (("one process", "1"), (f"workers {workers}", workers)):
         bridge = Bridge(workers=option)
         try:
             time.sleep(1.0)
             idle = bridge.rss_by_process()
-            fill_range(bridge, 0, 10_000 if smoke else 100_000)
+            fill_range(bridge, 0, filled)
             full = bridge.rss_by_process()
         finally:
             bridge.stop()

@@ -45,6 +45,13 @@ SWEEP_INTERVAL = 1.0  # seconds between TTL sweeps, as statsd_exporter, and betw
 RELOAD_TIMEOUT = 90.0  # how long /-/reload waits for a reload: compiling and swapping in every worker
 
 
+def warm_mapper(mapping: MappingConfig, known: list[tuple[str, str]]) -> Mapper:
+    """The rules compiled, and the routes of the names the old rules had seen resolved already."""
+    mapper = Mapper(mapping)
+    mapper.warm(known)
+    return mapper
+
+
 class StartupError(Exception):
     """Start-up cannot go on; the message is the one line the operator sees."""
 
@@ -147,7 +154,7 @@ class Bridge:
             loop = asyncio.get_running_loop()
             try:
                 text, mapping = await loop.run_in_executor(None, compile_mapping, self.config)
-                mapper = await loop.run_in_executor(None, Mapper, mapping)
+                mapper = await loop.run_in_executor(None, warm_mapper, mapping, self.ingest.mapper.routes_known())
                 if self.pool is not None:
                     failed = await self.pool.reload(text, self.config.mapping_config)
                     if failed:
@@ -231,6 +238,11 @@ class Bridge:
     async def _start_workers(self) -> None:
         """Bind every listener here, then start the workers that read them; the sockets stay open here."""
         config = self.config
+        if not readiness_callbacks(asyncio.get_running_loop()):
+            raise StartupError(
+                "--statsd.workers needs an event loop with readiness callbacks (uvloop, or asyncio's selector "
+                "loop), and this one has none: run one process (--statsd.workers=1)"
+            )
         sockets: dict[str, socket.socket] = {}
         if config.statsd_listen_udp:
             with _listening("udp", "--statsd.listen-udp", config.statsd_listen_udp):
@@ -482,6 +494,21 @@ class Bridge:
         if self.config.statsd_listen_unixgram:
             with contextlib.suppress(OSError):
                 os.unlink(self.config.statsd_listen_unixgram)
+
+
+def readiness_callbacks(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the loop calls back when a socket is readable (Windows' Proactor loop does not): a worker
+    reads its sockets dry when asked for its hand-over, which needs them."""
+    probe, other = socket.socketpair()
+    try:
+        loop.add_reader(probe.fileno(), lambda: None)
+        loop.remove_reader(probe.fileno())
+        return True
+    except NotImplementedError:
+        return False
+    finally:
+        probe.close()
+        other.close()
 
 
 def raise_open_files_limit() -> None:

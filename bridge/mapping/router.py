@@ -7,7 +7,7 @@ rules are walked once per distinct StatsD name.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bridge.mapping.loader import DEFAULT_BUCKETS, VALUE_OPS, MappingConfig, Output, Rule
@@ -131,6 +131,18 @@ class Mapper:
                 self._cache.clear()
             route = self._cache[key] = self._resolve(name, kind)
         return route
+
+    def routes_known(self) -> list[tuple[str, str]]:
+        """The (name, kind) pairs with a cached route (a copy, safe to take from another thread)."""
+        return list(self._cache)
+
+    def warm(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Resolve these (name, kind) pairs ahead of use: a reloaded mapper, warmed on a thread with the
+        names its predecessor knew, takes over without a burst of rule walks on the receiving loop."""
+        cache = self._cache
+        for key in keys:
+            if key not in cache and len(cache) < CACHE_LIMIT:
+                cache[key] = self._resolve(*key)
 
     def forget_gone(self, exists: Callable[[str], bool]) -> None:
         """Drop cached routes whose every metric is gone (ttl or the reaper removed it).

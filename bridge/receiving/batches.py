@@ -23,8 +23,8 @@ def _nothing_to_read() -> None:
 
 class Listening(NamedTuple):
     """A datagram listener started: `stop` reads what the kernel holds and closes the socket; `read_now`
-    reads what the kernel holds without waiting for the next readiness callback (a receiving worker, asked
-    for its hand-over, so that a line sent before a scrape is in it)."""
+    reads what the kernel holds (for a few milliseconds at most) without waiting for the next readiness
+    callback: a receiving worker asked for its hand-over, so that a line sent before a scrape is in it."""
 
     stop: Callable[[], None]
     read_now: Callable[[], None] = _nothing_to_read

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 
 from bridge.logs import log
 from bridge.net import bound_socket
@@ -47,6 +48,8 @@ DRAIN_BATCH = 256
 # 5 ms. Only where the receive buffer holds far more than arrives meanwhile: 5 ms of 1,000,000
 # datagrams/s is about 5 MiB of kernel memory.
 COALESCE_SECONDS = 0.005
+# How long read_now reads at most: a worker asked for its hand-over reads what arrived meanwhile first
+READ_NOW_SECONDS = 0.05
 COALESCE_MIN_BUFFER = 16 * 1024 * 1024
 
 
@@ -94,7 +97,9 @@ def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCount
         return Listening(serve_with_asyncio_dgram(sock, receive, counts))
 
     def read_now() -> None:
-        while read_dry() == DRAIN_BATCH:
+        # for at most READ_NOW_SECONDS: a socket that fills as fast as it is read is never dry
+        deadline = time.monotonic() + READ_NOW_SECONDS
+        while read_dry() == DRAIN_BATCH and time.monotonic() < deadline:
             pass
 
     def stop() -> None:

@@ -10,12 +10,12 @@ from typing import Any
 HEADER = 4
 
 
-def encode(message: tuple) -> bytes:
+def encode(message: object) -> bytes:
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return len(body).to_bytes(HEADER, "big") + body
 
 
-def send(writer: asyncio.StreamWriter, message: tuple) -> None:
+def send(writer: asyncio.StreamWriter, message: object) -> None:
     writer.write(encode(message))
 
 

@@ -34,6 +34,7 @@ FLUSH_INTERVAL = 1.0
 # How long a scrape, a sweep or the shutdown waits for the workers' hand-overs
 COLLECT_TIMEOUT = 2.0
 START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0  # a worker reads what its sockets hold (up to --statsd.read-buffer) before it hands over
 RELOAD_TIMEOUT = 60.0
 # More restarts than this within CRASH_WINDOW seconds is a crash loop: the bridge exits, saying why
 CRASH_RESTARTS = 5
@@ -123,8 +124,8 @@ class Pool:
             fds={kind: sock.fileno() for kind, sock in self.sockets.items()},
             types=dict(self.store.names.types),  # the store's verdicts so far; changes follow with hand-overs
         )
-        ours.sendall(channel.encode(start))  # type: ignore[arg-type]
         reader, handle.writer = await asyncio.open_unix_connection(sock=ours)
+        channel.send(handle.writer, start)  # buffered: the worker reads it once it has started
         handle.known = Known()
         handle.ready = loop.create_future()
         handle.tasks = [asyncio.ensure_future(self._read(handle, reader)), asyncio.ensure_future(self._watch(handle))]
@@ -144,22 +145,29 @@ class Pool:
                 message = await channel.receive(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 break
-            kind = message[0]
-            if kind == "ready":
-                if handle.ready is not None and not handle.ready.done():
-                    handle.ready.set_result(message[1])
-            elif kind == "flushed":
-                waiting = handle.waiting.pop(message[1], None)
-                if waiting is not None and not waiting.done():
-                    waiting.set_result(message)
-                else:  # later than its round waited: applied on its own
-                    self._merge([(handle, message)])
-            elif kind == "reloaded" and handle.reloaded is not None and not handle.reloaded.done():
-                handle.reloaded.set_result((message[1], message[2]))
+            try:
+                self._take(handle, message)
+            except Exception:  # a bug: counted and logged, and the channel is read on
+                self.stats.internal_errors["workers"] += 1
+                logger.exception("a worker's message could not be applied", extra={"fields": {"worker": handle.index}})
         for future in [handle.ready, handle.reloaded, *handle.waiting.values()]:
             if future is not None and not future.done():
                 future.set_exception(WorkerStartError(f"worker {handle.index} is gone"))
         handle.waiting.clear()
+
+    def _take(self, handle: Handle, message: tuple) -> None:
+        kind = message[0]
+        if kind == "ready":
+            if handle.ready is not None and not handle.ready.done():
+                handle.ready.set_result(message[1])
+        elif kind == "flushed":
+            waiting = handle.waiting.pop(message[1], None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(message)
+            else:  # later than its round waited: applied on its own
+                self._merge([(handle, message)])
+        elif kind == "reloaded" and handle.reloaded is not None and not handle.reloaded.done():
+            handle.reloaded.set_result((message[1], message[2]))
 
     async def _watch(self, handle: Handle) -> None:
         """Start a worker again when it exits, unless the bridge is stopping; a crash loop stops the bridge."""
@@ -202,9 +210,9 @@ class Pool:
             and handle.process.returncode is None
         ]
 
-    async def collect(self, command: str = "flush") -> None:
-        """A hand-over round: every live worker hands over what it holds (bounded by COLLECT_TIMEOUT), and
-        it is applied to the store; with "stop", the workers drain their sockets first and then exit."""
+    async def collect(self, command: str = "flush", timeout: float = COLLECT_TIMEOUT) -> None:
+        """A hand-over round: every live worker hands over what it holds (bounded by `timeout`), and it is
+        applied to the store; with "stop", the workers drain their sockets first and then exit."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             started = time.monotonic()
@@ -217,14 +225,14 @@ class Pool:
                 channel.send(handle.writer, (command, self.round, *handle.known.take_news()))
                 asked.append((handle, future))
             if asked:
-                await asyncio.wait([future for _, future in asked], timeout=COLLECT_TIMEOUT)
+                await asyncio.wait([future for _, future in asked], timeout=timeout)
             answered = [
                 (handle, future.result()) for handle, future in asked if future.done() and not future.exception()
             ]
             for handle, future in asked:
                 if not future.done():
                     log(logger, logging.WARNING, "worker did not hand over in time", worker=handle.index,
-                        timeout=f"{COLLECT_TIMEOUT:g}s")  # fmt: skip
+                        timeout=f"{timeout:g}s")  # fmt: skip
             self._merge(answered)
             if len(answered) == len(asked) == self.count:
                 self.collected_until = started
@@ -256,6 +264,8 @@ class Pool:
     async def reload(self, text: str | None, path: str) -> list[str]:
         """Every worker compiles the same text and swaps its rules in; the errors of those that did not."""
         loop = asyncio.get_running_loop()
+        # a worker started again meanwhile is started with the new text
+        self.start_message = dict(self.start_message, mapping=text, mapping_path=path)
         asked = []
         for handle in self._live():
             handle.reloaded = loop.create_future()
@@ -270,14 +280,12 @@ class Pool:
                 ok, error = False, str(failure) or "no answer"
             if not ok:
                 errors.append(f"worker {handle.index}: {error}")
-        # a worker started again meanwhile was started with the new text (start_message)
-        self.start_message = dict(self.start_message, mapping=text, mapping_path=path)
         return errors
 
     async def stop(self) -> None:
         """Each worker reads its sockets dry and hands over what it holds, then exits."""
         self.stopping = True
-        await self.collect("stop")
+        await self.collect("stop", STOP_TIMEOUT)
         for handle in self.handles:
             process = handle.process
             if process is None:

@@ -39,6 +39,12 @@ def compile_mapping(text: str | None, path: str) -> Mapper:
     return Mapper(load_mapping(text, path) if text is not None else MappingConfig())
 
 
+def compile_warm(text: str | None, path: str, known: list[tuple[str, str]]) -> Mapper:
+    mapper = compile_mapping(text, path)
+    mapper.warm(known)
+    return mapper
+
+
 class Worker:
     def __init__(self, start: dict[str, Any]) -> None:
         self.index = start["index"]
@@ -105,7 +111,8 @@ class Worker:
     async def reload(self, writer: asyncio.StreamWriter, text: str | None, path: str) -> None:
         """Compile the new rules on a thread, so that the loop goes on receiving, then swap them in at once."""
         try:
-            mapper = await asyncio.get_running_loop().run_in_executor(None, compile_mapping, text, path)
+            known = self.ingest.mapper.routes_known()
+            mapper = await asyncio.get_running_loop().run_in_executor(None, compile_warm, text, path, known)
         except MappingError as error:  # the main process compiled the same text: it can't fail here
             log(logger, logging.ERROR, "mapping reload failed in a worker, keeping the old rules", error=str(error))
             channel.send(writer, ("reloaded", False, str(error)))

@@ -7,6 +7,8 @@ counts, and drain what they hold on shutdown.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,13 @@ def test_shutdown_handles_what_arrived_before_it(tmp_path, program):
         assert relayed == {f"late.n{i}:1|c" for i in range(200)}
     finally:
         sink.close()
+
+
+def test_workers_need_readiness_callbacks_and_say_so():
+    result = subprocess.run(
+        [sys.executable, *WITHOUT_ADD_READER, "--statsd.workers=2", "--statsd.listen-udp=127.0.0.1:0",
+         "--statsd.listen-tcp=127.0.0.1:0", "--web.listen-address=127.0.0.1:0"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "--statsd.workers needs an event loop with readiness callbacks" in result.stderr
