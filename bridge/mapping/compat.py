@@ -10,8 +10,10 @@ before the swap which series will change. This module models the parts of statsd
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from bridge.mapping.loader import MappingConfig, Output, Rule
@@ -189,34 +191,42 @@ def backtracking_needed(globs: list[str]) -> bool:
     """statsd_exporter's own test of whether globs need backtracking when ordering is disabled
     (fsm.TestIfNeedBacktracking), followed as written: among globs of one length, one with a `*`
     whose text before that `*` begins another glob needs it, unless one of the two covers the other."""
-
-    def as_regex(glob: str) -> re.Pattern[str]:
-        return re.compile("^" + glob.replace(".", r"\.").replace("*", "([^.]*)") + "$")
-
     by_length: dict[int, list[str]] = {}
     for glob in globs:
         by_length.setdefault(len(glob.split(".")), []).append(glob)
-    for group in by_length.values():
-        if len(group) < 2:
+    return any(_group_needs_backtracking(group) for group in by_length.values() if len(group) > 1)
+
+
+def _group_needs_backtracking(group: list[str]) -> bool:
+    """The test for globs of one length. statsd_exporter searches every other glob with a regex for each
+    glob; here its first test, which rules out most globs, is a prefix search in the sorted globs (the
+    loader admits only letters, digits, `_`, `:`, `-`, `*` and dots in a glob, so that regex is a plain
+    prefix), and the globs' own regexes are compiled only for the few that pass it."""
+    ordered = sorted(group)
+    patterns: dict[int, re.Pattern[str]] = {}
+
+    def pattern(index: int) -> re.Pattern[str]:
+        if index not in patterns:
+            patterns[index] = re.compile("^" + group[index].replace(".", r"\.").replace("*", "([^.]*)") + "$")
+        return patterns[index]
+
+    for i, first in enumerate(group):
+        star = first.find("*")
+        # the text before the first `*` begins another glob (the text before a later `*` begins fewer)
+        if star < 0 or not _begins_two(ordered, first[:star]):
             continue
-        patterns = [as_regex(glob) for glob in group]
-        for i, first in enumerate(group):
-            if "*" not in first:
-                continue
-            needed = False
-            for index, char in enumerate(first):
-                if char != "*":
-                    continue
-                head = re.compile("^" + first[:index].replace(".", r"\.").replace("*", r"\*"))
-                if any(j != i and head.search(other) for j, other in enumerate(group)):
-                    needed = True
-            if any(j != i and patterns[i].search(other) for j, other in enumerate(group)):
-                needed = False
-            if any(j != i and pattern.search(first) for j, pattern in enumerate(patterns)):
-                needed = False
-            if needed:
-                return True
+        if any(j != i and pattern(i).search(other) for j, other in enumerate(group)):
+            continue
+        if any(j != i and pattern(j).search(first) for j in range(len(group))):
+            continue
+        return True
     return False
+
+
+def _begins_two(ordered: list[str], head: str) -> bool:
+    """Whether two or more of the sorted texts begin with `head` (the glob it is taken from is one)."""
+    start = bisect.bisect_left(ordered, head)
+    return start + 1 < len(ordered) and ordered[start + 1].startswith(head)
 
 
 # --- the differences, found ---
@@ -234,6 +244,57 @@ class Difference:
 _KIND_CODES = {COUNTER: "c", GAUGE: "g", OBSERVER: "h"}
 
 
+class GlobIndex:
+    """Globs in one order, looked up by a name's parts rather than tried one by one.
+
+    A glob's `*` never takes a dot, so it matches only names of as many parts as it has, and only those
+    whose part is its literal part wherever it has one. For each number of parts, each place and each
+    literal there, the index keeps a bit set of the globs (bit i: the i-th in order); a name's candidates
+    are what its parts' sets have in common, tried in order with the pattern as before. With thousands
+    of globs a name meets a handful instead of all of them.
+    """
+
+    def __init__(self, globs: list[Rule]) -> None:
+        self.globs = globs
+        # number of parts -> for each place, literal part -> globs; and for each place, globs with a `*` there
+        self._literals: dict[int, list[dict[str, int]]] = {}
+        self._wild: dict[int, list[int]] = {}
+        self._kinds = dict.fromkeys(KINDS, 0)  # kind -> globs that take it
+        for order, rule in enumerate(globs):
+            bit = 1 << order
+            parts = rule.match.split(".")
+            literals = self._literals.setdefault(len(parts), [{} for _ in parts])
+            wild = self._wild.setdefault(len(parts), [0] * len(parts))
+            for place, part in enumerate(parts):
+                if "*" in part:
+                    wild[place] |= bit
+                else:
+                    literals[place][part] = literals[place].get(part, 0) | bit
+            for kind in KINDS:
+                if _takes_kind(rule, kind):
+                    self._kinds[kind] |= bit
+
+    def first(self, name: str, kind: str) -> Rule | None:
+        """The first glob in order that takes this name and kind of line."""
+        parts = name.split(".")
+        literals = self._literals.get(len(parts))
+        if literals is None:
+            return None
+        wild = self._wild[len(parts)]
+        candidates = self._kinds[kind]
+        for place, part in enumerate(parts):
+            candidates &= literals[place].get(part, 0) | wild[place]
+            if not candidates:
+                return None
+        while candidates:
+            lowest = candidates & -candidates
+            rule = self.globs[lowest.bit_length() - 1]
+            if rule.pattern.match(name) is not None:
+                return rule
+            candidates ^= lowest
+        return None
+
+
 class _File:
     """One mapping file as both would read it: the bridge's mapper and statsd_exporter's glob tree."""
 
@@ -241,12 +302,13 @@ class _File:
         self.config = config
         self.mapper = Mapper(config)
         self.reference = ReferenceGlobs(config)
-        self.globs = [rule for rule in self.mapper.rules if rule.match_type == "glob"]
+        self.globs = GlobIndex([rule for rule in self.mapper.rules if rule.match_type == "glob"])
         self.line_of = {id(rule): rule.line for rule in config.rules}
+        self.star_choices = _star_choices(self.reference.globs)
 
     def ours(self, name: str, kind: str) -> Rule | None:
         """The glob the bridge maps a name with (the regexes come after every glob, in both)."""
-        return next((rule for rule in self.globs if _takes(rule, name, kind)), None)
+        return self.globs.first(name, kind)
 
     def series(self, glob: Rule | None, name: str, kind: str) -> tuple[bool, list[tuple]]:
         """What a line makes when `glob` matches it (None: when no glob does): dropped, or what its targets
@@ -259,7 +321,7 @@ class _File:
         rule never wins."""
         if rule.match_type != "glob":
             return None
-        for name in _witnesses(rule, self.reference.globs):
+        for name in _witnesses(rule, self.star_choices):
             for kind in kinds:
                 if self.ours(name, kind) is rule:
                     return name, kind
@@ -301,17 +363,27 @@ def differences(config: MappingConfig) -> list[Difference]:
     return sorted(set(found), key=lambda d: (d.line, d.check, d.message))
 
 
-def _witnesses(rule: Rule, globs: list[Rule], limit: int = 256) -> list[str]:
-    """Names the rule matches that walk statsd_exporter's tree differently: each `*` filled with a part
-    no glob names there, or with a literal another glob has in that place."""
+def _star_choices(globs: list[Rule]) -> list[list[str]]:
+    """For each place, what a glob's `*` there is filled with to find names that walk statsd_exporter's
+    tree differently: a part no glob names there, then every literal a glob has in that place. The same
+    for every rule, so made once a file."""
+    literals: list[set[str]] = []
+    for glob in globs:
+        for position, part in enumerate(glob.match.split(".")):
+            if position == len(literals):
+                literals.append(set())
+            literals[position].add(part)
     choices = []
-    for position, part in enumerate(rule.match.split(".")):
-        if part != "*":
-            choices.append([part])
-            continue
-        literals = {parts[position] for parts in (g.match.split(".") for g in globs) if len(parts) > position}
-        fresh = next(word for word in (f"any{i}" if i else "any" for i in itertools.count()) if word not in literals)
-        choices.append([fresh, *sorted(literal for literal in literals if literal != "*")])
+    for there in literals:
+        fresh = next(word for word in (f"any{i}" if i else "any" for i in itertools.count()) if word not in there)
+        choices.append([fresh, *sorted(literal for literal in there if literal != "*")])
+    return choices
+
+
+def _witnesses(rule: Rule, star_choices: list[list[str]], limit: int = 256) -> list[str]:
+    """Names the rule matches that walk statsd_exporter's tree differently: each `*` filled with a part
+    no glob names there, or with a literal another glob has in that place (`star_choices`)."""
+    choices = [star_choices[position] if part == "*" else [part] for position, part in enumerate(rule.match.split("."))]
     names = []
     for combination in itertools.product(*choices):
         names.append(".".join(combination))
@@ -320,22 +392,20 @@ def _witnesses(rule: Rule, globs: list[Rule], limit: int = 256) -> list[str]:
     return names
 
 
-def _takes(rule: Rule, name: str, kind: str) -> bool:
-    return _takes_kind(rule, kind) and rule.pattern.match(name) is not None
-
-
 def _glob_choices(file: _File) -> list[Difference]:
     """Names whose glob statsd_exporter picks otherwise; one finding per rule and kind of difference."""
     reference = file.reference
     found: dict[tuple[int, str], Difference] = {}
     for rule in reference.globs:
-        for name in _witnesses(rule, reference.globs):
+        for name in _witnesses(rule, file.star_choices):
             outcomes: dict[tuple[int, int], list[str]] = {}  # (ours, theirs) -> the kinds it happens for
             choices = {}
             for kind in KINDS:
                 ours = file.ours(name, kind)
                 theirs = reference.match(name, kind)
-                if ours is not None and file.series(ours, name, kind) != file.series(theirs, name, kind):
+                if ours is None or ours is theirs:  # the same rule makes the same series: skip building them
+                    continue
+                if file.series(ours, name, kind) != file.series(theirs, name, kind):
                     outcomes.setdefault((id(ours), id(theirs)), []).append(kind)
                     choices[(id(ours), id(theirs))] = (ours, theirs)
             for key, kinds in outcomes.items():
@@ -443,25 +513,36 @@ def _help_and_names(file: _File) -> list[Difference]:
     config = file.config
     found = []
     fixed: dict[str, list[tuple[Rule, Output]]] = {}  # name -> the outputs that give it, in file order
+    helps: dict[str, Counter[str]] = {}  # name -> how many of those give each HELP
     outputs = _outputs(config)
     for rule, output in outputs:
         if "$" in output.name:
             continue
         name = escape_name(output.name)
-        for earlier in fixed.get(name, []):
-            if earlier[1].help != output.help:
-                difference = _help_difference(file, name, earlier, (rule, output))
-                found += difference
-                if difference:
-                    break  # one finding a rule and name, naming the first other HELP
-        fixed.setdefault(name, []).append((rule, output))
+        givers, texts = fixed.setdefault(name, []), helps.setdefault(name, Counter())
+        # a name many rules give, all with one HELP (a shared name, a `service` label): nothing to walk
+        if texts[output.help] < len(givers):
+            for earlier in givers:
+                if earlier[1].help != output.help:
+                    difference = _help_difference(file, name, earlier, (rule, output))
+                    found += difference
+                    if difference:
+                        break  # one finding a rule and name, naming the first other HELP
+        givers.append((rule, output))
+        texts[output.help] += 1
+    names = sorted(fixed)
     for rule, output in outputs:  # a name template that can give a fixed name of another HELP
         if "$" not in output.name:
             continue
         pattern = _template_pattern(output.name)
-        for name, givers in fixed.items():
-            for giver in givers:
-                if giver[1].help != output.help and pattern.match(name):
+        head = output.name[: output.name.index("$")]  # every name the template gives begins so
+        for name in names[bisect.bisect_left(names, head) :]:
+            if not name.startswith(head):
+                break
+            if not pattern.match(name):
+                continue
+            for giver in fixed[name]:
+                if giver[1].help != output.help:
                     difference = _help_difference(file, name, giver, (rule, output), example=False)
                     found += difference
                     if difference:

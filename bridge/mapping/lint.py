@@ -9,10 +9,10 @@ unknown keys, a regex that does not compile) come from the loader, as MappingErr
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import combinations
 
 from bridge.mapping.compat import differences
 from bridge.mapping.loader import MappingConfig, MappingError, Rule, load_mapping_file, output_type
@@ -70,20 +70,17 @@ def lint(config: MappingConfig) -> list[Finding]:
             Finding(ERROR, path, line, "invalid_label_name", message)
             for line, message in _invalid_label_names(rule, config)
         ]
-    for later_index, later in enumerate(rules):
-        for earlier in rules[:later_index]:
-            if _covers(earlier, later):
-                findings.append(
-                    Finding(
-                        WARNING,
-                        path,
-                        later.line,
-                        "shadowed",
-                        f"rule `{later.match}` never matches: the rule at line {earlier.line} "
-                        f"(`{earlier.match}`) takes every name it would",
-                    )
-                )
-                break
+    findings += [
+        Finding(
+            WARNING,
+            path,
+            later.line,
+            "shadowed",
+            f"rule `{later.match}` never matches: the rule at line {earlier.line} "
+            f"(`{earlier.match}`) takes every name it would",
+        )
+        for earlier, later in shadowing(rules)
+    ]
     findings += _notes(config, path)
     if not config.extensions_declared:  # a file that says it is the bridge's own is not read by statsd_exporter
         findings += [Finding(WARNING, path, d.line, d.check, d.message) for d in differences(config)]
@@ -203,9 +200,90 @@ def _covers(earlier: Rule, later: Rule) -> bool:
         a, b = earlier.match.split("."), later.match.split(".")
         return len(a) == len(b) and all(_component_covers(x, y) for x, y in zip(a, b, strict=True))
     if earlier.match_type == "regex":
-        bare = re.sub(r"[()^$]", "", earlier.match)
-        return bare in _CATCH_ALL_REGEXES or (later.match_type == "regex" and earlier.match == later.match)
+        return _catch_all(earlier) or (later.match_type == "regex" and earlier.match == later.match)
     return False
+
+
+def _catch_all(rule: Rule) -> bool:
+    return re.sub(r"[()^$]", "", rule.match) in _CATCH_ALL_REGEXES
+
+
+class _Coverers:
+    """The rules so far, indexed to give for a later rule the few earlier ones that might cover it, as a bit
+    set (bit i: the i-th rule). Only those pass to `_covers`, which decides: a pairwise walk costs millions
+    of `_covers` calls on a file of thousands of rules.
+
+    A glob covers only globs of as many parts, each part of the later equal to the earlier's or taken by
+    a `*` of the earlier's; a regex covers a regex of the same text; a catch-all regex covers anything.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        # globs, by their number of parts: for each place, part -> globs with that part there
+        self._exact: dict[int, list[dict[str, int]]] = {}
+        self._star: dict[int, list[int]] = {}  # for each place, globs whose part there is `*`
+        self._wild: dict[int, list[int]] = {}  # and globs with a `*` anywhere in their part there
+        self._regexes: dict[str, int] = {}  # regex text -> regexes
+        self._catch_alls = 0
+        self._types: dict[str, int] = {}  # match_metric_type ("" for none) -> rules
+
+    def add(self, rule: Rule) -> None:
+        bit = 1 << self._count
+        self._count += 1
+        self._types[rule.match_metric_type] = self._types.get(rule.match_metric_type, 0) | bit
+        if rule.match_type == "regex":
+            self._regexes[rule.match] = self._regexes.get(rule.match, 0) | bit
+            if _catch_all(rule):
+                self._catch_alls |= bit
+            return
+        parts = rule.match.split(".")
+        exact = self._exact.setdefault(len(parts), [{} for _ in parts])
+        star = self._star.setdefault(len(parts), [0] * len(parts))
+        wild = self._wild.setdefault(len(parts), [0] * len(parts))
+        for place, part in enumerate(parts):
+            exact[place][part] = exact[place].get(part, 0) | bit
+            if part == "*":
+                star[place] |= bit
+            if "*" in part:
+                wild[place] |= bit
+
+    def candidates(self, later: Rule) -> int:
+        """Earlier rules that might cover `later`: a superset of those that do."""
+        found = self._catch_alls
+        if later.match_type == "regex":
+            found |= self._regexes.get(later.match, 0)
+        else:
+            found |= self._globs(later.match.split("."))
+        # _types_cover: an earlier rule of no metric type, or of the later one's
+        return found & (self._types.get("", 0) | self._types.get(later.match_metric_type, 0))
+
+    def _globs(self, parts: list[str]) -> int:
+        exact = self._exact.get(len(parts))
+        if exact is None:
+            return 0
+        found = -1  # every glob, until a place rules some out
+        for place, part in enumerate(parts):
+            # a later `*` part is covered only by the same part or a `*`; a later literal also by a partial `*`
+            wild = self._star if "*" in part else self._wild
+            found &= exact[place].get(part, 0) | wild[len(parts)][place]
+            if not found:
+                break
+        return found
+
+
+def shadowing(rules: list[Rule]) -> Iterator[tuple[Rule, Rule]]:
+    """(earlier, later) for each rule that an earlier one covers, the first such earlier rule, in `rules`' order."""
+    coverers = _Coverers()
+    for later in rules:
+        candidates = coverers.candidates(later)
+        while candidates:
+            lowest = candidates & -candidates
+            earlier = rules[lowest.bit_length() - 1]
+            if _covers(earlier, later):
+                yield earlier, later
+                break
+            candidates ^= lowest
+        coverers.add(later)
 
 
 def _backtracking(rules: list[Rule], path: str) -> list[Finding]:
@@ -215,35 +293,66 @@ def _backtracking(rules: list[Rule], path: str) -> list[Finding]:
     component over `*`. When a name goes down the literal branch and fails further on, while the
     `*` branch would have matched, it has to come back and try again.
     """
-    findings = []
     globs = [rule for rule in rules if rule.match_type == "glob"]
-    for first, second in combinations(globs, 2):
-        a, b = first.match.split("."), second.match.split(".")
-        for i in range(min(len(a), len(b))):
-            if a[i] == b[i]:
-                continue
-            if ("*" in a[i]) == ("*" in b[i]):
-                break  # two literals (or two wildcards) part here for good
-            literal, wild = (a, b) if "*" not in a[i] else (b, a)
-            # a name that takes the literal branch falls back unless the literal rule matches it too
-            rest_covered = len(literal) == len(wild) and all(
-                _component_covers(x, y) for x, y in zip(literal[i + 1 :], wild[i + 1 :], strict=True)
+    findings = []
+    for first, second, component in backtracking_pairs(globs):
+        findings.append(
+            Finding(
+                WARNING,
+                path,
+                max(first.line, second.line),
+                "backtracking",
+                f"globs `{first.match}` (line {first.line}) and `{second.match}` "
+                f"(line {second.line}) need backtracking in statsd_exporter's matcher "
+                f"at component {component + 1}: slower there",
             )
-            if not rest_covered:
-                line = max(first.line, second.line)
-                findings.append(
-                    Finding(
-                        WARNING,
-                        path,
-                        line,
-                        "backtracking",
-                        f"globs `{first.match}` (line {first.line}) and `{second.match}` "
-                        f"(line {second.line}) need backtracking in statsd_exporter's matcher "
-                        f"at component {i + 1}: slower there",
-                    )
-                )
-            break
+        )
     return findings
+
+
+def backtracking_pairs(globs: list[Rule]) -> list[tuple[Rule, Rule, int]]:
+    """(first, second, component) for each pair of globs, first before second in `globs`, that need
+    backtracking at that component (from 0), in the order of the pairs (by first, then second).
+
+    Only two globs that part at a component, one with a `*` there and the other without, can need it:
+    the globs are grouped by their parts, component by component, and only the pairs of a wild and a
+    literal group of one parent are checked. A pairwise walk checks every pair of thousands of globs.
+    The findings themselves can be quadratic (n wild globs each against n literal ones) and so, then,
+    is this; on a real file the pairs it checks are about the pairs it reports.
+    """
+    found: list[tuple[int, int, int]] = []
+    split = [rule.match.split(".") for rule in globs]
+    stack = [(list(range(len(globs))), 0)]  # (globs sharing their first `depth` parts, depth)
+    while stack:
+        members, depth = stack.pop()
+        groups: dict[str, list[int]] = {}
+        for index in members:
+            if len(split[index]) > depth:  # a glob that ends here parts from none of the others
+                groups.setdefault(split[index][depth], []).append(index)
+        wild = [index for part, group in groups.items() if "*" in part for index in group]
+        literal = [index for part, group in groups.items() if "*" not in part for index in group]
+        for first, second in (sorted(pair) for pair in itertools.product(wild, literal)):
+            component = _backtracking_at(split[first], split[second])
+            if component is not None:
+                found.append((first, second, component))
+        stack += [(group, depth + 1) for group in groups.values() if len(group) > 1]
+    return [(globs[first], globs[second], component) for first, second, component in sorted(found)]
+
+
+def _backtracking_at(a: list[str], b: list[str]) -> int | None:
+    """The component at which two globs' parts need backtracking, or None."""
+    for i in range(min(len(a), len(b))):
+        if a[i] == b[i]:
+            continue
+        if ("*" in a[i]) == ("*" in b[i]):
+            return None  # two literals (or two wildcards) part here for good
+        literal, wild = (a, b) if "*" not in a[i] else (b, a)
+        # a name that takes the literal branch falls back unless the literal rule matches it too
+        rest_covered = len(literal) == len(wild) and all(
+            _component_covers(x, y) for x, y in zip(literal[i + 1 :], wild[i + 1 :], strict=True)
+        )
+        return None if rest_covered else i
+    return None
 
 
 def _name_conflicts(rules: list[Rule], config: MappingConfig, path: str) -> list[Finding]:

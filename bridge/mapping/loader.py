@@ -6,10 +6,11 @@ Every problem is a MappingError naming the file, the line and the key, so
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import re2
 import yaml
@@ -116,13 +117,16 @@ class Output:
         return bool(self.type or self.value or self.tags is not None or self.required or self.non_empty or self.when)
 
 
+CompiledPattern: TypeAlias = "re.Pattern[str] | re2._Regexp"
+
+
 @dataclass
 class Rule:
     """One compiled entry of `mappings:`."""
 
     match: str
     match_type: str  # "glob" or "regex"
-    pattern: re.Pattern[str] | re2._Regexp  # globs: Python's re (literals and [^.]*); regexes: RE2, as Go
+    pattern: CompiledPattern  # globs: Python's re (literals and [^.]*); regexes: RE2, as Go
     outputs: list[Output]
     action: str = "map"  # "map" or "drop"
     match_metric_type: str = ""  # "", "counter", "gauge" or "observer"
@@ -183,23 +187,93 @@ class _Located(dict):
 _GO_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 
 
+def _construct_located(loader: yaml.constructor.SafeConstructor, node: yaml.MappingNode) -> _Located:
+    # keys are their text as written, as go-yaml decodes them into string-keyed maps
+    located = _Located()
+    located.line = node.start_mark.line + 1
+    located.key_lines, located.texts = {}, {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(loader.construct_object(key_node))
+        located[key] = loader.construct_object(value_node, deep=True)
+        located.key_lines[key] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.ScalarNode) and located[key] is not None:
+            located.texts[key] = value_node.value
+    return located
+
+
 class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Located:
-        # keys are their text as written, as go-yaml decodes them into string-keyed maps
-        located = _Located()
-        located.line = node.start_mark.line + 1
-        located.key_lines, located.texts = {}, {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(self.construct_object(key_node))
-            located[key] = self.construct_object(value_node, deep=True)
-            located.key_lines[key] = key_node.start_mark.line + 1
-            if isinstance(value_node, yaml.ScalarNode) and located[key] is not None:
-                located.texts[key] = value_node.value
-        return located
+        return _construct_located(self, node)
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _GO_FLOAT, list("-+0123456789."))
+
+
+# libyaml's parser (PyYAML's C extension, where installed) reads a big file about six times faster than
+# PyYAML's pure-Python one, into the same nodes with the same marks, and so, with the same constructors,
+# the same values and lines. It reads a few constructs otherwise, where PyYAML's parser refuses the text
+# or gives another value: tabs as blanks, tags (`k: !`, `[!!str,x]`), a block scalar's header (`|#`), and
+# in `[...]` or `{...}` a `?` in a plain scalar or an explicit key (`[?::]`). A text with any of these, or
+# one libyaml refuses, is read by PyYAML's parser, which gives the values and the error messages (with
+# their lines) it has always given. tests/unit/test_mapping_yaml.py holds the two to that.
+_LIBYAML_UNSURE = ("\t", "!")
+
+
+class _UnsureError(Exception):
+    """libyaml read a construct PyYAML's parser may read otherwise: the text is read again by PyYAML's."""
+
+
+_FastLoader: type[yaml.CSafeLoader] | None = None
+if yaml.__with_libyaml__:
+
+    class _LibyamlLoader(yaml.CSafeLoader):
+        def get_single_data(self) -> Any:
+            node = self.get_single_node()
+            if node is None:
+                return None
+            if _libyaml_unsure(node):
+                raise _UnsureError
+            return self.construct_document(node)
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Located:
+            return _construct_located(self, node)
+
+    _LibyamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LibyamlLoader.construct_mapping)
+    _LibyamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _GO_FLOAT, list("-+0123456789."))
+    _FastLoader = _LibyamlLoader
+
+
+def _libyaml_unsure(root: yaml.Node) -> bool:
+    """Whether the document holds a block scalar, or in a flow collection a plain scalar that is empty or
+    has a `?`, `:` or `#` (what an explicit key in a flow collection leaves, or the two scan otherwise)."""
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    seen: set[int] = set()
+    while stack:
+        node, in_flow = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            # each place a scalar is met (an alias meets it again): its anchor may stand in a flow collection
+            if node.style in ("|", ">"):
+                return True
+            if in_flow and not node.style and (not node.value or any(mark in node.value for mark in "?:#")):
+                return True
+            continue
+        if id(node) in seen or not isinstance(node, yaml.nodes.CollectionNode):
+            continue
+        seen.add(id(node))
+        children = (
+            [child for pair in node.value for child in pair] if isinstance(node, yaml.MappingNode) else node.value
+        )
+        stack += [(child, bool(node.flow_style)) for child in children]
+    return False
+
+
+def _parse(text: str) -> Any:
+    """The YAML document, read by libyaml where it reads it as PyYAML's parser does."""
+    if _FastLoader is not None and not any(character in text for character in _LIBYAML_UNSURE):
+        with contextlib.suppress(Exception):  # whatever libyaml refuses (or raises), PyYAML's parser decides
+            return yaml.load(text, Loader=_FastLoader)
+    return yaml.load(text, Loader=_Loader)
 
 
 def _text(entry: _Located, key: str) -> Any:
@@ -212,7 +286,7 @@ def _text(entry: _Located, key: str) -> Any:
 
 def glob_to_regex(glob: str) -> re.Pattern[str]:
     """A glob's `*` matches within one dot-separated component, never across a dot."""
-    return re.compile("".join("([^.]*)" if char == "*" else re.escape(char) for char in glob) + r"\Z")
+    return re.compile("([^.]*)".join(re.escape(piece) for piece in glob.split("*")) + r"\Z")
 
 
 class _Checker:
@@ -221,6 +295,7 @@ class _Checker:
     def __init__(self, path: str) -> None:
         self.path = path
         self.notes: list[tuple[int, str, str]] = []  # MappingConfig.notes
+        self.patterns: dict[tuple[str, str], CompiledPattern] = {}  # this file's, for _last_patterns
 
     def note(self, where: _Located | None, key: str, check: str, message: str) -> None:
         line = 0
@@ -392,7 +467,23 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # the error comes back as MappingError, not as a line on stderr
 
 
-def _compile_pattern(check: _Checker, entry: _Located, match: str, match_type: str) -> re.Pattern[str] | re2._Regexp:
+# The compiled patterns of the last file loaded, by match type and text. Compiling is most of a big file's
+# load after the YAML (Python's `re` compiler, a few thousand globs), so a reload compiles only the rules
+# the file before did not have. Each load replaces them, so they hold one file's patterns; compiled
+# patterns are immutable, and the old rules and the new can share them.
+_last_patterns: dict[tuple[str, str], CompiledPattern] = {}
+
+
+def _compile_pattern(check: _Checker, entry: _Located, match: str, match_type: str) -> CompiledPattern:
+    key = (match_type, match)
+    pattern = check.patterns.get(key) or _last_patterns.get(key)
+    if pattern is None:
+        pattern = _compile_new_pattern(check, entry, match, match_type)
+    check.patterns[key] = pattern
+    return pattern
+
+
+def _compile_new_pattern(check: _Checker, entry: _Located, match: str, match_type: str) -> CompiledPattern:
     if match_type == "glob":
         if not all(GLOB_COMPONENT.match(part) for part in match.split(".")):
             raise check.fail(entry, "match", f"invalid glob {match!r}: dot-separated parts of letters, digits, _, -, *")
@@ -577,7 +668,7 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     """Compile a mapping file's text. Raises MappingError naming file, line and key."""
     check = _Checker(path)
     try:
-        document = yaml.load(text, Loader=_Loader)
+        document = _parse(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -618,6 +709,8 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
         raise check.fail(top, "mappings", "must be a list")
     config.rules = [_compile_rule(check, entry, config, match_type, i) for i, entry in enumerate(mappings)]
     config.notes = check.notes
+    _last_patterns.clear()
+    _last_patterns.update(check.patterns)
     return config
 
 

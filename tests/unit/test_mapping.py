@@ -273,3 +273,13 @@ def test_glob_star_inside_a_component():
 )
 def test_escape_name(name, expected):
     assert escape_name(name) == expected
+
+
+def test_a_reload_compiles_only_the_patterns_the_file_before_lacked():
+    text = "mappings:\n- match: a.*\n  name: x\n- match: 'b\\.(\\w+)'\n  match_type: regex\n  name: y\n"
+    first = load_mapping(text)
+    with pytest.raises(MappingError):
+        load_mapping(text + "- match: (\n  match_type: regex\n  name: z\n")  # a failed load keeps them
+    again = load_mapping(text + "- match: c.*\n  name: z\n")
+    assert all(new.pattern is old.pattern for new, old in zip(again.rules[:2], first.rules, strict=True))
+    assert again.rules[2].pattern.match("c.d")
