@@ -42,7 +42,7 @@ from bridge.workers.pool import Pool, WorkerStartError
 logger = logging.getLogger("bridge.server")
 
 SWEEP_INTERVAL = 1.0  # seconds between TTL sweeps, as statsd_exporter, and between the workers' hand-overs
-RELOAD_TIMEOUT = 90.0  # how long /-/reload waits for a reload: compiling and swapping in every worker
+RELOAD_TIMEOUT = 90.0  # how long /-/reload waits for a reload: compiling, then every worker's (pool.RELOAD_TIMEOUT)
 
 
 def warm_mapper(mapping: MappingConfig, known: list[tuple[str, str]]) -> Mapper:

@@ -106,7 +106,8 @@ def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCount
         for handle in resume:
             handle.cancel()
         loop.remove_reader(fd)
-        read_now()  # what the kernel already holds is handled before the socket closes
+        while read_dry() == DRAIN_BATCH:
+            pass  # what the kernel already holds is handled before the socket closes
         sock.close()
 
     return Listening(stop, read_now)

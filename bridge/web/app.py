@@ -72,16 +72,19 @@ class SharedRenders:
         if running is not None:
             await asyncio.wait([running])
         del self._waiting[key]
-        if self.prepare is not None:
-            await self.prepare()
-        loop = asyncio.get_running_loop()
-        self.before()
-        task = self._running[key] = asyncio.ensure_future(loop.run_in_executor(self.pool, render))
+        task = self._running[key] = asyncio.ensure_future(self._prepared(render))
         try:
             return await task
         finally:
             if self._running.get(key) is task:
                 del self._running[key]
+
+    async def _prepared(self, render: Callable[[], Rendered]) -> Rendered:
+        """The render, once the workers have handed over (prepare) and pending observations are folded."""
+        if self.prepare is not None:
+            await self.prepare()
+        self.before()
+        return await asyncio.get_running_loop().run_in_executor(self.pool, render)
 
 
 class App:

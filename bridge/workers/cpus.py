@@ -31,8 +31,12 @@ def cgroup_cpu_quota(cgroup_root: str = "/sys/fs/cgroup", own_cgroup: str = "/pr
     except OSError:
         return None
     root = Path(cgroup_root)
+    quotas = []  # of this cgroup and every ancestor: the smallest is the limit
     for line in lines:
-        _, controllers, path = line.split(":", 2)
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue  # not a cgroup line
+        _, controllers, path = fields
         if controllers == "":  # v2: one hierarchy
             places = [(root, "cpu.max")]
         elif "cpu" in controllers.split(","):  # v1: the cpu controller's own hierarchy
@@ -44,10 +48,10 @@ def cgroup_cpu_quota(cgroup_root: str = "/sys/fs/cgroup", own_cgroup: str = "/pr
             for place in (directory, *directory.parents):
                 quota = _quota(place, name)
                 if quota is not None:
-                    return quota
+                    quotas.append(quota)
                 if place == mount:
                     break
-    return None
+    return min(quotas) if quotas else None
 
 
 def _quota(directory: Path, name: str) -> float | None:

@@ -84,6 +84,8 @@ class WorkerStore:
         self.sids: dict[int, int] = {}  # id(series) -> the sid it was handed over as
         self.by_sid: dict[int, tuple[Family, Series]] = {}
         self.next_sid = 1
+        self.forgotten: list[int] = []  # sids forgotten since the last hand-over, to acknowledge with it
+        self.fresh: list[tuple[Family, Series]] = []  # made since the last hand-over or introduction
         self.since = -math.inf  # series updated at or after this time have something to hand over
 
     def reserve(self, names: list[str]) -> None:
@@ -109,6 +111,7 @@ class WorkerStore:
         self.specs[id(series)] = spec_of(metric)
         self.created[id(series)] = now
         self.provisional[id(series)] = ["", 0, 0]
+        self.fresh.append((family, series))
         return series
 
     def count(self, series: Series, kind: str, events: int) -> None:
@@ -151,14 +154,20 @@ class WorkerStore:
     def add_pending(self, count: int) -> None:
         pass
 
+    def hear(self, forget: list[int], accepted: list[int], changes: list[tuple[str, str, str]]) -> None:
+        """The main process's news: which name is which type, which series it took, which to forget (the
+        sids forgotten are acknowledged with the next hand-over)."""
+        self.learn(changes)
+        self.accept(accepted)
+        self.forgotten.extend(self.forget(forget))
+
     def answer(
         self, forget: list[int], accepted: list[int], changes: list[tuple[str, str, str]], now: float
     ) -> tuple[list[NewRecord], list[Record], list[int]]:
         """A hand-over, once the main process's news are heard: new records, records, sids forgotten."""
-        self.learn(changes)
-        self.accept(accepted)
-        forgotten = self.forget(forget)
+        self.hear(forget, accepted, changes)
         new, known = self.hand_over(now)
+        forgotten, self.forgotten = self.forgotten, []
         return new, known, forgotten
 
     def hand_over(self, now: float) -> tuple[list[NewRecord], list[Record]]:
@@ -166,26 +175,51 @@ class WorkerStore:
         new: list[NewRecord] = []
         known: list[Record] = []
         since, sids, provisional = self.since, self.sids, self.provisional
+        self.fresh = []  # the walk below finds them
         for family in list(self.families.values()):
             take = TAKE[family.type]
             for series in family.series.values():
                 if series.updated < since:
                     continue
                 change = take(series)
+                sid = sids.get(id(series))
+                if sid is None:
+                    new.append(self._new_record(family, series, change))
+                    continue
                 counted = provisional.get(id(series))
                 events: Events | None = None
                 if counted is not None:
                     events = (counted[0], counted[1], counted[2])
                     counted[1] = counted[2] = 0
-                sid = sids.get(id(series))
-                if sid is None:
-                    sid = self._number(family, series)
-                    new.append((sid, self.specs[id(series)], series.key, self.created[id(series)], series.updated,
-                                change, events))  # fmt: skip
-                else:
-                    known.append((sid, series.updated, change, events))
+                known.append((sid, series.updated, change, events))
         self.since = now
         return new, known
+
+    def introduce(self) -> list[NewRecord]:
+        """Records of the series made since the last hand-over or introduction, their change taken out: those
+        of metrics the store already holds with their type (new label sets: a churn of pods). A series of
+        a name new to the store waits for the hand-over, where the store takes the new series of every
+        worker in the order they were made, so that the first type seen wins."""
+        new: list[NewRecord] = []
+        fresh, self.fresh = self.fresh, []
+        types = self.names.types
+        for family, series in fresh:
+            if id(series) in self.sids or family.series.get(series.key) is not series:
+                continue  # handed over already, or gone
+            if types.get(family.name) != family.type:
+                self.fresh.append((family, series))
+                continue
+            new.append(self._new_record(family, series, TAKE[family.type](series)))
+        return new
+
+    def _new_record(self, family: Family, series: Series, change: tuple) -> NewRecord:
+        counted = self.provisional.get(id(series))
+        events: Events | None = None
+        if counted is not None:
+            events = (counted[0], counted[1], counted[2])
+            counted[1] = counted[2] = 0
+        sid = self._number(family, series)
+        return (sid, self.specs[id(series)], series.key, self.created[id(series)], series.updated, change, events)
 
     def _number(self, family: Family, series: Series) -> int:
         sid = self.next_sid
@@ -213,8 +247,12 @@ class WorkerStore:
             del self.sids[id(series)]
             if series.updated < self.since:
                 self.remove(family, series)
-            else:
+            else:  # kept for what it holds, as a new series: provisional, made now, out of the caches
                 self.provisional.setdefault(id(series), ["", 0, 0])
+                self.created[id(series)] = series.updated
+                self.fresh.append((family, series))
+                self._removed.add(id(series))
+                self.generation += 1
         return sids
 
     def learn(self, changes: list[tuple[str, str, str]]) -> None:

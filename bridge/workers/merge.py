@@ -129,20 +129,23 @@ class Merger:
         try:
             series = self.store.series(spec, key, updated)
         except ConflictError as error:
-            stats.conflicts[(kind, spec.name)] += count
+            if count:
+                stats.conflicts[(kind, spec.name)] += count
             self._uncount(kind, count, events)
             self._warn(logging.WARNING, "metric type conflict", metric=spec.name, error=str(error))
             known.refused(sid)
             return False
         except MetricSeriesLimitError:
-            stats.metric_series_dropped[spec.name] += samples
+            if samples:
+                stats.metric_series_dropped[spec.name] += samples
             self._uncount(kind, count, events)
             self._warn(logging.WARNING, "per-metric series cap reached: new series of this metric are refused",
                        metric=spec.name, max_series_per_metric=self.store.max_series_per_metric)  # fmt: skip
             known.refused(sid)
             return False
         except SeriesLimitError:
-            stats.series_dropped[spec.name] += samples
+            if samples:
+                stats.series_dropped[spec.name] += samples
             self._uncount(kind, count, events)
             self._warn(logging.WARNING, "series cap reached: new series are refused, existing ones still update",
                        metric=spec.name, max_series=self.store.max_series)  # fmt: skip

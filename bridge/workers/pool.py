@@ -1,5 +1,5 @@
 """The main process's side of --statsd.workers: it starts the receiving workers on the sockets it bound,
-asks them for what they hold (every FLUSH_INTERVAL, and before every scrape), applies that to the one
+asks them for what they hold (every second, and before every scrape), applies that to the one
 store, restarts a worker that dies, and stops them all, drained, on shutdown.
 
 The listening sockets stay open here for the life of the bridge, so that the kernel keeps queueing
@@ -29,13 +29,14 @@ from bridge.workers.records import NewRecord, Record
 
 logger = logging.getLogger("bridge.workers")
 
-# Seconds between hand-overs: what a worker that dies loses at most, besides the batch it was reading
-FLUSH_INTERVAL = 1.0
 # How long a scrape, a sweep or the shutdown waits for the workers' hand-overs
 COLLECT_TIMEOUT = 2.0
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0  # a worker reads what its sockets hold (up to --statsd.read-buffer) before it hands over
 RELOAD_TIMEOUT = 60.0
+# A worker that hands nothing over for this long hangs (a busy one still answers, late): it is killed and
+# started again, so that ttl and the reaper (which wait for every worker's hand-over) go on
+HUNG_SECONDS = 30.0
 # More restarts than this within CRASH_WINDOW seconds is a crash loop: the bridge exits, saying why
 CRASH_RESTARTS = 5
 CRASH_WINDOW = 60.0
@@ -70,6 +71,7 @@ class Handle:
     waiting: dict[int, asyncio.Future] = field(default_factory=dict)  # round -> its hand-over
     reloaded: asyncio.Future | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
+    answered: float = 0.0  # when it last handed over (or got ready): a worker silent too long hangs
 
 
 class Pool:
@@ -100,17 +102,21 @@ class Pool:
         self.restarts: collections.deque[float] = collections.deque()
         self.stopping = False
         self._lock = asyncio.Lock()  # one hand-over round at a time
+        self.supervisors: list[asyncio.Task] = []
 
     async def start(self) -> None:
         self.store.names.changes = []  # the workers keep copies of the store's Names
         await asyncio.gather(*(self._spawn(handle) for handle in self.handles))
+        self.supervisors = [asyncio.ensure_future(self._supervise(handle)) for handle in self.handles]
         self.stats.workers = self.count
 
     async def _spawn(self, handle: Handle) -> None:
+        """Start the worker's process on the shared sockets, and wait until it is ready. Its process is
+        `handle.process` even when it fails to get ready: the supervisor then sees it exit."""
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
         try:
-            handle.process = await asyncio.create_subprocess_exec(
+            process = handle.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bridge.workers", "--worker", f"{handle.index}/{self.count}",
                 "--channel", str(theirs.fileno()),
                 pass_fds=[theirs.fileno(), *(sock.fileno() for sock in self.sockets.values())],
@@ -118,42 +124,50 @@ class Pool:
             )  # fmt: skip
         finally:
             theirs.close()
+        # the store's verdicts so far, with a fresh Known: the changes after them follow with hand-overs
+        handle.known = Known()
         start = dict(
             self.start_message,
             index=handle.index,
             fds={kind: sock.fileno() for kind, sock in self.sockets.items()},
-            types=dict(self.store.names.types),  # the store's verdicts so far; changes follow with hand-overs
+            types=dict(self.store.names.types),
         )
+        ready = handle.ready = loop.create_future()
+        handle.waiting = {}
         reader, handle.writer = await asyncio.open_unix_connection(sock=ours)
         channel.send(handle.writer, start)  # buffered: the worker reads it once it has started
-        handle.known = Known()
-        handle.ready = loop.create_future()
-        handle.tasks = [asyncio.ensure_future(self._read(handle, reader)), asyncio.ensure_future(self._watch(handle))]
+        handle.tasks = [asyncio.ensure_future(self._read(handle, reader, ready, handle.waiting))]
         try:
-            await asyncio.wait_for(asyncio.shield(handle.ready), START_TIMEOUT)
-        except asyncio.TimeoutError:
-            handle.process.kill()
-            raise WorkerStartError(f"worker {handle.index} did not start within {START_TIMEOUT:g} s") from None
-        except WorkerStartError:
-            raise
-        log(logger, logging.INFO, "worker started", worker=handle.index, pid=handle.process.pid)
+            await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT)
+        except (asyncio.TimeoutError, WorkerStartError):
+            if process.returncode is None:
+                process.kill()
+            raise WorkerStartError(f"worker {handle.index} did not get ready within {START_TIMEOUT:g} s") from None
+        handle.answered = time.monotonic()
+        log(logger, logging.INFO, "worker started", worker=handle.index, pid=process.pid)
 
-    async def _read(self, handle: Handle, reader: asyncio.StreamReader) -> None:
-        """Every message of one worker, until it is gone."""
+    async def _read(
+        self, handle: Handle, reader: asyncio.StreamReader, ready: asyncio.Future, waiting: dict[int, asyncio.Future]
+    ) -> None:
+        """Every message of one worker process, until it is gone; then what waited on it is told so."""
         while True:
             try:
                 message = await channel.receive(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 break
+            except Exception:  # a message that can't be read: the channel is out of step, so the worker goes
+                self._bug("a worker's message could not be read; stopping it", handle)
+                if handle.process is not None and handle.process.returncode is None:
+                    handle.process.kill()  # started again by its supervisor
+                break
             try:
                 self._take(handle, message)
             except Exception:  # a bug: counted and logged, and the channel is read on
-                self.stats.internal_errors["workers"] += 1
-                logger.exception("a worker's message could not be applied", extra={"fields": {"worker": handle.index}})
-        for future in [handle.ready, handle.reloaded, *handle.waiting.values()]:
-            if future is not None and not future.done():
+                self._bug("a worker's message could not be applied", handle)
+        for future in [ready, *waiting.values()]:
+            if not future.done():
                 future.set_exception(WorkerStartError(f"worker {handle.index} is gone"))
-        handle.waiting.clear()
+        waiting.clear()
 
     def _take(self, handle: Handle, message: tuple) -> None:
         kind = message[0]
@@ -161,42 +175,54 @@ class Pool:
             if handle.ready is not None and not handle.ready.done():
                 handle.ready.set_result(message[1])
         elif kind == "flushed":
+            handle.answered = time.monotonic()
             waiting = handle.waiting.pop(message[1], None)
             if waiting is not None and not waiting.done():
                 waiting.set_result(message)
-            else:  # later than its round waited: applied on its own
+            else:  # later than its round waited: applied on its own, and its news told at once
                 self._merge([(handle, message)])
+                self._tell(handle)
         elif kind == "reloaded" and handle.reloaded is not None and not handle.reloaded.done():
             handle.reloaded.set_result((message[1], message[2]))
 
-    async def _watch(self, handle: Handle) -> None:
-        """Start a worker again when it exits, unless the bridge is stopping; a crash loop stops the bridge."""
-        assert handle.process is not None
-        status = await handle.process.wait()
-        if self.stopping:
-            return
+    async def _supervise(self, handle: Handle) -> None:
+        """Start a worker again whenever it exits, unless the bridge is stopping; a crash loop stops the
+        bridge. One supervisor per worker, for the bridge's life: nothing else starts one."""
+        while not self.stopping:
+            assert handle.process is not None
+            process = handle.process
+            status = await process.wait()
+            if self.stopping:
+                return
+            try:
+                self._count_restart(handle, status, process.pid)
+                if len(self.restarts) > CRASH_RESTARTS:
+                    reason = f"signal {-status}" if status < 0 else f"status {status}"
+                    self.fatal(f"workers keep dying: {len(self.restarts)} restarts in {CRASH_WINDOW:g} s, "
+                               f"the last worker {handle.index} with {reason}")  # fmt: skip
+                    return
+                await self._spawn(handle)
+            except (WorkerStartError, OSError) as error:
+                # the process that failed is handle.process (killed if it hung): its exit is the next restart
+                log(logger, logging.ERROR, "worker did not start again", worker=handle.index, error=str(error))
+                await asyncio.sleep(1.0)
+            except Exception:  # a bug: counted and logged, and the worker is supervised on
+                self._bug("supervising a worker failed", handle)
+                await asyncio.sleep(1.0)
+
+    def _bug(self, what: str, handle: Handle) -> None:
+        """What raised where nothing should (a bug): counted in internal_errors_total and logged with its traceback."""
+        self.stats.internal_errors["workers"] += 1
+        logger.exception(what, extra={"fields": {"worker": handle.index}})
+
+    def _count_restart(self, handle: Handle, status: int, pid: int) -> None:
         self.stats.worker_restarts += 1
         now = time.monotonic()
         self.restarts.append(now)
         while self.restarts and now - self.restarts[0] > CRASH_WINDOW:
             self.restarts.popleft()
         reason = f"signal {-status}" if status < 0 else f"status {status}"
-        log(logger, logging.ERROR, "worker exited; starting it again", worker=handle.index, exit=reason,
-            pid=handle.process.pid)  # fmt: skip
-        if len(self.restarts) > CRASH_RESTARTS:
-            self.fatal(
-                f"workers keep dying: {len(self.restarts)} restarts in {CRASH_WINDOW:g} s, "
-                f"the last worker {handle.index} with {reason}"
-            )
-            return
-        try:
-            await self._spawn(handle)
-        except (WorkerStartError, OSError) as error:
-            log(logger, logging.ERROR, "worker did not start again", worker=handle.index, error=str(error))
-            await asyncio.sleep(1.0)  # counted as another restart when this one's process exits
-            if handle.process is not None and handle.process.returncode is None:
-                handle.process.kill()
-            handle.tasks.append(asyncio.ensure_future(self._watch(handle)))
+        log(logger, logging.ERROR, "worker exited; starting it again", worker=handle.index, exit=reason, pid=pid)
 
     def _live(self) -> list[Handle]:
         return [
@@ -230,12 +256,29 @@ class Pool:
                 (handle, future.result()) for handle, future in asked if future.done() and not future.exception()
             ]
             for handle, future in asked:
-                if not future.done():
-                    log(logger, logging.WARNING, "worker did not hand over in time", worker=handle.index,
-                        timeout=f"{timeout:g}s")  # fmt: skip
+                if future.done():
+                    continue
+                # its answer, when it comes, is applied on its own (_take)
+                handle.waiting.pop(self.round, None)
+                future.cancel()
+                silent = time.monotonic() - handle.answered
+                log(logger, logging.WARNING, "worker did not hand over in time", worker=handle.index,
+                    timeout=f"{timeout:g}s", silent_for=f"{silent:.0f}s")  # fmt: skip
+                if silent > HUNG_SECONDS and command != "stop" and handle.process is not None:
+                    log(logger, logging.ERROR, "worker hangs; killing it", worker=handle.index, pid=handle.process.pid)
+                    handle.process.kill()  # its supervisor starts it again
             self._merge(answered)
+            for handle, _ in answered:  # at once, not with the next round: a new series is provisional till then
+                self._tell(handle)
             if len(answered) == len(asked) == self.count:
                 self.collected_until = started
+
+    def _tell(self, handle: Handle) -> None:
+        forget, accepted, changes = news = handle.known.take_news()
+        if (forget or accepted or changes) and handle.writer is not None and not handle.writer.is_closing():
+            channel.send(handle.writer, ("news", *news))
+        else:
+            handle.known.to_forget, handle.known.accepted, handle.known.name_changes = forget, accepted, changes
 
     def _merge(self, messages: list[tuple[Handle, tuple]]) -> None:
         handovers: list[tuple[Known, list[NewRecord], list[Record], list[int]]] = []
@@ -262,9 +305,10 @@ class Pool:
         self.merger.merge(handovers)
 
     async def reload(self, text: str | None, path: str) -> list[str]:
-        """Every worker compiles the same text and swaps its rules in; the errors of those that did not."""
+        """Every worker compiles the same text and swaps its rules in, all at once; the errors of those that
+        did not. A worker that dies meanwhile is started again with the new text, so it counts as reloaded;
+        one that does not answer in time is killed, and so starts again with it too."""
         loop = asyncio.get_running_loop()
-        # a worker started again meanwhile is started with the new text
         self.start_message = dict(self.start_message, mapping=text, mapping_path=path)
         asked = []
         for handle in self._live():
@@ -272,14 +316,19 @@ class Pool:
             assert handle.writer is not None
             channel.send(handle.writer, ("reload", text, path))
             asked.append((handle, handle.reloaded))
+        if asked:
+            await asyncio.wait([future for _, future in asked], timeout=RELOAD_TIMEOUT)
         errors = []
         for handle, future in asked:
-            try:
-                ok, error = await asyncio.wait_for(future, RELOAD_TIMEOUT)
-            except (asyncio.TimeoutError, WorkerStartError) as failure:
-                ok, error = False, str(failure) or "no answer"
-            if not ok:
-                errors.append(f"worker {handle.index}: {error}")
+            if not future.done():
+                future.cancel()
+                log(logger, logging.ERROR, "worker did not reload in time; killing it", worker=handle.index)
+                if handle.process is not None and handle.process.returncode is None:
+                    handle.process.kill()
+            elif not future.exception():  # an exception: the worker died, and starts with the new text
+                ok, error = future.result()
+                if not ok:
+                    errors.append(f"worker {handle.index}: {error}")
         return errors
 
     async def stop(self) -> None:
@@ -300,3 +349,5 @@ class Pool:
                 handle.writer.close()
             for task in handle.tasks:
                 task.cancel()
+        for supervisor in self.supervisors:
+            supervisor.cancel()

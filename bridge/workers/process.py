@@ -34,6 +34,10 @@ from bridge.workers.handover import WorkerIngest, WorkerStore
 
 logger = logging.getLogger("bridge.worker")
 
+# How often a worker hands its new series over ahead of the hand-over: until the store accepts a series,
+# each of its lines takes the full path (to be counted, should the store refuse it)
+INTRODUCE_SECONDS = 0.1
+
 
 def compile_mapping(text: str | None, path: str) -> Mapper:
     return Mapper(load_mapping(text, path) if text is not None else MappingConfig())
@@ -95,6 +99,15 @@ class Worker:
         for listening in self.listening:
             listening.read_now()  # a line sent before the scrape that asked for this is in it
         new, known, forgotten = self.store.answer(forget, accepted, changes, time.monotonic())
+        return self._message(round_number, new, known, forgotten)
+
+    def introduce(self) -> tuple | None:
+        """The series made since the last hand-over, handed over ahead of it (round 0: asked by nobody), so
+        that the store accepts them soon and their lines take the cached path."""
+        new = self.store.introduce()
+        return self._message(0, new, [], []) if new else None
+
+    def _message(self, round_number: int, new: list, known: list, forgotten: list[int]) -> tuple:
         mapper = self.ingest.mapper
         mapper_counts = (mapper.cache_gets, mapper.cache_hits, mapper.cache_length)
         mapper.cache_gets = mapper.cache_hits = 0
@@ -108,6 +121,19 @@ class Worker:
         return ("flushed", round_number, new, known, forgotten, take_counts(self.stats), listeners, mapper_counts,
                 relays)  # fmt: skip
 
+    async def introduce_often(self, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await asyncio.sleep(INTRODUCE_SECONDS)
+            try:
+                message = self.introduce()
+            except Exception:  # a bug: counted (handed over with the next counts) and logged; tried again
+                self.stats.internal_errors["introduce"] += 1
+                logger.exception("new series could not be handed over ahead")
+                continue
+            if message is not None:
+                channel.send(writer, message)
+                await writer.drain()
+
     async def reload(self, writer: asyncio.StreamWriter, text: str | None, path: str) -> None:
         """Compile the new rules on a thread, so that the loop goes on receiving, then swap them in at once."""
         try:
@@ -117,6 +143,11 @@ class Worker:
             log(logger, logging.ERROR, "mapping reload failed in a worker, keeping the old rules", error=str(error))
             channel.send(writer, ("reloaded", False, str(error)))
             return
+        except Exception as error:  # a bug: counted and logged, and the main process told
+            self.stats.internal_errors["reload"] += 1
+            logger.exception("mapping reload failed in a worker (a bug), keeping the old rules")
+            channel.send(writer, ("reloaded", False, repr(error)))
+            return
         self.ingest.set_mapper(mapper)
         channel.send(writer, ("reloaded", True, ""))
 
@@ -125,6 +156,7 @@ class Worker:
         reader, writer = await asyncio.open_unix_connection(sock=sock)
         channel.send(writer, ("ready", os.getpid()))
         reloads: set[asyncio.Task] = set()
+        introducer = asyncio.ensure_future(self.introduce_often(writer))
         while True:
             try:
                 message = await channel.receive(reader)
@@ -135,11 +167,14 @@ class Worker:
             kind = message[0]
             if kind == "flush":
                 channel.send(writer, self.hand_over(*message[1:]))
+            elif kind == "news":
+                self.store.hear(*message[1:])
             elif kind == "reload":
                 task = asyncio.ensure_future(self.reload(writer, message[1], message[2]))
                 reloads.add(task)
                 task.add_done_callback(reloads.discard)
             elif kind == "stop":
+                introducer.cancel()
                 await self.stop_listening()
                 channel.send(writer, self.hand_over(*message[1:]))
                 await writer.drain()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.conftest import free_port, start_bridge
-from tests.differential import parse_families
+from tests.differential import pace, parse_families
 
 # one process, and two receiving workers with the same answers
 pytestmark = pytest.mark.usefixtures("each_worker_count")
@@ -98,6 +98,7 @@ def test_every_statsd_exporter_self_metric_has_a_counterpart(both):
         for target in (reference.udp, bridge.addresses["udp"]):
             for line in LINES:
                 sock.sendto(line.encode() if isinstance(line, str) else line, target)
+                time.sleep(pace())
     for address in (bridge.addresses["tcp"], reference.udp):  # statsd_exporter's TCP port is its UDP one
         with socket.create_connection(address) as connection:
             connection.sendall(TCP_LINES)
