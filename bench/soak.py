@@ -58,7 +58,7 @@ def main() -> int:
                     index += 1
                     sent += 30
                 if now >= next_report:
-                    series = bridge.total(("statsd_bridge_metrics",))
+                    series = bridge.total(("statsd_bridge_metrics{",))  # held now, not metrics_total
                     rss = sum(bridge.rss_by_process()) / 2**20  # the main process and its workers
                     print(f"{now - start:>8.0f}{rss:>10.1f}{series:>10,.0f}{sent:>14,}", flush=True)
                     next_report = now + 15
