@@ -20,6 +20,11 @@ from bridge.workers.records import Events, MetricSpec, NewRecord, Record
 
 logger = logging.getLogger("bridge.workers")
 
+# what a refusal by a cap says in the log: the store's cap, or the metric's (True)
+CAP_WARNINGS = {
+    False: "series cap reached: new series are refused, existing ones still update",
+    True: "per-metric series cap reached: new series of this metric are refused",
+}
 # statsd_exporter labels a conflict with the event's kind
 EVENT_KIND = {"counter": "counter", "gauge": "gauge", "histogram": "observer", "summary": "observer"}
 
@@ -135,20 +140,13 @@ class Merger:
             self._warn(logging.WARNING, "metric type conflict", metric=spec.name, error=str(error))
             known.refused(sid)
             return False
-        except MetricSeriesLimitError:
+        except SeriesLimitError as refusal:  # the store's cap, or the metric's (MetricSeriesLimitError)
+            per_metric = isinstance(refusal, MetricSeriesLimitError)
             if samples:
-                stats.metric_series_dropped[spec.name] += samples
+                (stats.metric_series_dropped if per_metric else stats.series_dropped)[spec.name] += samples
             self._uncount(kind, count, events)
-            self._warn(logging.WARNING, "per-metric series cap reached: new series of this metric are refused",
-                       metric=spec.name, max_series_per_metric=self.store.max_series_per_metric)  # fmt: skip
-            known.refused(sid)
-            return False
-        except SeriesLimitError:
-            if samples:
-                stats.series_dropped[spec.name] += samples
-            self._uncount(kind, count, events)
-            self._warn(logging.WARNING, "series cap reached: new series are refused, existing ones still update",
-                       metric=spec.name, max_series=self.store.max_series)  # fmt: skip
+            cap = self.store.max_series_per_metric if per_metric else self.store.max_series
+            self._warn(logging.WARNING, CAP_WARNINGS[per_metric], metric=spec.name, cap=cap)
             known.refused(sid)
             return False
         self.apply[spec.type](series, change)
