@@ -22,12 +22,12 @@ from bridge.exposition.self_metrics import Sources, reserved_names, self_registr
 from bridge.ingest import Ingest
 from bridge.logs import log
 from bridge.mapping.loader import MappingConfig, MappingError, load_mapping, read_mapping_file
-from bridge.mapping.router import Mapper
+from bridge.mapping.router import Mapper, warmed
 from bridge.net import bound_socket, format_address, parse_address
 from bridge.receiving.batches import DatagramCounts
 from bridge.receiving.datagrams import serve_datagrams, udp_drops, udp_socket, unixgram_socket
-from bridge.receiving.relay import Relay, RelayStats
-from bridge.receiving.tcp import TCPCounts, tcp_server, tcp_socket
+from bridge.receiving.relay import Relay, RelayStats, relayed
+from bridge.receiving.tcp import TCPCounts, serve_tcp, tcp_socket
 from bridge.series.store import Store
 from bridge.stats import Stats, rejections
 from bridge.supervise import Backoff, file_marks, loop_exception_handler, periodic
@@ -45,13 +45,6 @@ SWEEP_INTERVAL = 1.0  # seconds between TTL sweeps, as statsd_exporter, and betw
 RELOAD_TIMEOUT = 90.0  # how long /-/reload waits for a reload: compiling, then every worker's (pool.RELOAD_TIMEOUT)
 
 
-def warm_mapper(mapping: MappingConfig, known: list[tuple[str, str]]) -> Mapper:
-    """The rules compiled, and the routes of the names the old rules had seen resolved already."""
-    mapper = Mapper(mapping)
-    mapper.warm(known)
-    return mapper
-
-
 class StartupError(Exception):
     """Start-up cannot go on; the message is the one line the operator sees."""
 
@@ -66,10 +59,6 @@ def _listening(listener: str, flag: str, address: str) -> Iterator[None]:
         raise StartupError(f"cannot listen: {listener} on {address} ({flag}): {reason}") from None
     except WebConfigError as error:
         raise StartupError(f"cannot serve the web endpoint on {address}: {error}") from None
-
-
-def load_mapping_config(config: Config) -> MappingConfig:
-    return compile_mapping(config)[1]
 
 
 def compile_mapping(config: Config) -> tuple[str | None, MappingConfig]:
@@ -154,7 +143,7 @@ class Bridge:
             loop = asyncio.get_running_loop()
             try:
                 text, mapping = await loop.run_in_executor(None, compile_mapping, self.config)
-                mapper = await loop.run_in_executor(None, warm_mapper, mapping, self.ingest.mapper.routes_known())
+                mapper = await loop.run_in_executor(None, warmed, mapping, self.ingest.mapper.routes_known())
                 if self.pool is not None:
                     failed = await self.pool.reload(text, self.config.mapping_config)
                     if failed:
@@ -179,7 +168,7 @@ class Bridge:
         except OSError as error:
             raise StartupError(f"cannot relay: {error}") from None
         self.self_metrics.relays = [relay.stats for relay in self.relays]
-        self.receive = self.ingest.packets if not self.relays else self._relay_and_ingest
+        self.receive = relayed(self.relays, self.ingest.packets)
         try:
             if config.workers > 1:
                 await self._start_workers()
@@ -212,37 +201,9 @@ class Bridge:
         for name, address in self.addresses.items():
             log(logger, logging.INFO, "listening", listener=name, address=address)
 
-    async def _start_listeners(self) -> None:
-        """Every listener read on this process's event loop: one process does it all."""
+    def _bind(self) -> dict[str, socket.socket]:
+        """Every listener's socket, bound (and TCP's listening), by kind; a failure names the flag."""
         config = self.config
-        if config.statsd_listen_udp:
-            with _listening("udp", "--statsd.listen-udp", config.statsd_listen_udp):
-                host, port = parse_address(config.statsd_listen_udp)
-                sock = udp_socket(host, port, config.statsd_read_buffer, config.statsd_reuse_port)
-            self.addresses["udp"] = format_address(sock.getsockname())
-            self.udp_inodes.append(os.fstat(sock.fileno()).st_ino)
-            self.closers.append(serve_datagrams(sock, self.receive, self.udp).stop)
-        if config.statsd_listen_tcp:
-            with _listening("tcp", "--statsd.listen-tcp", config.statsd_listen_tcp):
-                host, port = parse_address(config.statsd_listen_tcp)
-                server = await tcp_server(host, port, self.receive, self.tcp, config.statsd_reuse_port)
-            self.servers.append(server)
-            self.addresses["tcp"] = format_address(server.sockets[0].getsockname())
-        if config.statsd_listen_unixgram:
-            mode = int(config.statsd_unixsocket_mode, 8)
-            with _listening("unixgram", "--statsd.listen-unixgram", config.statsd_listen_unixgram):
-                sock = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
-            self.addresses["unixgram"] = config.statsd_listen_unixgram
-            self.closers.append(serve_datagrams(sock, self.receive, self.unixgram).stop)
-
-    async def _start_workers(self) -> None:
-        """Bind every listener here, then start the workers that read them; the sockets stay open here."""
-        config = self.config
-        if not readiness_callbacks(asyncio.get_running_loop()):
-            raise StartupError(
-                "--statsd.workers needs an event loop with readiness callbacks (uvloop, or asyncio's selector "
-                "loop), and this one has none: run one process (--statsd.workers=1)"
-            )
         sockets: dict[str, socket.socket] = {}
         if config.statsd_listen_udp:
             with _listening("udp", "--statsd.listen-udp", config.statsd_listen_udp):
@@ -260,6 +221,27 @@ class Bridge:
             with _listening("unixgram", "--statsd.listen-unixgram", config.statsd_listen_unixgram):
                 sockets["unixgram"] = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
             self.addresses["unixgram"] = config.statsd_listen_unixgram
+        return sockets
+
+    async def _start_listeners(self) -> None:
+        """Every listener read on this process's event loop: one process does it all."""
+        counts = {"udp": self.udp, "unixgram": self.unixgram}
+        for kind, sock in self._bind().items():
+            if kind == "tcp":
+                with _listening("tcp", "--statsd.listen-tcp", self.config.statsd_listen_tcp):
+                    self.servers.append(await serve_tcp(sock, self.receive, self.tcp))
+            else:
+                self.closers.append(serve_datagrams(sock, self.receive, counts[kind]).stop)
+
+    async def _start_workers(self) -> None:
+        """Bind every listener here, then start the workers that read them; the sockets stay open here."""
+        config = self.config
+        if not readiness_callbacks(asyncio.get_running_loop()):
+            raise StartupError(
+                "--statsd.workers needs an event loop with readiness callbacks (uvloop, or asyncio's selector "
+                "loop), and this one has none: run one process (--statsd.workers=1)"
+            )
+        sockets = self._bind()
         for relay in self.relays:  # each worker relays what it reads; these count it all
             relay.close()
         self.relays = []
@@ -399,11 +381,6 @@ class Bridge:
             self.mapping_backoff.succeeded()
         else:
             self.mapping_backoff.failed(now)
-
-    def _relay_and_ingest(self, batch: list[bytes]) -> None:
-        for relay in self.relays:
-            relay.receive(batch)
-        self.ingest.packets(batch)
 
     def _reload_from_http(self) -> tuple[bool, str]:
         """Runs on a web worker thread: the reload itself runs on the event loop, which owns the mapper."""

@@ -70,6 +70,14 @@ class Route:
     rule: Rule | None = None
 
 
+def warmed(config: MappingConfig, known: Iterable[tuple[str, str]]) -> Mapper:
+    """A mapper of these rules with the routes of `known` (name, kind) pairs resolved already: a reload's,
+    warmed on a thread with the names the old rules had seen."""
+    mapper = Mapper(config)
+    mapper.warm(known)
+    return mapper
+
+
 def expand_glob(template: str, captures: tuple[str, ...]) -> str:
     """A glob rule's name or label template with its captures filled in, each reference on its own
     (statsd_exporter's formatter does otherwise where a template holds a `%`: bridge/mapping/compat.py)."""

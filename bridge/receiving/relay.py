@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 
 from bridge.logs import RateLimited
 from bridge.net import parse_address
+from bridge.receiving.batches import Receive
 
 logger = logging.getLogger("bridge.relay")
 
@@ -60,6 +61,19 @@ def pack(datagrams: Iterable[bytes], limit: int, buffer: bytearray, stats: Relay
                 else:
                     buffer += b"\n"
             buffer += chunk
+
+
+def relayed(relays: list[Relay], receive: Receive) -> Receive:
+    """`receive`, with every batch forwarded to the relays first; `receive` itself when there are none."""
+    if not relays:
+        return receive
+
+    def relay_and_receive(batch: list[bytes]) -> None:
+        for relay in relays:
+            relay.receive(batch)
+        receive(batch)
+
+    return relay_and_receive
 
 
 class Relay:

@@ -31,12 +31,6 @@ def tcp_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-async def tcp_server(
-    host: str, port: int, receive: Receive, counts: TCPCounts, reuse_port: bool = False
-) -> asyncio.Server:
-    return await serve_tcp(tcp_socket(host, port, reuse_port), receive, counts)
-
-
 async def serve_tcp(sock: socket.socket, receive: Receive, counts: TCPCounts) -> asyncio.Server:
     """Accept connections on a listening socket (several processes may accept on the same one)."""
 

@@ -18,15 +18,16 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
 from bridge.logs import log, setup
 from bridge.mapping.loader import MappingConfig, MappingError, load_mapping
-from bridge.mapping.router import Mapper
+from bridge.mapping.router import Mapper, warmed
 from bridge.receiving.batches import DatagramCounts, Listening
 from bridge.receiving.datagrams import serve_datagrams
-from bridge.receiving.relay import Relay
+from bridge.receiving.relay import Relay, relayed
 from bridge.receiving.tcp import TCPCounts, serve_tcp
 from bridge.stats import Stats, take_counts
 from bridge.workers import channel
@@ -39,14 +40,9 @@ logger = logging.getLogger("bridge.worker")
 INTRODUCE_SECONDS = 0.1
 
 
-def compile_mapping(text: str | None, path: str) -> Mapper:
-    return Mapper(load_mapping(text, path) if text is not None else MappingConfig())
-
-
-def compile_warm(text: str | None, path: str, known: list[tuple[str, str]]) -> Mapper:
-    mapper = compile_mapping(text, path)
-    mapper.warm(known)
-    return mapper
+def compile_mapping(text: str | None, path: str, known: Iterable[tuple[str, str]] = ()) -> Mapper:
+    """The mapper of a mapping file's text (the one the main process read), warmed with `known` routes."""
+    return warmed(load_mapping(text, path) if text is not None else MappingConfig(), known)
 
 
 class Worker:
@@ -65,13 +61,8 @@ class Worker:
         self.listening: list[Listening] = []
         self.servers: list[asyncio.Server] = []
 
-    def receive(self, batch: list[bytes]) -> None:
-        for relay in self.relays:
-            relay.receive(batch)
-        self.ingest.packets(batch)
-
     async def listen(self) -> None:
-        receive = self.ingest.packets if not self.relays else self.receive
+        receive = relayed(self.relays, self.ingest.packets)
         for kind, fd in self.fds.items():
             sock = socket.socket(fileno=fd)
             if kind == "tcp":
@@ -138,7 +129,7 @@ class Worker:
         """Compile the new rules on a thread, so that the loop goes on receiving, then swap them in at once."""
         try:
             known = self.ingest.mapper.routes_known()
-            mapper = await asyncio.get_running_loop().run_in_executor(None, compile_warm, text, path, known)
+            mapper = await asyncio.get_running_loop().run_in_executor(None, compile_mapping, text, path, known)
         except MappingError as error:  # the main process compiled the same text: it can't fail here
             log(logger, logging.ERROR, "mapping reload failed in a worker, keeping the old rules", error=str(error))
             channel.send(writer, ("reloaded", False, str(error)))
