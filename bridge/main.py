@@ -43,12 +43,12 @@ class Parsed(click.ParamType):
 def config_option(name: str, **overrides: Any) -> Callable[[F], F]:
     """The option of one Config field, as its flag defines it (config.py): spellings, type, default, help."""
     spec = FLAGS[name]
-    spellings = [f"{spelling}/--no-{spelling[2:]}" for spelling in spec.spellings]
     settings: dict[str, Any] = {"default": spec.default, "help": f"{spec.help}  [default: {spec.shown}]"}
-    if not isinstance(spec.default, bool):
+    if isinstance(spec.default, bool):  # a switch, with its off form in each spelling
+        spellings = [f"{spelling}/--no-{spelling[2:]}" for spelling in spec.spellings]
+    else:
         spellings = list(spec.spellings)
-        settings["metavar"] = spec.metavar or None
-        settings["multiple"] = isinstance(spec.default, tuple)
+        settings.update(metavar=spec.metavar or None, multiple=isinstance(spec.default, tuple))
     if spec.choices:
         settings["type"] = click.Choice(spec.choices)
     elif spec.parse is not None:
