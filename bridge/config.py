@@ -32,7 +32,8 @@ def _dialect(name: str, example: str) -> Any:
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting, parsed and checked: constructing one raises ConfigError naming the first bad flag."""
+    """Every setting, parsed and checked: constructing one raises ConfigError naming the first bad flag.
+    Addresses stay as written, checked: they name their listener in logs and errors."""
 
     statsd_listen_udp: str = flag(
         ":9125",
@@ -84,7 +85,7 @@ class Config:
         dotted="--statsd.workers",
         metavar="N|auto",
         parse=flags.worker_count,
-        check=flags.between(1, MAX_WORKERS, f"give auto or a number from 1 to {MAX_WORKERS}"),
+        check=flags.between(1, MAX_WORKERS, flags.WORKER_COUNTS),
     )
     web_listen_address: str = flag(
         ":9102",

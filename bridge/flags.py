@@ -13,6 +13,7 @@ from bridge.net import parse_address
 from bridge.workers.cpus import MAX_WORKERS, workers_for
 
 RESERVED_PATHS = ("/-/healthy", "/-/ready", "/-/reload", "/-/quit")
+WORKER_COUNTS = f"give auto or a number from 1 to {MAX_WORKERS}"
 
 
 class ConfigError(ValueError):
@@ -78,6 +79,9 @@ def _choice(value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"must be one of {', '.join(choices)}")
 
 
+# parsers: the text of a command line -> the field's value; ValueError says why not
+
+
 def integer(text: str | int) -> int:
     try:
         return int(text)
@@ -95,8 +99,11 @@ def octal(text: str | int) -> int:
 def worker_count(text: str | int) -> int:
     text = str(text)
     if text != "auto" and not (text.isascii() and text.isdigit()):
-        raise ValueError(f"{text!r}: give auto or a number from 1 to {MAX_WORKERS}")
+        raise ValueError(f"{text!r}: {WORKER_COUNTS}")
     return workers_for(text)
+
+
+# checks: the field's value -> None; ValueError says why not
 
 
 def at_least(low: int, meaning: str) -> Callable[[int], None]:
