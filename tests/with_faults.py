@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bridge.ingest
+import bridge.ingest.lines
 import bridge.main
 from bridge.daemon import Bridge
 from bridge.series.store import Store
@@ -31,14 +31,14 @@ class InjectedFaultError(RuntimeError):
 
 
 if "line" in FAULTS:
-    parse_line = bridge.ingest.parse_line
+    parse_line = bridge.ingest.lines.parse_line
 
     def parse_line_with_a_bug(line, *args, **kwargs):
         if line.startswith("fault."):
             raise InjectedFaultError(f"a bug met {line!r}")
         return parse_line(line, *args, **kwargs)
 
-    bridge.ingest.parse_line = parse_line_with_a_bug
+    bridge.ingest.lines.parse_line = parse_line_with_a_bug
 
 if "reaper" in FAULTS:
     reap = Store.reap
