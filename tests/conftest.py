@@ -310,7 +310,7 @@ def require(tool: str, how: str = "") -> str:
     if path is None:
         message = f"{tool} is missing: {how or 'apt-get install ' + ' '.join(programs()[tool])}"
         if os.environ.get("CI"):
-            pytest.fail(message + " (.ci/run installs it)")
+            pytest.fail(message + " (.ci/run provides it)")
         pytest.skip(message + "; CI runs this test")
     return path
 
