@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import json
 import os
@@ -292,19 +293,44 @@ def bridge(bridge_factory) -> BridgeProcess:
     return bridge_factory()
 
 
-def require(tool: str, how: str) -> str:
-    """The path of `tool`; in CI (CI=true) its absence fails the test rather than skipping it."""
+PROGRAMS = Path(__file__).resolve().parent / "external" / "programs.txt"
+
+
+def programs() -> dict[str, list[str]]:
+    """The programs of tests/external/programs.txt, each with the Debian packages that provide it."""
+    listed = {}
+    for line in PROGRAMS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            tool, packages, _ = line.split(maxsplit=2)
+            listed[tool] = [package for package in packages.split(",") if package != "-"]
+    return listed
+
+
+def require(tool: str, how: str = "") -> str:
+    """The path of `tool`, a program tests/external/programs.txt lists (unless `how` says how to get it); in CI
+    (CI=true) its absence fails the test rather than skipping it."""
     path = shutil.which(tool)
     if path is None:
-        message = f"{tool} is missing: {how}"
+        message = f"{tool} is missing: {how or 'apt-get install ' + ' '.join(programs()[tool])}"
         if os.environ.get("CI"):
-            pytest.fail(message + " (.ci/run installs it)")
+            pytest.fail(message + " (.ci/run provides it)")
         pytest.skip(message + "; CI runs this test")
     return path
 
 
+def extra_distributions() -> set[str]:
+    """Every distribution an extra of pyproject.toml names (the test, lint, release and proto tools), in PEP 503's
+    normal form: none of them belongs where the bridge only runs."""
+    requirements = importlib.metadata.requires("statsd-bridge") or []
+    return {
+        re.sub(r"[-_.]+", "-", re.split(r"[<>=!~;\[ ]", requirement)[0]).lower()
+        for requirement in requirements
+        if "extra ==" in requirement
+    }
+
+
 def promtool() -> str:
-    return require("promtool", "apt-get install prometheus")
+    return require("promtool")
 
 
 def assert_promtool_parses(text: str) -> None:

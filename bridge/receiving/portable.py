@@ -2,7 +2,7 @@
 
 The fast path (datagrams.serve_datagrams) reads a socket dry on each readiness callback, which
 needs the loop's add_reader. A loop without it gets asyncio-dgram instead: one awaited receive per
-datagram. Measured on uvloop with single-line datagrams (bench/run.py, session 1): asyncio-dgram took
+datagram. Measured on uvloop with single-line datagrams (bench/run.py, 3 s trials): asyncio-dgram took
 90-110k lossless datagrams/s where the readiness path took 130-140k, the Python sender's own limit;
 so it is the portable path, picked only where the fast one can't run.
 
