@@ -56,8 +56,8 @@ test: $(TEST) $(RELEASE) $(NODE_CLIENTS) test-tools lint
 	$(PY) -m pytest -q -n 4 --dist loadgroup $(PYTEST_ARGS)
 
 # the unit and integration tests (the bridge and real sockets, no other program), as CI runs them on
-# each supported Python besides the default (tests/integration/test_release.py builds and checks the wheel)
-test-core: $(TEST) $(RELEASE)
+# each supported Python besides the default
+test-core: $(TEST)
 	$(PY) -m pytest -q -n 4 tests/unit tests/integration $(PYTEST_ARGS)
 
 # test-core on each other supported Python, each in its own venv (.venv-3.X), the interpreters found by
