@@ -166,7 +166,6 @@ def explain(lines: tuple[str, ...], mapping_config: str, output_format: str, run
     For each line: how it parses, which rule matches, and which series it touches and how, or why
     it is rejected. Runs the daemon's own parser, mapper and store; nothing listens.
     """
-    logging.disable(logging.CRITICAL)  # the daemon's warnings about rejected lines: the explanation says it
     try:
         mapping = load_mapping_file(mapping_config) if mapping_config else MappingConfig()
     except MappingError as error:
@@ -179,7 +178,11 @@ def explain(lines: tuple[str, ...], mapping_config: str, output_format: str, run
         # bytes that are not UTF-8 ride along as surrogates, so their line is explained (as rejected)
         lines = tuple(line.rstrip(b"\r\n").decode("utf-8", "surrogateescape") for line in stdin)
     findings = lint(mapping) if run_lint else []
-    results = explain_lines(lines, mapping)
+    logging.disable(logging.CRITICAL)  # the daemon's warnings about rejected lines: the explanation says it
+    try:
+        results = explain_lines(lines, mapping)
+    finally:
+        logging.disable(logging.NOTSET)  # for whoever calls the command in-process: tests, click's runner
     if output_format == "json":
         document: dict = {"mapping": mapping_config or None, "lines": results}
         if run_lint:
