@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bridge.mapping.globs import ReferenceGlobs
-from bridge.mapping.router import Mapper, Target
+from bridge.mapping.router import Mapper, Route, Target
 from bridge.mapping.schema import MappingConfig, Output, Rule
 from bridge.mapping.semantics import GLOB_REFERENCE, KINDS, expand_glob, fixed_name, go_format, takes_kind
 from bridge.parsing.line import COUNTER, GAUGE, OBSERVER
@@ -89,7 +89,7 @@ class GlobIndex:
         return None
 
 
-class _File:
+class Readings:
     """One mapping file as both would read it: the bridge's mapper and statsd_exporter's glob tree."""
 
     def __init__(self, config: MappingConfig) -> None:
@@ -103,6 +103,11 @@ class _File:
     def ours(self, name: str, kind: str) -> Rule | None:
         """The glob the bridge maps a name with (the regexes come after every glob, in both)."""
         return self.globs.first(name, kind)
+
+    def theirs(self, name: str, kind: str) -> Route:
+        """The route statsd_exporter picks for a line: its glob tree's choice, else the regexes in order, else
+        none (the names and labels as the bridge fills them in: _templates compares those)."""
+        return self.mapper.route_with(self.reference.match(name, kind), name, kind)
 
     def series(self, glob: Rule | None, name: str, kind: str) -> tuple[bool, list[tuple]]:
         """What a line makes when `glob` matches it (None: when no glob does): dropped, or what its targets
@@ -152,7 +157,7 @@ def _made(target: Target) -> tuple:
 
 def differences(config: MappingConfig) -> list[Difference]:
     """Every way statsd_exporter would serve this file's series otherwise, each at its rule's line."""
-    file = _File(config)
+    file = Readings(config)
     found = _glob_choices(file) + _templates(file) + _help_and_names(file)
     return sorted(set(found), key=lambda d: (d.line, d.check, d.message))
 
@@ -186,7 +191,7 @@ def _witnesses(rule: Rule, star_choices: list[list[str]], limit: int = 256) -> l
     return names
 
 
-def _glob_choices(file: _File) -> list[Difference]:
+def _glob_choices(file: Readings) -> list[Difference]:
     """Names whose glob statsd_exporter picks otherwise; one finding per rule and kind of difference."""
     reference = file.reference
     found: dict[tuple[int, str], Difference] = {}
@@ -209,7 +214,7 @@ def _glob_choices(file: _File) -> list[Difference]:
     return list(found.values())
 
 
-def _choice_difference(file: _File, ours: Rule, theirs: Rule | None, name: str, kinds: list[str]) -> Difference:
+def _choice_difference(file: Readings, ours: Rule, theirs: Rule | None, name: str, kinds: list[str]) -> Difference:
     reference, line_of = file.reference, file.line_of
     there = (
         f"maps it with the rule at line {line_of[id(theirs)]} (`{theirs.match}`)"
@@ -265,7 +270,7 @@ def _outputs(config: MappingConfig) -> list[tuple[Rule, Output]]:
     return [(rule, output) for rule in config.rules if rule.action == "map" for output in rule.outputs]
 
 
-def _templates(file: _File) -> list[Difference]:
+def _templates(file: Readings) -> list[Difference]:
     """Glob templates that Go's formatter writes otherwise: a `%`, or a reference whose text is the
     head of another (`$1` in `$12`) or ends in a brace it keeps."""
     found = []
@@ -299,7 +304,7 @@ def _template_pattern(name: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(piece) for piece in GLOB_REFERENCE.sub("\0", name).split("\0")) + r"\Z")
 
 
-def _help_and_names(file: _File) -> list[Difference]:
+def _help_and_names(file: Readings) -> list[Difference]:
     """One name given two HELP texts, and fixed names whose samples statsd_exporter mixes up."""
     config = file.config
     found = []
@@ -376,7 +381,7 @@ def _help_and_names(file: _File) -> list[Difference]:
     return found
 
 
-def _typed_names(file: _File) -> dict[tuple[str, str], tuple[Rule, Output, str]]:
+def _typed_names(file: Readings) -> dict[tuple[str, str], tuple[Rule, Output, str]]:
     """(metric name, Prometheus type) -> the first (rule, output, kind of line) that gives it, for every
     output whose name is fixed, for each kind of line the rule takes."""
     typed: dict[tuple[str, str], tuple[Rule, Output, str]] = {}
@@ -389,7 +394,7 @@ def _typed_names(file: _File) -> dict[tuple[str, str], tuple[Rule, Output, str]]
 
 
 def _help_difference(
-    file: _File, name: str, first: tuple[Rule, Output], later: tuple[Rule, Output], example: bool = True
+    file: Readings, name: str, first: tuple[Rule, Output], later: tuple[Rule, Output], example: bool = True
 ) -> list[Difference]:
     """The two HELP texts of a name meet only where one kind of line gives both rules' outputs the same type
     (else the second is a type conflict, in both); `example`: whether the later rule gives the name itself."""
@@ -422,7 +427,7 @@ def _help_difference(
     ]
 
 
-def _lines(file: _File, *rules: tuple[Rule, str]) -> tuple[str, ...]:
+def _lines(file: Readings, *rules: tuple[Rule, str]) -> tuple[str, ...]:
     """A line for each (rule, kind of line), in order; () unless every one was found."""
     lines = [file.witness_line(rule, (kind,)) for rule, kind in rules]
     return tuple(line for line in lines if line) if all(lines) else ()
