@@ -28,6 +28,7 @@ class Checker:
     def __init__(self, path: str) -> None:
         self.path = path
         self.notes: list[tuple[int, str, str]] = []  # MappingConfig.notes
+        self.extensions: list[tuple[int, str]] = []  # MappingConfig.extensions
         self.patterns: dict[tuple[str, str], CompiledPattern] = {}  # this file's, for _last_patterns
 
     def note(self, where: Located | None, key: str, check: str, message: str) -> None:
@@ -35,6 +36,11 @@ class Checker:
         if isinstance(where, Located):
             line = where.key_lines.get(key, where.line) if key else where.line
         self.notes.append((line, check, message))
+
+    def extension(self, where: Located, key: str, message: str) -> None:
+        """A mapping extension of the bridge's in use, and what statsd_exporter makes of it."""
+        self.note(where, key, "statsd_exporter_extension", message)
+        self.extensions.append((self.notes[-1][0], key))
 
     def refused(self, where: Located | None, key: str, message: str) -> None:
         """Something the bridge reads and statsd_exporter refuses: a rollback to it would fail at start-up."""

@@ -17,7 +17,7 @@ from bridge.mapping.compat import differences
 from bridge.mapping.globs import backtracking_pairs, part_covers
 from bridge.mapping.loader import load_mapping_file
 from bridge.mapping.router import Mapper
-from bridge.mapping.schema import MappingConfig, MappingError, Rule
+from bridge.mapping.schema import REFUSED_EXTENSIONS, MappingConfig, MappingError, Rule
 from bridge.mapping.semantics import (
     KINDS,
     Reference,
@@ -123,6 +123,28 @@ def _notes(config: MappingConfig, path: str) -> list[Finding]:
             )
         )
     return findings
+
+
+def rollback(config: MappingConfig) -> str:
+    """For a file that declares the bridge's mapping extensions, the one line that says what a rollback to
+    statsd_exporter meets: the file refused (the keys it refuses it for), or read otherwise (the keys it
+    ignores). "" for any other file, whose findings say it rule by rule."""
+    keys = sorted({key for _, key in config.extensions})
+    if not config.extensions_declared or not keys:
+        return ""
+    path = config.path or "<mapping>"
+    refused = [key for key in keys if key in REFUSED_EXTENSIONS]
+    ignored = [key for key in keys if key not in REFUSED_EXTENSIONS]
+    if refused:
+        besides = f" (and {_keys(ignored)}, which it ignores)" if ignored else ""
+        verdict = f"statsd_exporter refuses this file for the bridge's mapping extensions {_keys(refused)}{besides}"
+    else:
+        verdict = f"statsd_exporter would load this file but ignore the bridge's mapping extensions {_keys(ignored)}"
+    return f"{path}: {verdict}; a rollback to statsd_exporter needs another mapping file"
+
+
+def _keys(keys: list[str]) -> str:
+    return ", ".join(f"`{key}`" for key in keys)
 
 
 def has_errors(findings: list[Finding]) -> bool:

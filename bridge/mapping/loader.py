@@ -199,18 +199,16 @@ def _compile_rule(check: Checker, entry: Any, config: MappingConfig, match_type_
         )
     action = check.choice(entry.get("action") or "map", entry, "action", ("map", "drop"))
     for key in sorted(EXTENSION_KEYS & set(entry)):
-        check.note(
+        check.extension(
             entry,
             key,
-            "statsd_exporter_extension",
             f"statsd_exporter ignores `{key}`, a mapping extension "
             f"of the bridge's: rolled back, this rule {EXTENSION_EFFECTS[key]}",
         )
     if "outputs" in entry:
-        check.note(
+        check.extension(
             entry,
             "outputs",
-            "statsd_exporter_extension",
             "statsd_exporter refuses this file: `outputs` is a "
             "mapping extension of the bridge's, and the rule has no `name` of its own (\"metric mapping "
             "didn't set a metric name\")",
@@ -268,10 +266,9 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     config = MappingConfig(path=path)
     config.reaper = _compile_reaper(check, top)
     if top.get("reaper") is not None:
-        check.note(
+        check.extension(
             top,
             "reaper",
-            "statsd_exporter_extension",
             "statsd_exporter ignores `reaper`, a mapping "
             "extension of the bridge's: rolled back, the series of silent sources stay",
         )
@@ -299,7 +296,7 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     if not isinstance(mappings, list):
         raise check.fail(top, "mappings", "must be a list")
     config.rules = [_compile_rule(check, entry, config, match_type, i) for i, entry in enumerate(mappings)]
-    config.notes = check.notes
+    config.notes, config.extensions = check.notes, check.extensions
     _last_patterns.clear()
     _last_patterns.update(check.patterns)
     return config

@@ -45,6 +45,8 @@ EXTENSION_EFFECTS = {
     "non_empty": "takes lines with those tags empty too",
     "when": "takes lines with any value of those tags",
 }
+# The extensions for which statsd_exporter refuses the whole file; it ignores the others
+REFUSED_EXTENSIONS = ("outputs",)
 
 # Keys of one output: statsd_exporter's, then our extensions (docs/mapping.md: "Extensions").
 OUTPUT_KEYS = {
@@ -154,3 +156,4 @@ class MappingConfig:
     # (line, check, message) of what the loader noticed, for the lint: keys statsd_exporter ignores, what it
     # refuses or reads otherwise (a rollback would fail or change), bare-number durations
     notes: list[tuple[int, str, str]] = field(default_factory=list)
+    extensions: list[tuple[int, str]] = field(default_factory=list)  # (line, key) of each extension in use
