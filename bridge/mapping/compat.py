@@ -344,41 +344,46 @@ def _help_and_names(file: Readings) -> list[Difference]:
                     if difference:
                         break
     typed = _typed_names(file)
-    for (name, prometheus_type), (rule, output, kind) in typed.items():
+    for (name, metric_type), (rule, output, kind) in typed.items():
         line = output.line or rule.line
-        for suffix in SAMPLE_SUFFIXES.get(prometheus_type, ()):
-            if (name + suffix, prometheus_type) in typed:
-                other_rule, other, other_kind = typed[(name + suffix, prometheus_type)]
-                found.append(
-                    Difference(
-                        other.line or other_rule.line,
-                        "statsd_exporter_scrape_error",
-                        f"{name}{suffix} ({prometheus_type}) is a sample name of the {prometheus_type} "
-                        f"{name} at line {line}: statsd_exporter keeps both and fails every scrape "
-                        "(HTTP 500); the bridge refuses the second to arrive and counts it in "
-                        "events_conflict_total",
-                        name + suffix,
-                        _lines(file, (rule, kind), (other_rule, other_kind)),
-                    )
-                )
-        # statsd_exporter keeps these suffixes of a counter's or gauge's name for the samples of any `x` that
-        # is not a counter; the bridge only for a histogram's or summary's own samples
-        for suffix in {"gauge": ("_bucket", "_count", "_sum"), "summary": ("_bucket",)}.get(prometheus_type, ()):
-            for other_type in ("counter", "gauge"):
-                if (name + suffix, other_type) in typed:
-                    other_rule, other, other_kind = typed[(name + suffix, other_type)]
-                    found.append(
-                        Difference(
-                            other.line or other_rule.line,
-                            "statsd_exporter_conflict",
-                            f"statsd_exporter refuses {name}{suffix} ({other_type}) while the "
-                            f"{prometheus_type} {name} of line {line} exists, and counts it in "
-                            "events_conflict_total; the bridge keeps both",
-                            name + suffix,
-                            _lines(file, (rule, kind), (other_rule, other_kind)),
-                        )
-                    )
+        for suffix, other_type, check, message in _sample_clashes(name, metric_type, line):
+            if (name + suffix, other_type) in typed:
+                other_rule, other, other_kind = typed[(name + suffix, other_type)]
+                lines = _lines(file, (rule, kind), (other_rule, other_kind))
+                found.append(Difference(other.line or other_rule.line, check, message, name + suffix, lines))
     return found
+
+
+# statsd_exporter keeps these suffixes of a counter's or gauge's name for the samples of any `x` that is not a
+# counter; the bridge only for a histogram's or summary's own samples
+_KEPT_SUFFIXES = {"gauge": ("_bucket", "_count", "_sum"), "summary": ("_bucket",)}
+
+
+def _sample_clashes(name: str, metric_type: str, line: int) -> list[tuple[str, str, str, str]]:
+    """(suffix, type, check, message) for each name and type beside a metric that statsd_exporter mishandles."""
+    clashes = [
+        (
+            suffix,
+            metric_type,
+            "statsd_exporter_scrape_error",
+            f"{name}{suffix} ({metric_type}) is a sample name of the {metric_type} {name} at line {line}: "
+            "statsd_exporter keeps both and fails every scrape (HTTP 500); the bridge refuses the second to arrive "
+            "and counts it in events_conflict_total",
+        )
+        for suffix in SAMPLE_SUFFIXES.get(metric_type, ())
+    ]
+    clashes += [
+        (
+            suffix,
+            other_type,
+            "statsd_exporter_conflict",
+            f"statsd_exporter refuses {name}{suffix} ({other_type}) while the {metric_type} {name} of line {line} "
+            "exists, and counts it in events_conflict_total; the bridge keeps both",
+        )
+        for suffix in _KEPT_SUFFIXES.get(metric_type, ())
+        for other_type in ("counter", "gauge")
+    ]
+    return clashes
 
 
 def _typed_names(file: Readings) -> dict[tuple[str, str], tuple[Rule, Output, str]]:
