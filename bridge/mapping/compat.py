@@ -4,8 +4,10 @@ The bridge reads statsd_exporter's mapping files and, where statsd_exporter's be
 what it does. Where it is a defect (a glob that silently never matches, a label value mangled by Go's
 formatter, a scrape that fails for every scraper), the bridge keeps the sensible behaviour, and the
 lint says, rule by rule, what statsd_exporter would do instead: a user swapping one for the other learns
-before the swap which series will change. This module models the parts of statsd_exporter (0.23 to
-0.30, pkg/mapper and pkg/registry) that decide those differences; the lint turns them into findings.
+before the swap which series will change. This module finds those differences (statsd_exporter 0.23 to
+0.30): it reads the file with the bridge's router and with the model of statsd_exporter's matcher and
+formatter (bridge/mapping/globs.py, bridge/mapping/semantics.py), and follows its registry where names
+meet; the lint turns the differences into findings.
 """
 
 from __future__ import annotations

@@ -85,7 +85,6 @@ def label_names(output: Output) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Reference:
-    text: str  # as written
     name: str  # what it names: a number or a group name
     braced: bool
 
@@ -95,11 +94,11 @@ def references(match_type: str, template: str) -> Iterator[Reference]:
     this match type (its glob formatter, or Go's regexp.Expand)."""
     if match_type == "glob":
         for found in GLOB_REFERENCE.finditer(template):
-            yield Reference(found.group(0), found.group(2), bool(found.group(1)))
+            yield Reference(found.group(2), bool(found.group(1)))
         return
     for found in REGEX_REFERENCE.finditer(template):
         if found.group(1) or found.group(2):  # not `$$`
-            yield Reference(found.group(0), found.group(1) or found.group(2), found.group(1) is not None)
+            yield Reference(found.group(1) or found.group(2), found.group(1) is not None)
 
 
 def glob_capture(name: str) -> int:

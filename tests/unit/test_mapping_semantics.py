@@ -114,3 +114,18 @@ def test_a_glob_statsd_exporter_never_reaches_is_flagged():
     assert readings.theirs("a.b", COUNTER).rule is None
     assert _flagged(lint(config), config.rules[1].line, CHOICE_CHECKS)
     assert_read_alike(config, "a.b", COUNTER)
+
+
+def _lint_checks(text: str) -> list[tuple[int, str]]:
+    return [(finding.line, finding.check) for finding in lint(load_mapping(text))]
+
+
+def test_references_read_as_statsd_exporter_reads_them_for_each_match_type():
+    # a glob's `$0` is no capture there (its formatter writes nothing); a regex's is the whole match
+    assert _lint_checks("mappings:\n- match: a.*\n  name: a\n  labels:\n    ab: x$0\n") == [(2, "unfillable_reference")]
+    assert _lint_checks("mappings:\n- match: a.(.*)\n  match_type: regex\n  name: a\n  labels:\n    ab: $0\n") == []
+    # Go's Expand reads `$$` as a dollar, so `$$9` names no group
+    assert _lint_checks("mappings:\n- match: a.(.*)\n  match_type: regex\n  name: a\n  labels:\n    ab: $$9\n") == []
+    assert _lint_checks("mappings:\n- match: a.*\n  name: a\n  labels:\n    ab: ${1}x\n") == []
+    # and a run-on reference is said once, as a run-on
+    assert _lint_checks("mappings:\n- match: a.*\n  name: a\n  labels:\n    ab: $1_x\n") == [(2, "run_on_reference")]
