@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 
 from bridge import __version__
 from bridge.config import Config, reaper_settings
-from bridge.durations import parse_duration
 from bridge.exposition.self_metrics import Sources, reserved_names, self_registry
 from bridge.ingest import Ingest
 from bridge.logs import log
@@ -170,7 +169,7 @@ class Bridge:
         self.self_metrics.relays = [relay.stats for relay in self.relays]
         self.receive = relayed(self.relays, self.ingest.packets)
         try:
-            if config.workers > 1:
+            if config.statsd_workers > 1:
                 await self._start_workers()
             else:
                 await self._start_listeners()
@@ -217,9 +216,10 @@ class Bridge:
                 sockets["tcp"] = tcp_socket(host, port, config.statsd_reuse_port)
             self.addresses["tcp"] = format_address(sockets["tcp"].getsockname())
         if config.statsd_listen_unixgram:
-            mode = int(config.statsd_unixsocket_mode, 8)
             with _listening("unixgram", "--statsd.listen-unixgram", config.statsd_listen_unixgram):
-                sockets["unixgram"] = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
+                sockets["unixgram"] = unixgram_socket(
+                    config.statsd_listen_unixgram, config.statsd_unixsocket_mode, config.statsd_read_buffer
+                )
             self.addresses["unixgram"] = config.statsd_listen_unixgram
         return sockets
 
@@ -263,13 +263,13 @@ class Bridge:
         }
         counts = {"udp": self.udp, "unixgram": self.unixgram, "tcp": self.tcp}
         self.pool = Pool(
-            config.workers, sockets, start, self.store, self.stats, counts, self.self_metrics.relays, self._fatal
+            config.statsd_workers, sockets, start, self.store, self.stats, counts, self.self_metrics.relays, self._fatal
         )
         try:
             await self.pool.start()
         except (WorkerStartError, OSError) as error:
             raise StartupError(f"cannot start the receiving workers (--statsd.workers): {error}") from None
-        log(logger, logging.INFO, "receiving workers", workers=config.workers, setting=config.statsd_workers)
+        log(logger, logging.INFO, "receiving workers", workers=config.statsd_workers)
 
     def _fatal(self, reason: str) -> None:
         """The bridge can't go on (its workers keep dying): stop, and exit non-zero saying why."""
@@ -300,7 +300,7 @@ class Bridge:
             self.web,
             prepare=self._collect if self.pool is not None else None,
         )
-        limits = Limits(header_timeout=parse_duration(config.web_read_header_timeout))
+        limits = Limits(header_timeout=config.web_read_header_timeout)
         self.http = HTTPServer(self.app, limits, lambda certificate: peer_allowed(self.web.tls, certificate))
         host, port = parse_address(config.web_listen_address)
         sock = bound_socket(host, port, socket.SOCK_STREAM)

@@ -423,6 +423,11 @@ def test_a_certificate_file_that_cannot_be_read_is_named(tmp_path, key):
         ("--web.telemetry-path", "metrics"),
         ("--statsd.cache-type", "fifo"),
         ("--reap-after", "soon"),
+        ("--statsd.unixsocket-mode", "999"),
+        ("--statsd.workers", "0"),
+        ("--web.read-header-timeout", "0s"),
+        ("--max-series-per-metric", "-1"),
+        ("--log.level", "loud"),
     ],
 )
 def test_a_bad_flag_value_names_the_flag(flag, value):
