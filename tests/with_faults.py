@@ -7,6 +7,8 @@ The same program, flags and output, with these faults (comma-separated in STATSD
 - `line`: a line whose name starts with `fault.` raises inside the ingest, as a bug there would;
 - `reaper`: the reaper's first pass raises;
 - `event_loop`: a callback nobody awaits raises on the event loop a second after start-up;
+- `datagram_recv`: the portable datagram listener (asyncio-dgram, which tests/without_add_reader.py makes
+  the bridge use; that program puts these faults in too) meets an error where a datagram starts with `fault.`;
 - `nofile=N`: the process may hold at most N open files (soft and hard limit).
 """
 
@@ -18,7 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bridge.ingest
+import asyncio_dgram.aio
+
+import bridge.ingest.lines
 import bridge.main
 from bridge.daemon import Bridge
 from bridge.series.store import Store
@@ -31,14 +35,14 @@ class InjectedFaultError(RuntimeError):
 
 
 if "line" in FAULTS:
-    parse_line = bridge.ingest.parse_line
+    parse_line = bridge.ingest.lines.parse_line
 
     def parse_line_with_a_bug(line, *args, **kwargs):
         if line.startswith("fault."):
             raise InjectedFaultError(f"a bug met {line!r}")
         return parse_line(line, *args, **kwargs)
 
-    bridge.ingest.parse_line = parse_line_with_a_bug
+    bridge.ingest.lines.parse_line = parse_line_with_a_bug
 
 if "reaper" in FAULTS:
     reap = Store.reap
@@ -64,6 +68,17 @@ if "event_loop" in FAULTS:
         asyncio.get_running_loop().call_later(1.0, fail)
 
     Bridge.start = start_then_fail
+
+if "datagram_recv" in FAULTS:
+    recv = asyncio_dgram.aio.DatagramStream.recv
+
+    async def recv_failing_on_faults(self):
+        data, address = await recv(self)
+        if data.startswith(b"fault."):
+            raise InjectedFaultError(f"receiving {data!r}")
+        return data, address
+
+    asyncio_dgram.aio.DatagramStream.recv = recv_failing_on_faults
 
 if "nofile" in FAULTS:
     limit = int(FAULTS["nofile"])
