@@ -17,7 +17,7 @@ from bridge.config import FLAGS, INERT_FLAGS, Config, ConfigError
 from bridge.daemon import compile_mapping, main
 from bridge.explain import explain_lines, format_text
 from bridge.logs import setup
-from bridge.mapping.lint import ERROR, WARNING, has_errors, lint
+from bridge.mapping.lint import ERROR, WARNING, has_errors, lint, rollback
 from bridge.mapping.loader import MappingConfig, MappingError, load_mapping_file
 from bridge.web import web_config
 
@@ -139,6 +139,8 @@ def report_lint(mapping: MappingConfig, ok: str, strict: bool) -> int:
         findings = [replace(finding, severity=WARNING) for finding in findings]
     for finding in findings:
         click.echo(str(finding), err=True)
+    if note := rollback(mapping):
+        click.echo(note, err=True)
     errors = sum(finding.severity == ERROR for finding in findings)
     if errors:
         click.echo(f"statsd-bridge: mapping file has {errors} error(s)", err=True)

@@ -4,8 +4,10 @@ The bridge reads statsd_exporter's mapping files and, where statsd_exporter's be
 what it does. Where it is a defect (a glob that silently never matches, a label value mangled by Go's
 formatter, a scrape that fails for every scraper), the bridge keeps the sensible behaviour, and the
 lint says, rule by rule, what statsd_exporter would do instead: a user swapping one for the other learns
-before the swap which series will change. This module models the parts of statsd_exporter (0.23 to
-0.30, pkg/mapper and pkg/registry) that decide those differences; the lint turns them into findings.
+before the swap which series will change. This module finds those differences (statsd_exporter 0.23 to
+0.30): it reads the file with the bridge's router and with the model of statsd_exporter's matcher and
+formatter (bridge/mapping/globs.py, bridge/mapping/semantics.py), and follows its registry where names
+meet; the lint turns the differences into findings.
 """
 
 from __future__ import annotations
@@ -14,220 +16,14 @@ import bisect
 import itertools
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from bridge.mapping.loader import MappingConfig, Output, Rule
-from bridge.mapping.router import GLOB_REFERENCE, Mapper, Target, escape_name, expand_glob
+from bridge.mapping.globs import ReferenceGlobs
+from bridge.mapping.router import Mapper, Route, Target
+from bridge.mapping.schema import MappingConfig, Output, Rule
+from bridge.mapping.semantics import GLOB_REFERENCE, KINDS, expand_glob, fixed_name, go_format, takes_kind
 from bridge.parsing.line import COUNTER, GAUGE, OBSERVER
 from bridge.series.names import SAMPLE_SUFFIXES
-
-KINDS = (COUNTER, GAUGE, OBSERVER)
-# a verb of Go's fmt: flags, width, precision, then the verb itself
-_GO_VERB = re.compile(r"%([-+# 0]*)(\d*)(?:\.(\d*))?(.?)", re.S)
-
-
-# --- Go's glob template formatter (fsm.TemplateFormatter) ---
-
-
-def go_template(template: str, capture_count: int) -> tuple[str, list[int], bool]:
-    """What statsd_exporter's formatter makes of a glob template: the format string, the capture
-    indexes it passes, and whether it formats at all (a template without a capture it can fill is
-    used as it is). Each reference is replaced wherever its text occurs, so `$1` also eats the head
-    of `$12`, and a bad reference (`$0`, `$9` with 2 captures, `$1_x`) becomes nothing."""
-    matches = list(GLOB_REFERENCE.finditer(template))
-    if not matches:
-        return template, [], False
-    text, indexes = template, []
-    for match in matches:
-        name = match.group(2)
-        index = int(name) if name.isascii() and name.isdigit() else 0
-        if not 1 <= index <= capture_count:
-            text = text.replace(match.group(0), "")
-        else:
-            text = text.replace(match.group(0), "%s")
-            indexes.append(index - 1)
-    return text, indexes, bool(indexes)
-
-
-def go_format(template: str, captures: list[str]) -> str | None:
-    """statsd_exporter's value of a glob template for these captures, or None where Go's fmt would
-    do something this model does not follow (argument indexes, `*` widths)."""
-    text, indexes, formats = go_template(template, len(captures))
-    if not formats:
-        return text
-    return go_sprintf(text, [captures[index] for index in indexes])
-
-
-def go_sprintf(text: str, args: list[str]) -> str | None:
-    """Go's fmt.Sprintf with string arguments, for the verbs a template can hold by accident."""
-    out, position, used = [], 0, 0
-    while True:
-        start = text.find("%", position)
-        if start < 0:
-            out.append(text[position:])
-            break
-        out.append(text[position:start])
-        verb = _GO_VERB.match(text, start)
-        assert verb is not None  # the pattern matches any text after a %
-        flags, width, precision, char = verb.groups()
-        position = verb.end()
-        if char in ("[", "*"):
-            return None
-        if not char:
-            out.append("%!(NOVERB)")
-            break
-        if char == "%":
-            out.append("%")
-            continue
-        if used >= len(args):
-            out.append(f"%!{char}(MISSING)")
-            continue
-        value = args[used]
-        used += 1
-        if char in "sv":
-            if precision is not None:
-                value = value[: int(precision or 0)]
-            pad = max(0, int(width or 0) - len(value))
-            out.append(value + " " * pad if "-" in flags else " " * pad + value)
-        elif char in "xX" and not flags and not width and precision is None:
-            encoded = value.encode().hex()
-            out.append(encoded.upper() if char == "X" else encoded)
-        elif char in "qxX":
-            return None  # quoting and spaced hex: not worth following
-        else:
-            out.append(f"%!{char}(string={value})")
-    if used < len(args):
-        out.append("%!(EXTRA " + ", ".join(f"string={arg}" for arg in args[used:]) + ")")
-    return "".join(out)
-
-
-# --- statsd_exporter's glob matcher (pkg/mapper/fsm) ---
-
-
-@dataclass(eq=False)
-class _State:
-    transitions: dict[str, _State] = field(default_factory=dict)
-    result: Rule | None = None  # set only by the glob that created this state and ends here
-    priority: int = 0  # the place in the order of the last glob that ends here
-    shortest: int = 0  # fewest and most components left over the globs that pass through
-    longest: int = 0
-
-
-class ReferenceGlobs:
-    """statsd_exporter's state machine of the glob rules, built as its AddState builds it: one tree per
-    metric type, one state per path. A state is created once, by the first glob to pass through it;
-    only a glob that ends on the state it creates becomes its result, and every glob that ends there
-    gives it its own place in the order. So a glob whose path an earlier, longer glob already made
-    never matches, and a duplicated glob moves the first one to the duplicate's place."""
-
-    def __init__(self, config: MappingConfig) -> None:
-        self.globs = [rule for rule in config.rules if rule.match_type == "glob"]
-        self.ordering_disabled = config.glob_disable_ordering
-        self.roots = {kind: _State() for kind in KINDS}
-        for priority, rule in enumerate(self.globs):
-            self._add(rule, priority)
-        self.backtracking = not self.ordering_disabled or backtracking_needed([rule.match for rule in self.globs])
-
-    def _add(self, rule: Rule, priority: int) -> None:
-        fields = rule.match.split(".")
-        for kind in [rule.match_metric_type] if rule.match_metric_type else KINDS:
-            state = self.roots[kind]
-            for depth, part in enumerate(fields):
-                left = len(fields) - depth - 1
-                child = state.transitions.get(part)
-                if child is None:
-                    child = state.transitions[part] = _State(shortest=left, longest=left)
-                    if left == 0:
-                        child.result = rule
-                else:
-                    child.shortest, child.longest = min(child.shortest, left), max(child.longest, left)
-                state = child
-            state.priority = priority
-
-    def state(self, rule: Rule, kind: str) -> _State | None:
-        """The state `rule` ends on in the tree of `kind`; None where the rule does not take that kind."""
-        if rule.match_metric_type and rule.match_metric_type != kind:
-            return None
-        state = self.roots[kind]
-        for part in rule.match.split("."):
-            state = state.transitions[part]
-        return state
-
-    def match(self, name: str, kind: str) -> Rule | None:
-        """The glob statsd_exporter maps a name with, as its GetMapping walks the tree: literal parts
-        before `*`; with ordering, every path (it backtracks), the state first in the order winning;
-        without, the first path found, trying the `*` of a part only where it backtracks."""
-        fields = name.split(".")
-        found: list[_State] = []
-        self._walk(self.roots[kind], fields, 0, found)
-        if not found:
-            return None
-        if self.ordering_disabled:
-            return found[0].result
-        return min(found, key=lambda state: state.priority).result
-
-    def _walk(self, state: _State, fields: list[str], depth: int, found: list[_State]) -> bool:
-        """Depth first, literal before `*`; True once a result is found and the walk may stop."""
-        left = len(fields) - depth - 1
-        options = []
-        literal = state.transitions.get(fields[depth])
-        if literal is not None and literal.shortest <= left <= literal.longest:
-            options.append(literal)
-        star = state.transitions.get("*")
-        if star is not None and star.shortest <= left <= star.longest and (not options or self.backtracking):
-            options.append(star)
-        for child in options:
-            if left == 0:
-                if child.result is not None:
-                    found.append(child)
-                    if self.ordering_disabled:
-                        return True
-            elif self._walk(child, fields, depth + 1, found) and self.ordering_disabled:
-                return True
-        return False
-
-
-def backtracking_needed(globs: list[str]) -> bool:
-    """statsd_exporter's own test of whether globs need backtracking when ordering is disabled
-    (fsm.TestIfNeedBacktracking), followed as written: among globs of one length, one with a `*`
-    whose text before that `*` begins another glob needs it, unless one of the two covers the other."""
-    by_length: dict[int, list[str]] = {}
-    for glob in globs:
-        by_length.setdefault(len(glob.split(".")), []).append(glob)
-    return any(_group_needs_backtracking(group) for group in by_length.values() if len(group) > 1)
-
-
-def _group_needs_backtracking(group: list[str]) -> bool:
-    """The test for globs of one length. statsd_exporter searches every other glob with a regex for each
-    glob; here its first test, which rules out most globs, is a prefix search in the sorted globs (the
-    loader admits only letters, digits, `_`, `:`, `-`, `*` and dots in a glob, so that regex is a plain
-    prefix), and the globs' own regexes are compiled only for the few that pass it."""
-    ordered = sorted(group)
-    patterns: dict[int, re.Pattern[str]] = {}
-
-    def pattern(index: int) -> re.Pattern[str]:
-        if index not in patterns:
-            patterns[index] = re.compile("^" + group[index].replace(".", r"\.").replace("*", "([^.]*)") + "$")
-        return patterns[index]
-
-    for i, first in enumerate(group):
-        star = first.find("*")
-        # the text before the first `*` begins another glob (the text before a later `*` begins fewer)
-        if star < 0 or not _begins_two(ordered, first[:star]):
-            continue
-        if any(j != i and pattern(i).search(other) for j, other in enumerate(group)):
-            continue
-        if any(j != i and pattern(j).search(first) for j in range(len(group))):
-            continue
-        return True
-    return False
-
-
-def _begins_two(ordered: list[str], head: str) -> bool:
-    """Whether two or more of the sorted texts begin with `head` (the glob it is taken from is one)."""
-    start = bisect.bisect_left(ordered, head)
-    return start + 1 < len(ordered) and ordered[start + 1].startswith(head)
-
 
 # --- the differences, found ---
 
@@ -271,7 +67,7 @@ class GlobIndex:
                 else:
                     literals[place][part] = literals[place].get(part, 0) | bit
             for kind in KINDS:
-                if _takes_kind(rule, kind):
+                if takes_kind(rule, kind):
                     self._kinds[kind] |= bit
 
     def first(self, name: str, kind: str) -> Rule | None:
@@ -295,7 +91,7 @@ class GlobIndex:
         return None
 
 
-class _File:
+class Readings:
     """One mapping file as both would read it: the bridge's mapper and statsd_exporter's glob tree."""
 
     def __init__(self, config: MappingConfig) -> None:
@@ -309,6 +105,11 @@ class _File:
     def ours(self, name: str, kind: str) -> Rule | None:
         """The glob the bridge maps a name with (the regexes come after every glob, in both)."""
         return self.globs.first(name, kind)
+
+    def theirs(self, name: str, kind: str) -> Route:
+        """The route statsd_exporter picks for a line: its glob tree's choice, else the regexes in order, else
+        none (the names and labels as the bridge fills them in: _templates compares those)."""
+        return self.mapper.route_with(self.reference.match(name, kind), name, kind)
 
     def series(self, glob: Rule | None, name: str, kind: str) -> tuple[bool, list[tuple]]:
         """What a line makes when `glob` matches it (None: when no glob does): dropped, or what its targets
@@ -358,7 +159,7 @@ def _made(target: Target) -> tuple:
 
 def differences(config: MappingConfig) -> list[Difference]:
     """Every way statsd_exporter would serve this file's series otherwise, each at its rule's line."""
-    file = _File(config)
+    file = Readings(config)
     found = _glob_choices(file) + _templates(file) + _help_and_names(file)
     return sorted(set(found), key=lambda d: (d.line, d.check, d.message))
 
@@ -392,7 +193,7 @@ def _witnesses(rule: Rule, star_choices: list[list[str]], limit: int = 256) -> l
     return names
 
 
-def _glob_choices(file: _File) -> list[Difference]:
+def _glob_choices(file: Readings) -> list[Difference]:
     """Names whose glob statsd_exporter picks otherwise; one finding per rule and kind of difference."""
     reference = file.reference
     found: dict[tuple[int, str], Difference] = {}
@@ -415,7 +216,7 @@ def _glob_choices(file: _File) -> list[Difference]:
     return list(found.values())
 
 
-def _choice_difference(file: _File, ours: Rule, theirs: Rule | None, name: str, kinds: list[str]) -> Difference:
+def _choice_difference(file: Readings, ours: Rule, theirs: Rule | None, name: str, kinds: list[str]) -> Difference:
     reference, line_of = file.reference, file.line_of
     there = (
         f"maps it with the rule at line {line_of[id(theirs)]} (`{theirs.match}`)"
@@ -471,7 +272,7 @@ def _outputs(config: MappingConfig) -> list[tuple[Rule, Output]]:
     return [(rule, output) for rule in config.rules if rule.action == "map" for output in rule.outputs]
 
 
-def _templates(file: _File) -> list[Difference]:
+def _templates(file: Readings) -> list[Difference]:
     """Glob templates that Go's formatter writes otherwise: a `%`, or a reference whose text is the
     head of another (`$1` in `$12`) or ends in a brace it keeps."""
     found = []
@@ -502,13 +303,10 @@ def _templates(file: _File) -> list[Difference]:
 
 def _template_pattern(name: str) -> re.Pattern[str]:
     """The metric names a name template can give (each reference any text), for comparing with fixed names."""
-    return re.compile(
-        "".join(".*" if piece.startswith("$") else re.escape(piece) for piece in re.split(r"(\$\{?\w+\}?)", name))
-        + r"\Z"
-    )
+    return re.compile(".*".join(re.escape(piece) for piece in GLOB_REFERENCE.sub("\0", name).split("\0")) + r"\Z")
 
 
-def _help_and_names(file: _File) -> list[Difference]:
+def _help_and_names(file: Readings) -> list[Difference]:
     """One name given two HELP texts, and fixed names whose samples statsd_exporter mixes up."""
     config = file.config
     found = []
@@ -516,9 +314,9 @@ def _help_and_names(file: _File) -> list[Difference]:
     helps: dict[str, Counter[str]] = {}  # name -> how many of those give each HELP
     outputs = _outputs(config)
     for rule, output in outputs:
-        if "$" in output.name:
+        name = fixed_name(output)
+        if name is None:
             continue
-        name = escape_name(output.name)
         givers, texts = fixed.setdefault(name, []), helps.setdefault(name, Counter())
         # a name many rules give, all with one HELP (a shared name, a `service` label): nothing to walk
         if texts[output.help] < len(givers):
@@ -548,60 +346,62 @@ def _help_and_names(file: _File) -> list[Difference]:
                     if difference:
                         break
     typed = _typed_names(file)
-    for (name, prometheus_type), (rule, output, kind) in typed.items():
+    for (name, metric_type), (rule, output, kind) in typed.items():
         line = output.line or rule.line
-        for suffix in SAMPLE_SUFFIXES.get(prometheus_type, ()):
-            if (name + suffix, prometheus_type) in typed:
-                other_rule, other, other_kind = typed[(name + suffix, prometheus_type)]
-                found.append(
-                    Difference(
-                        other.line or other_rule.line,
-                        "statsd_exporter_scrape_error",
-                        f"{name}{suffix} ({prometheus_type}) is a sample name of the {prometheus_type} "
-                        f"{name} at line {line}: statsd_exporter keeps both and fails every scrape "
-                        "(HTTP 500); the bridge refuses the second to arrive and counts it in "
-                        "events_conflict_total",
-                        name + suffix,
-                        _lines(file, (rule, kind), (other_rule, other_kind)),
-                    )
-                )
-        # statsd_exporter keeps these suffixes of a counter's or gauge's name for the samples of any `x` that
-        # is not a counter; the bridge only for a histogram's or summary's own samples
-        for suffix in {"gauge": ("_bucket", "_count", "_sum"), "summary": ("_bucket",)}.get(prometheus_type, ()):
-            for other_type in ("counter", "gauge"):
-                if (name + suffix, other_type) in typed:
-                    other_rule, other, other_kind = typed[(name + suffix, other_type)]
-                    found.append(
-                        Difference(
-                            other.line or other_rule.line,
-                            "statsd_exporter_conflict",
-                            f"statsd_exporter refuses {name}{suffix} ({other_type}) while the "
-                            f"{prometheus_type} {name} of line {line} exists, and counts it in "
-                            "events_conflict_total; the bridge keeps both",
-                            name + suffix,
-                            _lines(file, (rule, kind), (other_rule, other_kind)),
-                        )
-                    )
+        for suffix, other_type, check, message in _sample_clashes(name, metric_type, line):
+            if (name + suffix, other_type) in typed:
+                other_rule, other, other_kind = typed[(name + suffix, other_type)]
+                lines = _lines(file, (rule, kind), (other_rule, other_kind))
+                found.append(Difference(other.line or other_rule.line, check, message, name + suffix, lines))
     return found
 
 
-def _typed_names(file: _File) -> dict[tuple[str, str], tuple[Rule, Output, str]]:
+# statsd_exporter keeps these suffixes of a counter's or gauge's name for the samples of any `x` that is not a
+# counter; the bridge only for a histogram's or summary's own samples
+_KEPT_SUFFIXES = {"gauge": ("_bucket", "_count", "_sum"), "summary": ("_bucket",)}
+
+
+def _sample_clashes(name: str, metric_type: str, line: int) -> list[tuple[str, str, str, str]]:
+    """(suffix, type, check, message) for each name and type beside a metric that statsd_exporter mishandles."""
+    clashes = [
+        (
+            suffix,
+            metric_type,
+            "statsd_exporter_scrape_error",
+            f"{name}{suffix} ({metric_type}) is a sample name of the {metric_type} {name} at line {line}: "
+            "statsd_exporter keeps both and fails every scrape (HTTP 500); the bridge refuses the second to arrive "
+            "and counts it in events_conflict_total",
+        )
+        for suffix in SAMPLE_SUFFIXES.get(metric_type, ())
+    ]
+    clashes += [
+        (
+            suffix,
+            other_type,
+            "statsd_exporter_conflict",
+            f"statsd_exporter refuses {name}{suffix} ({other_type}) while the {metric_type} {name} of line {line} "
+            "exists, and counts it in events_conflict_total; the bridge keeps both",
+        )
+        for suffix in _KEPT_SUFFIXES.get(metric_type, ())
+        for other_type in ("counter", "gauge")
+    ]
+    return clashes
+
+
+def _typed_names(file: Readings) -> dict[tuple[str, str], tuple[Rule, Output, str]]:
     """(metric name, Prometheus type) -> the first (rule, output, kind of line) that gives it, for every
     output whose name is fixed, for each kind of line the rule takes."""
     typed: dict[tuple[str, str], tuple[Rule, Output, str]] = {}
     for rule, output in _outputs(file.config):
-        if "$" in output.name:
-            continue
+        name = fixed_name(output)
         for kind in KINDS:
-            if _takes_kind(rule, kind):
-                typed.setdefault(
-                    (escape_name(output.name), file.mapper.prometheus_type(kind, output)), (rule, output, kind)
-                )
+            if name is not None and takes_kind(rule, kind):
+                typed.setdefault((name, file.mapper.prometheus_type(kind, output)), (rule, output, kind))
     return typed
 
 
 def _help_difference(
-    file: _File, name: str, first: tuple[Rule, Output], later: tuple[Rule, Output], example: bool = True
+    file: Readings, name: str, first: tuple[Rule, Output], later: tuple[Rule, Output], example: bool = True
 ) -> list[Difference]:
     """The two HELP texts of a name meet only where one kind of line gives both rules' outputs the same type
     (else the second is a type conflict, in both); `example`: whether the later rule gives the name itself."""
@@ -610,8 +410,8 @@ def _help_difference(
     kinds = [
         kind
         for kind in KINDS
-        if _takes_kind(first_rule, kind)
-        and _takes_kind(rule, kind)
+        if takes_kind(first_rule, kind)
+        and takes_kind(rule, kind)
         and type_of(kind, first_output) == type_of(kind, output)
     ]
     if not kinds:
@@ -634,11 +434,7 @@ def _help_difference(
     ]
 
 
-def _takes_kind(rule: Rule, kind: str) -> bool:
-    return not rule.match_metric_type or rule.match_metric_type == kind
-
-
-def _lines(file: _File, *rules: tuple[Rule, str]) -> tuple[str, ...]:
+def _lines(file: Readings, *rules: tuple[Rule, str]) -> tuple[str, ...]:
     """A line for each (rule, kind of line), in order; () unless every one was found."""
     lines = [file.witness_line(rule, (kind,)) for rule, kind in rules]
     return tuple(line for line in lines if line) if all(lines) else ()

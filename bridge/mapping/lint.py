@@ -9,20 +9,29 @@ unknown keys, a regex that does not compile) come from the loader, as MappingErr
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bridge.mapping.compat import differences
-from bridge.mapping.loader import MappingConfig, MappingError, Rule, load_mapping_file, output_type
-from bridge.mapping.router import GLOB_REFERENCE, Mapper
+from bridge.mapping.globs import backtracking_pairs, part_covers
+from bridge.mapping.loader import load_mapping_file
+from bridge.mapping.router import Mapper
+from bridge.mapping.schema import REFUSED_EXTENSIONS, MappingConfig, MappingError, Rule
+from bridge.mapping.semantics import (
+    KINDS,
+    Reference,
+    filled,
+    fixed_name,
+    label_names,
+    references,
+    rule_type,
+    takes_kind,
+)
 from bridge.series.names import RESERVED_LABELS, SAMPLE_SUFFIXES
 
 ERROR, WARNING = "error", "warning"
 
-# $1, ${1}, $name, ${name}: what Go's Regexp.Expand (and statsd_exporter's glob formatter) substitute
-_REFERENCE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 # a capture number run on into more name characters: `$1_total` is the variable `1_total`
 _RUN_ON = re.compile(r"^(\d+)([\w$].*)$")
 _CATCH_ALL_REGEXES = {".*", ".+"}
@@ -116,80 +125,83 @@ def _notes(config: MappingConfig, path: str) -> list[Finding]:
     return findings
 
 
+def rollback(config: MappingConfig) -> str:
+    """For a file that declares the bridge's mapping extensions, the one line that says what a rollback to
+    statsd_exporter meets: the file refused (the keys it refuses it for), or read otherwise (the keys it
+    ignores). "" for any other file, whose findings say it rule by rule."""
+    keys = sorted({key for _, key in config.extensions})
+    if not config.extensions_declared or not keys:
+        return ""
+    path = config.path or "<mapping>"
+    refused = [key for key in keys if key in REFUSED_EXTENSIONS]
+    ignored = [key for key in keys if key not in REFUSED_EXTENSIONS]
+    if refused:
+        besides = f" (and {_keys(ignored)}, which it ignores)" if ignored else ""
+        verdict = f"statsd_exporter refuses this file for the bridge's mapping extensions {_keys(refused)}{besides}"
+    else:
+        verdict = f"statsd_exporter would load this file but ignore the bridge's mapping extensions {_keys(ignored)}"
+    return f"{path}: {verdict}; a rollback to statsd_exporter needs another mapping file"
+
+
+def _keys(keys: list[str]) -> str:
+    return ", ".join(f"`{key}`" for key in keys)
+
+
 def has_errors(findings: list[Finding]) -> bool:
     return any(finding.severity == ERROR for finding in findings)
 
 
-def _groups(rule: Rule) -> tuple[int, set[str]]:
-    """How many numbered groups the pattern fills, and its group names."""
-    return rule.pattern.groups, set(rule.pattern.groupindex) if rule.match_type == "regex" else set()
-
-
-def _unfillable_references(rule: Rule) -> Iterator[tuple[int, str]]:
-    count, names = _groups(rule)
+def _templates(rule: Rule) -> Iterator[tuple[int, str, Reference]]:
+    """(line, where, reference) for each capture reference in a rule's names and label values."""
     for output in rule.outputs:
         texts = [("name", output.name)] + [(f"label {label}", value) for label, value in output.labels.items()]
         for where, text in texts:
-            for found in _REFERENCE.finditer(text):
-                reference = found.group(1) or found.group(2)
-                if (reference.isdigit() and int(reference) <= count) or reference in names:
-                    continue
-                if found.group(2) and _RUN_ON.match(reference):
-                    continue  # _run_on_references says it, with the fix
-                named = f" ({', '.join(sorted(names))})" if names else ""
-                yield (
-                    output.line or rule.line,
-                    (
-                        f"{where}: ${reference} can never be filled: `{rule.match}` has "
-                        f"{count} group(s){named}; it would be empty"
-                    ),
-                )
+            for reference in references(rule.match_type, text):
+                yield output.line or rule.line, where, reference
+
+
+def _unfillable_references(rule: Rule) -> Iterator[tuple[int, str]]:
+    count, names = rule.pattern.groups, sorted(rule.pattern.groupindex) if rule.match_type == "regex" else []
+    for line, where, reference in _templates(rule):
+        if filled(rule, reference) or (not reference.braced and _RUN_ON.match(reference.name)):
+            continue  # a run-on: _run_on_references says it, with the fix
+        named = f" ({', '.join(names)})" if names else ""
+        yield (
+            line,
+            f"{where}: ${reference.name} can never be filled: `{rule.match}` has {count} group(s){named}; "
+            "it would be empty",
+        )
 
 
 def _run_on_references(rule: Rule) -> Iterator[tuple[int, str]]:
     """`$1_total`: a capture number run on into a longer name, empty in statsd_exporter and here."""
-    pattern = GLOB_REFERENCE if rule.match_type == "glob" else _REFERENCE
-    for output in rule.outputs:
-        texts = [("name", output.name)] + [(f"label {label}", value) for label, value in output.labels.items()]
-        for where, text in texts:
-            for found in pattern.finditer(text):
-                braced = found.group(1) if rule.match_type == "glob" else found.group(1) is not None
-                name = found.group(2)
-                run_on = _RUN_ON.match(name or "")
-                if braced or not run_on:
-                    continue
-                yield (
-                    output.line or rule.line,
-                    (
-                        f"{where}: `${name}` reads as the variable `{name}`, which is empty (Go's rule: the longest "
-                        f"name); for capture {run_on.group(1)} then `{run_on.group(2)}` write `${{{run_on.group(1)}}}"
-                        f"{run_on.group(2)}`"
-                    ),
-                )
+    for line, where, reference in _templates(rule):
+        run_on = _RUN_ON.match(reference.name)
+        if reference.braced or not run_on:
+            continue
+        number, rest = run_on.groups()
+        yield (
+            line,
+            f"{where}: `${reference.name}` reads as the variable `{reference.name}`, which is empty (Go's rule: the "
+            f"longest name); for capture {number} then `{rest}` write `${{{number}}}{rest}`",
+        )
 
 
 def _invalid_label_names(rule: Rule, config: MappingConfig) -> Iterator[tuple[int, str]]:
     for output in rule.outputs:
-        labels = set(output.labels) | set(output.tags or {})
+        labels = label_names(output)
         for label in sorted(labels):
             if label.startswith("__"):
                 yield output.line or rule.line, f"label {label}: names starting with __ are reserved for Prometheus"
-        kind = output_type(rule, output, config) or output.observer_type
+        kind = rule_type(rule, output, config) or output.observer_type
         reserved = RESERVED_LABELS.get(kind)
         if reserved in labels:
             yield output.line or rule.line, f"label {reserved}: a {kind} writes {reserved} itself"
 
 
-def _component_covers(earlier: str, later: str) -> bool:
-    if earlier == "*" or earlier == later:
-        return True
-    if "*" in later or "*" not in earlier:
-        return False
-    return re.fullmatch(re.escape(earlier).replace(r"\*", "[^.]*"), later) is not None
-
-
 def _types_cover(earlier: Rule, later: Rule) -> bool:
-    return not earlier.match_metric_type or earlier.match_metric_type == later.match_metric_type
+    """Whether `earlier` takes every kind of line `later` takes."""
+    return all(takes_kind(earlier, kind) for kind in KINDS if takes_kind(later, kind))
 
 
 def _covers(earlier: Rule, later: Rule) -> bool:
@@ -198,7 +210,7 @@ def _covers(earlier: Rule, later: Rule) -> bool:
         return False
     if earlier.match_type == "glob" and later.match_type == "glob":
         a, b = earlier.match.split("."), later.match.split(".")
-        return len(a) == len(b) and all(_component_covers(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(part_covers(x, y) for x, y in zip(a, b, strict=True))
     if earlier.match_type == "regex":
         return _catch_all(earlier) or (later.match_type == "regex" and earlier.match == later.match)
     return False
@@ -310,53 +322,10 @@ def _backtracking(rules: list[Rule], path: str) -> list[Finding]:
     return findings
 
 
-def backtracking_pairs(globs: list[Rule]) -> list[tuple[Rule, Rule, int]]:
-    """(first, second, component) for each pair of globs, first before second in `globs`, that need
-    backtracking at that component (from 0), in the order of the pairs (by first, then second).
-
-    Only two globs that part at a component, one with a `*` there and the other without, can need it:
-    the globs are grouped by their parts, component by component, and only the pairs of a wild and a
-    literal group of one parent are checked. A pairwise walk checks every pair of thousands of globs.
-    The findings themselves can be quadratic (n wild globs each against n literal ones) and so, then,
-    is this; on a real file the pairs it checks are about the pairs it reports.
-    """
-    found: list[tuple[int, int, int]] = []
-    split = [rule.match.split(".") for rule in globs]
-    stack = [(list(range(len(globs))), 0)]  # (globs sharing their first `depth` parts, depth)
-    while stack:
-        members, depth = stack.pop()
-        groups: dict[str, list[int]] = {}
-        for index in members:
-            if len(split[index]) > depth:  # a glob that ends here parts from none of the others
-                groups.setdefault(split[index][depth], []).append(index)
-        wild = [index for part, group in groups.items() if "*" in part for index in group]
-        literal = [index for part, group in groups.items() if "*" not in part for index in group]
-        for first, second in (sorted(pair) for pair in itertools.product(wild, literal)):
-            component = _backtracking_at(split[first], split[second])
-            if component is not None:
-                found.append((first, second, component))
-        stack += [(group, depth + 1) for group in groups.values() if len(group) > 1]
-    return [(globs[first], globs[second], component) for first, second, component in sorted(found)]
-
-
-def _backtracking_at(a: list[str], b: list[str]) -> int | None:
-    """The component at which two globs' parts need backtracking, or None."""
-    for i in range(min(len(a), len(b))):
-        if a[i] == b[i]:
-            continue
-        if ("*" in a[i]) == ("*" in b[i]):
-            return None  # two literals (or two wildcards) part here for good
-        literal, wild = (a, b) if "*" not in a[i] else (b, a)
-        # a name that takes the literal branch falls back unless the literal rule matches it too
-        rest_covered = len(literal) == len(wild) and all(
-            _component_covers(x, y) for x, y in zip(literal[i + 1 :], wild[i + 1 :], strict=True)
-        )
-        return None if rest_covered else i
-    return None
-
-
 def _name_conflicts(rules: list[Rule], config: MappingConfig, path: str) -> list[Finding]:
-    """One fixed metric name produced with two types, or with two label-name sets."""
+    """One fixed metric name produced with two types, or with two label-name sets. The types compared are
+    those an output makes whatever the line (an output that follows each line's kind conflicts only with
+    some lines: the compat findings follow it kind by kind)."""
     findings = []
     seen: dict[str, tuple[str, str, int]] = {}  # sample name -> (metric, type, line) of the first writer
     label_sets: dict[str, tuple[frozenset, int]] = {}
@@ -364,28 +333,28 @@ def _name_conflicts(rules: list[Rule], config: MappingConfig, path: str) -> list
         if rule.action == "drop":
             continue
         for output in rule.outputs:
-            if "$" in output.name:
+            name = fixed_name(output)
+            if name is None:
                 continue  # the name depends on the line: nothing fixed to compare
             line = output.line or rule.line
-            kind = output_type(rule, output, config)
+            kind = rule_type(rule, output, config)
             if kind:
-                for sample_name in [output.name] + [output.name + suffix for suffix in SAMPLE_SUFFIXES[kind]]:
-                    owner, owner_kind, owner_line = seen.setdefault(sample_name, (output.name, kind, line))
-                    if (owner, owner_kind) != (output.name, kind):
+                for sample_name in [name] + [name + suffix for suffix in SAMPLE_SUFFIXES[kind]]:
+                    owner, owner_kind, owner_line = seen.setdefault(sample_name, (name, kind, line))
+                    if (owner, owner_kind) != (name, kind):
                         findings.append(
                             Finding(
                                 ERROR,
                                 path,
                                 line,
                                 "type_conflict",
-                                f"{output.name} ({kind}) writes {sample_name}, as does {owner} "
-                                f"({owner_kind}) at line {owner_line}: only the first to arrive is "
-                                "kept",
+                                f"{name} ({kind}) writes {sample_name}, as does {owner} ({owner_kind}) at line "
+                                f"{owner_line}: only the first to arrive is kept",
                             )
                         )
                         break
-            labels = frozenset(output.labels) | frozenset(output.tags or {})
-            earlier_labels = label_sets.setdefault(output.name, (labels, line))
+            labels = label_names(output)
+            earlier_labels = label_sets.setdefault(name, (labels, line))
             if earlier_labels[0] != labels:
                 findings.append(
                     Finding(
@@ -393,7 +362,7 @@ def _name_conflicts(rules: list[Rule], config: MappingConfig, path: str) -> list
                         path,
                         line,
                         "label_conflict",
-                        f"{output.name} gets labels {{{', '.join(sorted(labels))}}} here and "
+                        f"{name} gets labels {{{', '.join(sorted(labels))}}} here and "
                         f"{{{', '.join(sorted(earlier_labels[0]))}}} at line {earlier_labels[1]}: "
                         "two series sets under one name",
                     )

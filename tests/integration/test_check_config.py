@@ -76,3 +76,35 @@ def test_explain_lint_reports_and_exits_by_severity(tmp_path):
     )
     assert result.returncode == 1
     assert "error: name: $4 can never be filled" in result.stdout
+
+
+CONCOURSE = Path(__file__).resolve().parents[2] / "mappings" / "concourse.yml"
+
+
+def test_a_file_of_the_bridges_own_says_once_that_statsd_exporter_refuses_it(tmp_path):
+    result = check_config(tmp_path, CONCOURSE.read_text())
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK" in result.stdout
+    refusal = [line for line in result.stderr.splitlines() if "statsd_exporter refuses this file" in line]
+    assert refusal == [
+        f"{tmp_path / 'm.yml'}: statsd_exporter refuses this file for the bridge's mapping extensions `outputs` "
+        "(and `reaper`, which it ignores); a rollback to statsd_exporter needs another mapping file"
+    ]
+
+
+def test_a_file_of_the_bridges_own_statsd_exporter_would_load_says_so(tmp_path):
+    text = "statsd_bridge_extensions: true\nmappings:\n- match: a.*\n  name: a\n  tags: {route: route}\n"
+    result = check_config(tmp_path, text, "--lint-strict")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{tmp_path / 'm.yml'}: statsd_exporter would load this file but ignore the bridge's mapping extensions "
+        "`tags`; a rollback to statsd_exporter needs another mapping file"
+    ]
+
+
+def test_a_file_for_statsd_exporter_too_says_nothing_of_a_rollback(tmp_path):
+    # without the declaration, each extension is a finding at its line, and there is no summary line
+    result = check_config(tmp_path, "mappings:\n- match: a.*\n  name: a\n  tags: {route: route}\n")
+    assert result.returncode == 0, result.stderr
+    assert ":4: warning: statsd_exporter ignores `tags`" in result.stderr
+    assert "rollback to statsd_exporter needs another mapping file" not in result.stderr

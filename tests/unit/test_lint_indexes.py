@@ -1,7 +1,7 @@
 """The lint's indexed checks find what the pairwise walks they replace find, finding for finding.
 
-The lint looks rules up in indexes (lint.shadowing, lint.backtracking_pairs, compat.GlobIndex,
-compat.backtracking_needed) instead of walking every pair of rules, so that a file of thousands of
+The lint looks rules up in indexes (lint.shadowing, globs.backtracking_pairs, compat.GlobIndex,
+globs.backtracking_needed) instead of walking every pair of rules, so that a file of thousands of
 rules lints in about a second. Here each index is swapped for its pairwise walk and the whole lint
 must come out the same, on random small files, generated ones and a big file's head.
 """
@@ -16,10 +16,13 @@ import pytest
 import yaml
 
 from bench.big_mapping import generate as big_mapping
-from bridge.mapping import compat, lint
+from bridge.mapping import globs as glob_model
+from bridge.mapping import lint
 from bridge.mapping.compat import GlobIndex
-from bridge.mapping.lint import Finding, _component_covers, _covers
+from bridge.mapping.globs import backtracking_needed, part_covers
+from bridge.mapping.lint import Finding, _covers
 from bridge.mapping.loader import Rule, load_mapping
+from bridge.mapping.semantics import takes_kind
 from tests.mapping_generator import generate
 
 
@@ -42,7 +45,7 @@ def pairwise_backtracking(globs: list[Rule]) -> list[tuple[Rule, Rule, int]]:
                 break
             literal, wild = (a, b) if "*" not in a[i] else (b, a)
             covered = len(literal) == len(wild) and all(
-                _component_covers(x, y) for x, y in zip(literal[i + 1 :], wild[i + 1 :], strict=True)
+                part_covers(x, y) for x, y in zip(literal[i + 1 :], wild[i + 1 :], strict=True)
             )
             if not covered:
                 found.append((first, second, i))
@@ -51,7 +54,7 @@ def pairwise_backtracking(globs: list[Rule]) -> list[tuple[Rule, Rule, int]]:
 
 
 def first_glob_one_by_one(index: GlobIndex, name: str, kind: str) -> Rule | None:
-    return next((rule for rule in index.globs if compat._takes_kind(rule, kind) and rule.pattern.match(name)), None)
+    return next((rule for rule in index.globs if takes_kind(rule, kind) and rule.pattern.match(name)), None)
 
 
 def backtracking_needed_as_written(globs: list[str]) -> bool:
@@ -91,7 +94,7 @@ def lint_pairwise(text: str) -> list[Finding]:
         patch.setattr(lint, "shadowing", pairwise_shadowing)
         patch.setattr(lint, "backtracking_pairs", pairwise_backtracking)
         patch.setattr(GlobIndex, "first", first_glob_one_by_one)
-        patch.setattr(compat, "backtracking_needed", backtracking_needed_as_written)
+        patch.setattr(glob_model, "backtracking_needed", backtracking_needed_as_written)
         return lint.lint(load_mapping(text, "m.yml"))
 
 
@@ -145,4 +148,4 @@ def test_backtracking_needed_as_written(seed):
         ".".join(rng.choice(["a", "b", "ab", "*", "a*", "*b"]) for _ in range(rng.randint(1, 3)))
         for _ in range(rng.randint(1, 8))
     ]
-    assert compat.backtracking_needed(globs) == backtracking_needed_as_written(globs), globs
+    assert backtracking_needed(globs) == backtracking_needed_as_written(globs), globs

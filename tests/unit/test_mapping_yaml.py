@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bench.big_mapping import generate as big_mapping
-from bridge.mapping import loader
+from bridge.mapping import yaml_reading
 from bridge.mapping.loader import MappingError, load_mapping
 from tests.mapping_generator import generate
 
@@ -42,7 +42,7 @@ def outcome(text: str) -> object:
 
 def pyyaml_outcome(text: str) -> object:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loader, "_FastLoader", None)
+        patch.setattr(yaml_reading, "_FastLoader", None)
         return outcome(text)
 
 
