@@ -43,9 +43,6 @@ from bridge.workers.pool import Pool, WorkerStartError
 
 logger = logging.getLogger("bridge.server")
 
-__all__ = ["Bridge", "StartupError", "compile_mapping", "main", "run"]
-
-
 def compile_mapping(config: Config) -> tuple[str | None, MappingConfig]:
     """The mapping file's text (None without one) and its rules; MappingError names the file, line and key."""
     if not config.mapping_config:

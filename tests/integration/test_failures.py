@@ -187,10 +187,8 @@ def test_an_open_files_limit_too_low_for_10000_connections_is_told_and_enforced(
     try:
         for _ in range(200):
             idle.append(socket.create_connection((host, port), timeout=5))
-        deadline = time.monotonic() + 10
         with socket.create_connection((host, port), timeout=5) as refused:
             assert refused.recv(1) == b""  # closed at once, not left to run the process out of descriptors
-        assert time.monotonic() < deadline
     except ConnectionResetError:
         pass  # closed at once, with a reset
     finally:
