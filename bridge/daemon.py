@@ -43,6 +43,7 @@ from bridge.workers.pool import Pool, WorkerStartError
 
 logger = logging.getLogger("bridge.server")
 
+
 def compile_mapping(config: Config) -> tuple[str | None, MappingConfig]:
     """The mapping file's text (None without one) and its rules; MappingError names the file, line and key."""
     if not config.mapping_config:
