@@ -31,7 +31,8 @@ def trials(work: Callable[[], object], count: int, before: Callable[[], object] 
 
 
 def forget_patterns() -> None:
-    """A start-up's load: no compiled pattern of an earlier load to take (absent before the loader kept them)."""
+    """A start-up's load: no compiled pattern of an earlier load to take (a loader that keeps none has nothing
+    to clear)."""
     kept = getattr(loader, "_last_patterns", None)
     if kept is not None:
         kept.clear()

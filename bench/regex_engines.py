@@ -3,7 +3,7 @@
 The mapper resolves each distinct StatsD name once (then its cache answers), so this times that
 resolution over the mixed load's distinct names, with the same rules compiled by each engine.
 
-python bench/regex_engines.py
+    python -m bench.regex_engines
 """
 
 from __future__ import annotations

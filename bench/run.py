@@ -78,8 +78,8 @@ def mixed_mapping(native: bool = True) -> str:
     return "defaults:\n  observer_type: histogram\n" + classic_only + "mappings:\n" + "".join(rules)
 
 
-# statsd_exporter, built from source (../shared/peers/statsd_exporter), or where STATSD_EXPORTER says
-PEER = Path(os.environ.get("STATSD_EXPORTER") or HERE.parent.parent / "shared/peers/statsd_exporter/statsd_exporter")
+# statsd_exporter: where STATSD_EXPORTER says, else found on PATH
+PEER = Path(os.environ.get("STATSD_EXPORTER") or shutil.which("statsd_exporter") or "statsd_exporter")
 READ_BUFFER = 32 * 1024 * 1024  # the bridge's default --statsd.read-buffer, given to statsd_exporter too
 
 
@@ -585,7 +585,7 @@ def main() -> int:
     if not have_statsd:
         print("statsd (node) not installed: `make bench` installs it into bench/.statsd")
     if not have_peer:
-        print(f"statsd_exporter not found at {PEER} (set STATSD_EXPORTER): its columns are empty")
+        print(f"statsd_exporter not found at {PEER} (set STATSD_EXPORTER, or put it on PATH): its columns are empty")
 
     if have_peer:
         print("\nServer CPU seconds per million lines (all its processes) at a rate all three sustain (half the lowest "

@@ -1,75 +1,273 @@
-"""Validated settings of one bridge process; main.py's flags map onto these fields one to one."""
+"""The settings of one bridge process, each defined once: its field of Config carries its flag (flags.py:
+spellings, help, default as written, parser and check). main.py builds the command line from these,
+tests/unit/test_configuration_doc.py holds docs/configuration.md to them, and a Config is valid once
+constructed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
+from bridge import flags
 from bridge.durations import parse_duration
+from bridge.flags import ConfigError, flag
 from bridge.logs import LEVELS
-from bridge.mapping.loader import LABEL_NAME, MappingConfig
-from bridge.net import parse_address
+from bridge.mapping.loader import MappingConfig
 from bridge.parsing.line import Dialects
 from bridge.receiving.relay import DEFAULT_PACKET_LENGTH, MAX_UDP_PAYLOAD
 from bridge.series.store import DEFAULT_MAX_SERIES
-from bridge.workers.cpus import MAX_WORKERS, workers_for
+from bridge.workers.cpus import MAX_WORKERS
 
 # Datagrams wait here while a scrape holds the GIL: 0.2 s of rendering 100k series at 750k lines/s
 # is ~5,000 datagrams of 30 lines, ~12 MiB as the kernel counts them; 8 MiB lost 0.9 % (bench/run.py).
 DEFAULT_READ_BUFFER = 32 * 1024 * 1024
+DEFAULT_REAP_AFTER = 300.0
+DEFAULT_REAP_INTERVAL = 60.0
 
 
-class ConfigError(ValueError):
-    """A bad flag value; `flag` names the flag."""
-
-    def __init__(self, flag: str, message: str) -> None:
-        super().__init__(f"{flag}: {message}")
-        self.flag = flag
+def _dialect(name: str, example: str) -> Any:
+    help = f"Parse {name} tags ({example}). Off: the text stays in the name or is ignored, as in statsd_exporter."
+    return flag(True, help, dotted=f"--statsd.parse-{name.lower()}-tags")
 
 
 @dataclass(frozen=True)
 class Config:
-    statsd_listen_udp: str = ":9125"
-    statsd_listen_tcp: str = ":9125"
-    statsd_listen_unixgram: str = ""
-    statsd_unixsocket_mode: str = "755"
-    statsd_read_buffer: int = DEFAULT_READ_BUFFER
-    statsd_reuse_port: bool = False
-    statsd_workers: str = "1"  # receiving processes: a number, or auto (bridge/workers/cpus.py)
-    web_listen_address: str = ":9102"
-    web_telemetry_path: str = "/metrics"
-    web_config_file: str = ""
-    web_read_header_timeout: str = "10s"
-    mapping_config: str = ""
-    watch_mapping_config: bool = False
-    log_level: str = "info"
-    log_format: str = "logfmt"
-    # the reaper; None leaves the setting to the mapping file's `reaper:` block, then the defaults
-    reap_label: str | None = None
-    reap_after: str | None = None
-    reap_interval: str | None = None
-    max_series: int = DEFAULT_MAX_SERIES
-    max_series_per_metric: int = 0
-    web_enable_lifecycle: bool = False
-    web_enable_openmetrics: bool = False
-    statsd_relay_address: tuple[str, ...] = ()
-    statsd_relay_packet_length: int = DEFAULT_PACKET_LENGTH
-    statsd_parse_dogstatsd_tags: bool = True
-    statsd_parse_influxdb_tags: bool = True
-    statsd_parse_librato_tags: bool = True
-    statsd_parse_signalfx_tags: bool = True
-    # statsd_exporter's machinery flags: checked as it checks them, then logged as inert (main.INERT_FLAGS)
-    statsd_cache_size: int = 1000
-    statsd_cache_type: str = "lru"
-    statsd_event_queue_size: int = 10000
-    statsd_event_flush_threshold: int = 1000
-    statsd_event_flush_interval: str = "200ms"
-    statsd_udp_packet_queue_size: int = 10000
-    debug_dump_fsm: str = ""
+    """Every setting, parsed and checked: constructing one raises ConfigError naming the first bad flag.
+    Addresses stay as written, checked: they name their listener in logs and errors."""
 
-    @property
-    def workers(self) -> int:
-        """How many receiving processes: 1 is the one process that does everything."""
-        return workers_for(self.statsd_workers)
+    statsd_listen_udp: str = flag(
+        ":9125",
+        "UDP address for StatsD lines (host:port, :port, [v6]:port); empty disables.",
+        dotted="--statsd.listen-udp",
+        metavar="ADDR",
+        check=flags.listener_address,
+    )
+    statsd_listen_tcp: str = flag(
+        ":9125",
+        "TCP address for newline-framed StatsD lines; empty disables.",
+        dotted="--statsd.listen-tcp",
+        metavar="ADDR",
+        check=flags.listener_address,
+    )
+    statsd_listen_unixgram: str = flag(
+        "",
+        "Unix datagram socket path for DogStatsD clients.",
+        shown="off",
+        dotted="--statsd.listen-unixgram",
+        metavar="PATH",
+    )
+    statsd_unixsocket_mode: int = flag(
+        "755",
+        "Permission bits (octal) of the unixgram socket file.",
+        dotted="--statsd.unixsocket-mode",
+        metavar="MODE",
+        parse=flags.octal,
+        check=flags.between(0, 0o777, "not an octal mode from 0 to 777"),
+    )
+    statsd_read_buffer: int = flag(
+        DEFAULT_READ_BUFFER,
+        "SO_RCVBUF of the datagram sockets; 0 keeps the kernel's default.",
+        dotted="--statsd.read-buffer",
+        metavar="BYTES",
+        parse=flags.integer,
+        check=flags.at_least(0, "0 (the kernel's default) or a size in bytes"),
+    )
+    statsd_reuse_port: bool = flag(
+        False,
+        "Bind the UDP and TCP listeners with SO_REUSEPORT, so that several bridges share one port and the kernel "
+        "spreads clients over them (each client's lines stay in one bridge); scrape each, sum in PromQL.",
+        dotted="--statsd.reuse-port",
+    )
+    statsd_workers: int = flag(  # how many receiving processes; 1 is the one process that does everything
+        "1",
+        "Processes that receive, parse and map lines, handing them to the one store: auto is one per CPU this "
+        "process may use (affinity and cgroup quota, at most 8); 1 does everything in one process.",
+        dotted="--statsd.workers",
+        metavar="N|auto",
+        parse=flags.worker_count,
+        check=flags.between(1, MAX_WORKERS, flags.WORKER_COUNTS),
+    )
+    web_listen_address: str = flag(
+        ":9102",
+        "HTTP address for the telemetry path and health endpoints.",
+        dotted="--web.listen-address",
+        metavar="ADDR",
+        check=flags.address,
+    )
+    web_telemetry_path: str = flag(
+        "/metrics",
+        "Path under which the metrics are served.",
+        dotted="--web.telemetry-path",
+        metavar="PATH",
+        check=flags.telemetry_path,
+    )
+    web_config_file: str = flag(
+        "",
+        "TLS, basic auth, response headers and a rate limit for the web endpoint, in exporter-toolkit's format "
+        "(as node_exporter's --web.config.file); re-read when it or its certificates change.",
+        dotted="--web.config.file",
+        metavar="FILE",
+    )
+    web_read_header_timeout: float = flag(
+        "10s",
+        "A client must send its whole request head within this long (else 408 and close).",
+        dotted="--web.read-header-timeout",
+        metavar="DURATION",
+        parse=parse_duration,
+        check=flags.positive_duration,
+    )
+    mapping_config: str = flag(
+        "", "statsd_exporter-style YAML mapping file.", dotted="--statsd.mapping-config", metavar="FILE"
+    )
+    watch_mapping_config: bool = flag(
+        False,
+        "Re-read the mapping file when it changes on disk (a Kubernetes ConfigMap update), as SIGHUP does; a file "
+        "that fails to load keeps the old rules and is tried again until it loads or changes.",
+    )
+    log_level: str = flag("info", "Lowest level logged.", dotted="--log.level", choices=LEVELS)
+    log_format: str = flag(
+        "logfmt",
+        "Log line format.",
+        dotted="--log.format",
+        choices=("logfmt", "json"),
+    )
+    # the reaper; None leaves the setting to the mapping file's `reaper:` block, then the defaults
+    reap_label: str | None = flag(
+        None,
+        "Label naming a source (worker, host, pod); all series of a silent source are dropped.",
+        shown="the mapping file's reaper.label, else off",
+        metavar="NAME",
+        check=flags.label_name,
+    )
+    reap_after: float | None = flag(
+        None,
+        "How long a source may stay silent before its series go (e.g. 90s, 5m).",
+        shown=f"the mapping file's reaper.after, else {DEFAULT_REAP_AFTER / 60:g}m",
+        metavar="DURATION",
+        parse=parse_duration,
+        check=flags.positive_duration,
+    )
+    reap_interval: float | None = flag(
+        None,
+        "How often the reaper looks for silent sources.",
+        shown=f"the mapping file's reaper.interval, else {DEFAULT_REAP_INTERVAL:g}s",
+        metavar="DURATION",
+        parse=parse_duration,
+        check=flags.positive_duration,
+    )
+    max_series: int = flag(
+        DEFAULT_MAX_SERIES,
+        "Cap on the series held; past it new series are refused (and counted), existing ones update. 0: no cap.",
+        metavar="N",
+        parse=flags.integer,
+        check=flags.at_least(0, "0 (no cap) or a number of series"),
+    )
+    max_series_per_metric: int = flag(
+        0,
+        "Cap on the series of any one metric, so that one runaway tag can't use up --max-series. 0: no cap.",
+        metavar="N",
+        parse=flags.integer,
+        check=flags.at_least(0, "0 (no cap) or a number of series"),
+    )
+    web_enable_lifecycle: bool = flag(
+        False, "Enable POST /-/reload (re-read the mapping file) and POST /-/quit.", dotted="--web.enable-lifecycle"
+    )
+    web_enable_openmetrics: bool = flag(
+        False, "Serve OpenMetrics to scrapers that ask for it (text format 0.0.4 otherwise, as statsd_exporter)."
+    )
+    statsd_relay_address: tuple[str, ...] = flag(
+        (),
+        "Forward every received line, unchanged, to this StatsD server over UDP; may be repeated.",
+        dotted="--statsd.relay.address",
+        metavar="HOST:PORT",
+        check=flags.relay_targets,
+    )
+    statsd_relay_packet_length: int = flag(
+        DEFAULT_PACKET_LENGTH,
+        "Largest relayed packet; lines are packed up to it.",
+        dotted="--statsd.relay.packet-length",
+        metavar="BYTES",
+        parse=flags.integer,
+        check=flags.between(2, MAX_UDP_PAYLOAD, f"must be from 2 to {MAX_UDP_PAYLOAD} bytes"),
+    )
+    statsd_parse_dogstatsd_tags: bool = _dialect("DogStatsD", "name:1|c|#tag:value")
+    statsd_parse_influxdb_tags: bool = _dialect("InfluxDB", "name,tag=value:1|c")
+    statsd_parse_librato_tags: bool = _dialect("Librato", "name#tag=value:1|c")
+    statsd_parse_signalfx_tags: bool = _dialect("SignalFX", "name[tag=value]:1|c")
+    # statsd_exporter's machinery flags: checked as it checks them, then logged as inert
+    statsd_cache_size: int = flag(
+        1000,
+        "mapping cache size",
+        inert="mapping results are cached per live series, with no size to set",
+        dotted="--statsd.cache-size",
+        metavar="N",
+        parse=flags.integer,
+        # statsd_exporter: "Unable to setup metric mapper cache"; 0 turns its cache off
+        check=flags.at_least(0, "0 (no cache) or a positive size"),
+    )
+    statsd_cache_type: str = flag(
+        "lru",
+        "mapping cache policy",
+        inert="mapping results are cached per live series, with no eviction policy to choose",
+        dotted="--statsd.cache-type",
+        choices=("lru", "random"),
+    )
+    statsd_event_queue_size: int = flag(
+        10000,
+        "event queue size",
+        inert="events apply to the series as they are parsed; there is no queue",
+        dotted="--statsd.event-queue-size",
+        metavar="N",
+        parse=flags.integer,
+        check=flags.at_least(0, "0 or more (an unsigned integer)"),
+    )
+    statsd_event_flush_threshold: int = flag(
+        1000,
+        "event batch size",
+        inert="events apply to the series as they are parsed; there is no batch",
+        dotted="--statsd.event-flush-threshold",
+        metavar="N",
+        parse=flags.integer,
+    )
+    statsd_event_flush_interval: float = flag(
+        "200ms",
+        "event batch delay",
+        inert="events apply to the series as they are parsed; there is no flush delay",
+        dotted="--statsd.event-flush-interval",
+        metavar="DURATION",
+        parse=parse_duration,
+    )
+    statsd_udp_packet_queue_size: int = flag(
+        10000,
+        "UDP packet queue",
+        inert="datagrams wait in the socket's receive buffer (--statsd-read-buffer), not a queue",
+        dotted="--statsd.udp-packet-queue-size",
+        metavar="N",
+        parse=flags.integer,
+        check=flags.at_least(0, "0 or more"),
+    )
+    debug_dump_fsm: str = flag(
+        "",
+        "glob FSM dump",
+        inert="glob rules are not compiled into a state machine here; `explain` shows what matches",
+        dotted="--debug.dump-fsm",
+        metavar="FILE",
+    )
+
+    def __post_init__(self) -> None:
+        for name, spec in FLAGS.items():
+            value = getattr(self, name)
+            if spec.check is not None and value is not None:
+                try:
+                    spec.check(value)
+                except ValueError as error:
+                    raise ConfigError(spec.spellings, str(error)) from None
+        if not (self.statsd_listen_udp or self.statsd_listen_tcp or self.statsd_listen_unixgram):
+            raise _error("statsd_listen_udp", "every StatsD listener is disabled; enable at least one")
+        if self.watch_mapping_config and not self.mapping_config:
+            raise _error(
+                "watch_mapping_config", f"there is no mapping file to watch: give {FLAGS['mapping_config'].name}"
+            )
 
     @property
     def dialects(self) -> Dialects:
@@ -80,90 +278,14 @@ class Config:
             self.statsd_parse_signalfx_tags,
         )
 
-    def validate(self) -> None:
-        """Raise ConfigError for the first bad value."""
-        for flag, value in (
-            ("--statsd-listen-udp", self.statsd_listen_udp),
-            ("--statsd-listen-tcp", self.statsd_listen_tcp),
-            ("--web-listen-address", self.web_listen_address),
-        ):
-            if value or flag == "--web-listen-address":
-                try:
-                    parse_address(value)
-                except ValueError as error:
-                    raise ConfigError(flag, str(error)) from None
-        if not self.web_telemetry_path.startswith("/"):
-            raise ConfigError("--web-telemetry-path", f"{self.web_telemetry_path!r} must start with /")
-        if self.web_telemetry_path in ("/-/healthy", "/-/ready", "/-/reload", "/-/quit"):
-            raise ConfigError("--web-telemetry-path", f"{self.web_telemetry_path} is taken by another page")
-        try:
-            if parse_duration(self.web_read_header_timeout) <= 0:
-                raise ValueError(f"{self.web_read_header_timeout!r} must be longer than 0")
-        except ValueError as error:
-            raise ConfigError("--web.read-header-timeout", str(error)) from None
-        if self.statsd_read_buffer < 0:
-            raise ConfigError("--statsd-read-buffer", "must be 0 (the kernel's default) or a size in bytes")
-        try:
-            mode = int(self.statsd_unixsocket_mode, 8)
-        except ValueError:
-            mode = -1
-        if not 0 <= mode <= 0o777:
-            raise ConfigError("--statsd-unixsocket-mode", f"{self.statsd_unixsocket_mode!r} is not an octal mode")
-        if self.log_level not in LEVELS:
-            raise ConfigError("--log-level", f"must be one of {', '.join(LEVELS)}")
-        if self.log_format not in ("logfmt", "json"):
-            raise ConfigError("--log-format", "must be logfmt or json")
-        for flag, duration in (("--reap-after", self.reap_after), ("--reap-interval", self.reap_interval)):
-            if duration is not None:
-                try:
-                    if parse_duration(duration) <= 0:
-                        raise ValueError(f"{duration!r} must be longer than 0")
-                except ValueError as error:
-                    raise ConfigError(flag, str(error)) from None
-        if self.reap_label is not None and self.reap_label and not LABEL_NAME.match(self.reap_label):
-            raise ConfigError("--reap-label", f"{self.reap_label!r} is not a label name")
-        if self.max_series < 0:
-            raise ConfigError("--max-series", "must be 0 (no cap) or a number of series")
-        if self.max_series_per_metric < 0:
-            raise ConfigError("--max-series-per-metric", "must be 0 (no cap) or a number of series")
-        for target in self.statsd_relay_address:
-            try:
-                _, port = parse_address(target)
-            except ValueError as error:
-                raise ConfigError("--statsd-relay-address", str(error)) from None
-            if port == 0:
-                raise ConfigError("--statsd-relay-address", f"{target!r}: port 0 is no place to send to")
-        if not 1 < self.statsd_relay_packet_length <= MAX_UDP_PAYLOAD:
-            raise ConfigError("--statsd-relay-packet-length", f"must be from 2 to {MAX_UDP_PAYLOAD} bytes")
-        if self.statsd_cache_size < 0:
-            # statsd_exporter: "Unable to setup metric mapper cache"; 0 turns its cache off
-            raise ConfigError("--statsd.cache-size", "must be 0 (no cache) or a positive size")
-        if self.statsd_cache_type not in ("lru", "random"):
-            raise ConfigError("--statsd.cache-type", "must be lru or random")
-        if self.statsd_event_queue_size < 0:
-            raise ConfigError("--statsd.event-queue-size", "must be 0 or more (an unsigned integer)")
-        if self.statsd_udp_packet_queue_size < 0:
-            raise ConfigError("--statsd.udp-packet-queue-size", "must be 0 or more")
-        try:
-            parse_duration(self.statsd_event_flush_interval)
-        except ValueError as error:
-            raise ConfigError("--statsd.event-flush-interval", str(error)) from None
-        if not (self.statsd_listen_udp or self.statsd_listen_tcp or self.statsd_listen_unixgram):
-            raise ConfigError("--statsd-listen-udp", "every StatsD listener is disabled; enable at least one")
-        if self.statsd_workers != "auto" and not (
-            self.statsd_workers.isascii()
-            and self.statsd_workers.isdigit()
-            and 1 <= int(self.statsd_workers) <= MAX_WORKERS
-        ):
-            raise ConfigError(
-                "--statsd-workers", f"{self.statsd_workers!r}: give auto or a number from 1 to {MAX_WORKERS}"
-            )
-        if self.watch_mapping_config and not self.mapping_config:
-            raise ConfigError("--watch-mapping-config", "there is no mapping file to watch: give --mapping-config")
+
+def _error(name: str, reason: str) -> ConfigError:
+    return ConfigError(FLAGS[name].spellings, reason)
 
 
-DEFAULT_REAP_AFTER = 300.0
-DEFAULT_REAP_INTERVAL = 60.0
+# each field's flag, by field name, in the order of --help
+FLAGS = flags.flags_of(fields(Config))
+INERT_FLAGS = {name: spec for name, spec in FLAGS.items() if spec.inert}
 
 
 @dataclass(frozen=True)
@@ -177,6 +299,6 @@ def reaper_settings(config: Config, mapping: MappingConfig) -> ReaperSettings:
     """Flags win over the mapping file's `reaper:` block, which wins over the defaults."""
     file = mapping.reaper
     label = config.reap_label if config.reap_label is not None else (file.label or "")
-    after = parse_duration(config.reap_after) if config.reap_after is not None else file.after
-    interval = parse_duration(config.reap_interval) if config.reap_interval is not None else file.interval
+    after = config.reap_after if config.reap_after is not None else file.after
+    interval = config.reap_interval if config.reap_interval is not None else file.interval
     return ReaperSettings(label, after or DEFAULT_REAP_AFTER, interval or DEFAULT_REAP_INTERVAL)

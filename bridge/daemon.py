@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from bridge import __version__
 from bridge.config import Config, reaper_settings
-from bridge.durations import parse_duration
 from bridge.exposition.self_metrics import Sources, reserved_names, self_registry
 from bridge.housekeeping import Housekeeping
 from bridge.ingest import Ingest
@@ -137,7 +136,7 @@ class Bridge:
             raise StartupError(f"cannot relay: {error}") from None
         self.self_metrics.relays = [relay.stats for relay in self.relays]
         try:
-            if config.workers > 1:
+            if config.statsd_workers > 1:
                 await self._start_workers()
             else:
                 await self.listeners.serve(relayed(self.relays, self.ingest.packets))
@@ -190,7 +189,7 @@ class Bridge:
             "log": (config.log_level, config.log_format),
         }
         self.pool = self.housekeeping.pool = Pool(
-            config.workers,
+            config.statsd_workers,
             sockets,
             start,
             self.store,
@@ -203,7 +202,7 @@ class Bridge:
             await self.pool.start()
         except (WorkerStartError, OSError) as error:
             raise StartupError(f"cannot start the receiving workers (--statsd.workers): {error}") from None
-        log(logger, logging.INFO, "receiving workers", workers=config.workers, setting=config.statsd_workers)
+        log(logger, logging.INFO, "receiving workers", workers=config.statsd_workers)
 
     def _fatal(self, reason: str) -> None:
         """The bridge can't go on (its workers keep dying): stop, and exit non-zero saying why."""
@@ -232,7 +231,7 @@ class Bridge:
             prepare=self.housekeeping.collect if self.pool is not None else None,
         )
         limits = Limits(
-            header_timeout=parse_duration(config.web_read_header_timeout),
+            header_timeout=config.web_read_header_timeout,
             max_connections=connection_limit(Limits.max_connections),
         )
         self.front = WebFront(app, self.web, limits, self.web_pool, self.stats.web_config_reloads, self.failures)

@@ -70,9 +70,10 @@ class Listeners:
                 sockets["tcp"] = tcp_socket(host, port, config.statsd_reuse_port)
             self.addresses["tcp"] = format_address(sockets["tcp"].getsockname())
         if config.statsd_listen_unixgram:
-            mode = int(config.statsd_unixsocket_mode, 8)
             with listening("unixgram", "--statsd.listen-unixgram", config.statsd_listen_unixgram):
-                sockets["unixgram"] = unixgram_socket(config.statsd_listen_unixgram, mode, config.statsd_read_buffer)
+                sockets["unixgram"] = unixgram_socket(
+                    config.statsd_listen_unixgram, config.statsd_unixsocket_mode, config.statsd_read_buffer
+                )
             self.addresses["unixgram"] = config.statsd_listen_unixgram
         return sockets
 

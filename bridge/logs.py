@@ -52,13 +52,13 @@ def log(logger: logging.Logger, level: int, msg: str, **fields: object) -> None:
 
 
 class RateLimited:
-    """Let through at most `burst` messages per `interval` seconds, then say how many were held back."""
+    """Let through at most `burst` messages of each text per `interval` seconds, then say how many of it
+    were held back. Each text has its own limit, so that a flood of one warning never hides another:
+    callers keep the text fixed and put what varies in the fields."""
 
     def __init__(self, logger: logging.Logger, burst: int = 10, interval: float = 10.0) -> None:
         self.logger, self.burst, self.interval = logger, burst, interval
-        self._window_start = 0.0
-        self._sent = 0
-        self._suppressed = 0
+        self._windows: dict[str, list] = {}  # text -> [window start, sent, suppressed]
 
     def __call__(self, level: int, msg: str, **fields: object) -> None:
         self._emit(level, msg, False, fields)
@@ -69,12 +69,15 @@ class RateLimited:
 
     def _emit(self, level: int, msg: str, exc_info: bool, fields: dict[str, object]) -> None:
         now = time.monotonic()
-        if now - self._window_start >= self.interval:
-            if self._suppressed:
-                log(self.logger, level, "suppressed similar messages", count=self._suppressed)
-            self._window_start, self._sent, self._suppressed = now, 0, 0
-        if self._sent < self.burst:
-            self._sent += 1
+        window = self._windows.get(msg)
+        if window is None:
+            window = self._windows[msg] = [now, 0, 0]
+        elif now - window[0] >= self.interval:
+            if window[2]:
+                log(self.logger, level, "suppressed similar messages", count=window[2], of=msg)
+            window[:] = [now, 0, 0]
+        if window[1] < self.burst:
+            window[1] += 1
             self.logger.log(level, msg, exc_info=exc_info, extra={"fields": fields})
         else:
-            self._suppressed += 1
+            window[2] += 1

@@ -1,6 +1,13 @@
-"""Every reason a line, a sample or an event is rejected, with what it means to a person: the values of
+"""The values the bridge's counts are labelled with, defined once for every stage that counts.
+
+The kinds of StatsD event a line's type code names (statsd_exporter's events_total{type}), and every
+reason a line, a sample or an event is rejected, with what it means to a person: the values of
 statsd_bridge_sample_errors_total{reason} (the parser's) and statsd_bridge_events_error_total{reason}
 (the ingest's), as `statsd-bridge explain` words them."""
+
+COUNTER = "counter"
+GAUGE = "gauge"
+OBSERVER = "observer"  # a timer, histogram or distribution: what a mapping makes a histogram or a summary
 
 REASONS = {
     "malformed_line": "not a StatsD line: it needs name:value|type",

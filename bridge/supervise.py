@@ -45,16 +45,23 @@ async def periodic(name: str, interval: float, step: Step, failures: Counter[str
 
 
 def loop_exception_handler(failures: Counter[str]) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
-    """An event loop exception handler that counts (component="event_loop") and logs what the loop caught."""
+    """An event loop exception handler that counts and logs what the loop caught: by the component its
+    context names (a supervised task that reports its failure here), else as component="event_loop"."""
 
     def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        failures["event_loop"] += 1
         error = context.get("exception")
-        fields = {"component": "event_loop", "context": context.get("message", "")}
-        if error is not None:
-            logger.error("unhandled error in the event loop", exc_info=error, extra={"fields": fields})
+        if "component" in context:  # reported by the task that handles it: its own words
+            what, fields = context.get("message", ""), {"component": context["component"]}
         else:
-            log(logger, logging.ERROR, "unhandled error in the event loop", **fields)
+            what, fields = (
+                "unhandled error in the event loop",
+                {"component": "event_loop", "context": context.get("message", "")},
+            )
+        failures[fields["component"]] += 1
+        if error is not None:
+            logger.error(what, exc_info=error, extra={"fields": fields})
+        else:
+            log(logger, logging.ERROR, what, **fields)
 
     return handle
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import json
 import os
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.exposition.self_metrics import Sources, reserved_names, self_registry
 from bridge.exposition.text import render_text
@@ -265,8 +267,10 @@ def start_bridge(*args: str, program: tuple[str, ...] = ("-m", "bridge")) -> Bri
 
 
 @pytest.fixture
-def bridge_factory():
+def bridge_factory(request: pytest.FixtureRequest):
     started: list[BridgeProcess] = []
+    # promtool where other programs may run (tests/external); a parser in this process elsewhere
+    check = assert_promtool_parses if request.node.get_closest_marker("external") else assert_exposition_parses
 
     def factory(*args: str) -> BridgeProcess:
         bridge = start_bridge(*args)
@@ -278,7 +282,7 @@ def bridge_factory():
         for bridge in started:
             if bridge.process.poll() is None:
                 # whatever a test sent and whatever its mapping made of it, the page stays valid
-                assert_promtool_parses(bridge.metrics())
+                check(bridge.metrics())
     finally:
         for bridge in started:
             bridge.stop()
@@ -289,19 +293,44 @@ def bridge(bridge_factory) -> BridgeProcess:
     return bridge_factory()
 
 
-def require(tool: str, how: str) -> str:
-    """The path of `tool`; in CI (CI=true) its absence fails the test rather than skipping it."""
+PROGRAMS = Path(__file__).resolve().parent / "external" / "programs.txt"
+
+
+def programs() -> dict[str, list[str]]:
+    """The programs of tests/external/programs.txt, each with the Debian packages that provide it."""
+    listed = {}
+    for line in PROGRAMS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            tool, packages, _ = line.split(maxsplit=2)
+            listed[tool] = [package for package in packages.split(",") if package != "-"]
+    return listed
+
+
+def require(tool: str, how: str = "") -> str:
+    """The path of `tool`, a program tests/external/programs.txt lists (unless `how` says how to get it); in CI
+    (CI=true) its absence fails the test rather than skipping it."""
     path = shutil.which(tool)
     if path is None:
-        message = f"{tool} is missing: {how}"
+        message = f"{tool} is missing: {how or 'apt-get install ' + ' '.join(programs()[tool])}"
         if os.environ.get("CI"):
-            pytest.fail(message + " (.ci/run installs it)")
+            pytest.fail(message + " (.ci/run provides it)")
         pytest.skip(message + "; CI runs this test")
     return path
 
 
+def extra_distributions() -> set[str]:
+    """Every distribution an extra of pyproject.toml names (the test, lint, release and proto tools), in PEP 503's
+    normal form: none of them belongs where the bridge only runs."""
+    requirements = importlib.metadata.requires("statsd-bridge") or []
+    return {
+        re.sub(r"[-_.]+", "-", re.split(r"[<>=!~;\[ ]", requirement)[0]).lower()
+        for requirement in requirements
+        if "extra ==" in requirement
+    }
+
+
 def promtool() -> str:
-    return require("promtool", "apt-get install prometheus")
+    return require("promtool")
 
 
 def assert_promtool_parses(text: str) -> None:
@@ -309,6 +338,14 @@ def assert_promtool_parses(text: str) -> None:
     result = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True)
     assert result.returncode in (0, 3), result.stdout + result.stderr
     assert "error while linting" not in result.stdout + result.stderr
+
+
+def assert_exposition_parses(text: str) -> None:
+    """The text format as prometheus_client's parser reads it, each sample once (promtool's stricter
+    word: assert_promtool_parses, for tests/external)."""
+    families = list(text_string_to_metric_families(text))
+    assert families or not text.strip()
+    parse_samples(text)
 
 
 def free_port() -> int:

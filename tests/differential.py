@@ -18,15 +18,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from bridge.mapping.loader import MappingConfig, load_mapping
 from bridge.mapping.router import Mapper
 from bridge.parsing.line import TagStats, parse_line
 from bridge.series.quantiles import RELATIVE_ACCURACY
-from tests.conftest import BridgeProcess, free_port, parse_sample_line, start_bridge, worker_count
+from tests.conftest import BridgeProcess, free_port, parse_sample_line, require, start_bridge, worker_count
 
-PEER_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "peers" / "statsd_exporter" / "statsd_exporter"
 # The families each side keeps about itself: never part of the comparison (tests/external/test_self_metrics.py
 # checks the counterparts instead).
 OWN_PREFIXES = (
@@ -53,14 +50,10 @@ def accepts(binary: list[str], mapping: Path) -> bool:
 
 
 def reference_binary() -> str:
-    """statsd_exporter's path: STATSD_EXPORTER, else the shared peer; skip without it, fail in CI."""
-    path = os.environ.get("STATSD_EXPORTER") or str(PEER_DEFAULT)
-    if not os.access(path, os.X_OK):
-        message = f"statsd_exporter not found at {path} (set STATSD_EXPORTER)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    """statsd_exporter's path: STATSD_EXPORTER, else found on PATH; skip without it, fail in CI."""
+    return require(
+        os.environ.get("STATSD_EXPORTER") or "statsd_exporter", "set STATSD_EXPORTER to its path, or put it on PATH"
+    )
 
 
 @dataclass

@@ -9,6 +9,8 @@ The same program, flags and output, with these faults (comma-separated in STATSD
 - `event_loop`: a callback nobody awaits raises on the event loop a second after start-up;
 - `reload`: a mapping reload raises inside, as a bug there would;
 - `http`: a request for `/fault` raises inside the web app's handler;
+- `datagram_recv`: the portable datagram listener (asyncio-dgram, which tests/without_add_reader.py makes
+  the bridge use; that program puts these faults in too) meets an error where a datagram starts with `fault.`;
 - `nofile=N`: the process may hold at most N open files (soft and hard limit).
 """
 
@@ -20,8 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import asyncio_dgram.aio
+
 import bridge.daemon
-import bridge.ingest
+import bridge.ingest.lines
 import bridge.main
 from bridge.daemon import Bridge
 from bridge.series.store import Store
@@ -35,14 +39,14 @@ class InjectedFaultError(RuntimeError):
 
 
 if "line" in FAULTS:
-    parse_line = bridge.ingest.parse_line
+    parse_line = bridge.ingest.lines.parse_line
 
     def parse_line_with_a_bug(line, *args, **kwargs):
         if line.startswith("fault."):
             raise InjectedFaultError(f"a bug met {line!r}")
         return parse_line(line, *args, **kwargs)
 
-    bridge.ingest.parse_line = parse_line_with_a_bug
+    bridge.ingest.lines.parse_line = parse_line_with_a_bug
 
 if "reaper" in FAULTS:
     reap = Store.reap
@@ -85,6 +89,17 @@ if "http" in FAULTS:
         return await route(self, request)
 
     App.route = route_with_a_bug
+
+if "datagram_recv" in FAULTS:
+    recv = asyncio_dgram.aio.DatagramStream.recv
+
+    async def recv_failing_on_faults(self):
+        data, address = await recv(self)
+        if data.startswith(b"fault."):
+            raise InjectedFaultError(f"receiving {data!r}")
+        return data, address
+
+    asyncio_dgram.aio.DatagramStream.recv = recv_failing_on_faults
 
 if "nofile" in FAULTS:
     limit = int(FAULTS["nofile"])

@@ -3,7 +3,8 @@
     python tests/without_add_reader.py [bridge flags]
 
 The same program, flags and output; only the loop differs, so the datagram listeners take the
-portable asyncio-dgram path (bridge/receiving/portable.py). tests/integration/test_portable_listener.py runs it.
+portable asyncio-dgram path (bridge/receiving/portable.py). tests/integration/test_portable_listener.py runs it,
+with the faults of tests/with_faults.py when STATSD_BRIDGE_FAULTS names them.
 """
 
 import asyncio
@@ -13,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bridge.main
+import tests.with_faults  # noqa: F401  (puts in the faults STATSD_BRIDGE_FAULTS names)
 from bridge.daemon import run
 
 

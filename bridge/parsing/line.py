@@ -10,9 +10,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-COUNTER = "counter"
-GAUGE = "gauge"
-OBSERVER = "observer"
+from bridge.reasons import COUNTER, GAUGE, OBSERVER
 
 # StatsD type code -> (kind, what the value is divided by). Timers arrive in milliseconds and
 # Prometheus presumes seconds; statsd_exporter divides by 1000, and so do we, to the last bit.

@@ -2,9 +2,14 @@
 
 The fast path (datagrams.serve_datagrams) reads a socket dry on each readiness callback, which
 needs the loop's add_reader. A loop without it gets asyncio-dgram instead: one awaited receive per
-datagram. Measured on uvloop with single-line datagrams (bench/run.py, session 1): asyncio-dgram took
+datagram. Measured on uvloop with single-line datagrams (bench/run.py, 3 s trials): asyncio-dgram took
 90-110k lossless datagrams/s where the readiness path took 130-140k, the Python sender's own limit;
 so it is the portable path, picked only where the fast one can't run.
+
+Its receive task is supervised: a failure (an error the socket reports, or what raised where the
+datagram went) is logged with its traceback and counted in statsd_bridge_internal_errors_total
+{component="listener"}, through the event loop's exception handler as a failed readiness callback of the
+fast path is, and receiving goes on after a pause that doubles while failures follow each other.
 """
 
 from __future__ import annotations
@@ -23,6 +28,16 @@ from bridge.receiving.batches import MAX_DATAGRAM, DatagramCounts, Receive
 
 logger = logging.getLogger("bridge.listeners")
 
+# After a failure, receiving goes on after this pause (seconds), doubled up to LONGEST_PAUSE while failures
+# follow each other without a datagram between them, so that a socket that keeps failing can't flood the log
+FIRST_PAUSE = 0.01
+LONGEST_PAUSE = 1.0
+
+
+def report_failure(loop: asyncio.AbstractEventLoop, error: BaseException, what: str) -> None:
+    """Counted and logged by the loop's exception handler (bridge.supervise.loop_exception_handler)."""
+    loop.call_exception_handler({"message": what, "exception": error, "component": "listener"})
+
 
 def serve_with_asyncio_dgram(sock: socket.socket, receive: Receive, counts: DatagramCounts) -> Callable[[], None]:
     """Receive on a bound datagram socket with asyncio-dgram; returns the function that stops it."""
@@ -34,14 +49,22 @@ def serve_with_asyncio_dgram(sock: socket.socket, receive: Receive, counts: Data
 
     async def receive_loop() -> None:
         stream = holder["stream"] = await asyncio_dgram.from_socket(sock)
+        pause = FIRST_PAUSE
         while True:
             try:
                 data, _ = await stream.recv()
-            except asyncio_dgram.TransportClosed:
+                count_and_receive([data])
+                pause = FIRST_PAUSE
+            except asyncio_dgram.TransportClosed as closed:  # not by stop(), which cancels this task first
+                report_failure(loop, closed, "datagram listener's socket closed under it; no longer receiving")
                 return
-            count_and_receive([data])
+            except Exception as error:
+                report_failure(loop, error, "datagram listener failed; receiving goes on")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, LONGEST_PAUSE)
 
-    task = asyncio.get_running_loop().create_task(receive_loop())
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(receive_loop())
 
     def stop() -> None:
         task.cancel()

@@ -1,7 +1,7 @@
 """A receiving worker's side of the hand-over: the series it holds between two hand-overs, and what it
 hands to the main process's store.
 
-A worker applies lines to series of its own, exactly as one process does (bridge/ingest.py and its
+A worker applies lines to series of its own, exactly as one process does (bridge/ingest and its
 caches), and the main process asks, about once a second and before every scrape, for what changed
 since it last asked. Each changed series is handed over as a record, and reset:
 

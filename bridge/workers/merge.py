@@ -7,26 +7,15 @@ process counts it, once per record rather than per line, and the worker is told 
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
-from bridge.logs import RateLimited
-from bridge.series.store import ConflictError, MetricSeriesLimitError, SeriesLimitError, Store
+from bridge.series.refusals import EVENT_KIND, Refusals
+from bridge.series.store import ConflictError, SeriesLimitError, Store
 from bridge.series.types import LabelKey
 from bridge.stats import Stats
 from bridge.workers.records import Events, MetricSpec, NewRecord, Record
-
-logger = logging.getLogger("bridge.workers")
-
-# what a refusal by a cap says in the log: the store's cap, or the metric's (True)
-CAP_WARNINGS = {
-    False: "series cap reached: new series are refused, existing ones still update",
-    True: "per-metric series cap reached: new series of this metric are refused",
-}
-# statsd_exporter labels a conflict with the event's kind
-EVENT_KIND = {"counter": "counter", "gauge": "gauge", "histogram": "observer", "summary": "observer"}
 
 
 class Known:
@@ -75,7 +64,7 @@ class Merger:
         self.store = store
         self.stats = stats
         self._track_pending = store.pending_tracker()
-        self._warn = RateLimited(logger)
+        self.refusals = Refusals(stats, store)
         self._generation = store.generation
         self.apply: dict[str, Callable] = {
             "counter": self._counter,
@@ -129,24 +118,12 @@ class Merger:
     ) -> bool:
         """Apply one record; False when the store refused its series, counted as one process counts it:
         the lines of a provisional series (`events`) become conflicts or refusals, not events."""
-        stats = self.stats
         kind, samples, count = events if events is not None else (EVENT_KIND[spec.type], 1, 1)
         try:
             series = self.store.series(spec, key, updated)
-        except ConflictError as error:
-            if count:
-                stats.conflicts[(kind, spec.name)] += count
+        except (ConflictError, SeriesLimitError) as refusal:
+            self.refusals.count(refusal, kind, spec.name, count, samples, updated)
             self._uncount(kind, count, events)
-            self._warn(logging.WARNING, "metric type conflict", metric=spec.name, error=str(error))
-            known.refused(sid)
-            return False
-        except SeriesLimitError as refusal:  # the store's cap, or the metric's (MetricSeriesLimitError)
-            per_metric = isinstance(refusal, MetricSeriesLimitError)
-            if samples:
-                (stats.metric_series_dropped if per_metric else stats.series_dropped)[spec.name] += samples
-            self._uncount(kind, count, events)
-            cap = self.store.max_series_per_metric if per_metric else self.store.max_series
-            self._warn(logging.WARNING, CAP_WARNINGS[per_metric], metric=spec.name, cap=cap)
             known.refused(sid)
             return False
         self.apply[spec.type](series, change)

@@ -22,10 +22,11 @@ from typing import Any
 from bridge.logs import log
 from bridge.receiving.relay import RelayStats
 from bridge.series.store import Store
-from bridge.stats import Stats, add_counts
+from bridge.stats import Stats
 from bridge.workers import channel
+from bridge.workers.counts import Totals
 from bridge.workers.merge import Known, Merger
-from bridge.workers.records import NewRecord, Record
+from bridge.workers.records import Flushed, NewRecord, Record
 
 logger = logging.getLogger("bridge.workers")
 
@@ -44,19 +45,6 @@ CRASH_WINDOW = 60.0
 
 class WorkerStartError(Exception):
     """A worker did not start; the message says how it ended."""
-
-
-@dataclass
-class MapperCounts:
-    """The workers' mappers' cache counts, summed (self_metrics reads these as it reads a Mapper's)."""
-
-    cache_gets: int = 0
-    cache_hits: int = 0
-    lengths: dict[int, int] = field(default_factory=dict)  # worker -> its cache length
-
-    @property
-    def cache_length(self) -> int:
-        return sum(self.lengths.values())
 
 
 @dataclass
@@ -91,11 +79,10 @@ class Pool:
         self.start_message = start  # what every worker is started with (mapping, reserved names, log, ...)
         self.store = store
         self.stats = stats
-        self.listener_counts = listener_counts
-        self.relays = {relay.target: relay for relay in relays}
+        self.totals = Totals(stats, listener_counts, {relay.target: relay for relay in relays})
+        self.mapper_counts = self.totals.mapper
         self.fatal = fatal  # called once workers keep dying: the bridge stops and exits non-zero
         self.merger = Merger(store, stats)
-        self.mapper_counts = MapperCounts()
         self.handles = [Handle(index) for index in range(1, count + 1)]
         self.round = 0
         self.collected_until = -float("inf")  # every line read before this time is in the store
@@ -175,12 +162,13 @@ class Pool:
             if handle.ready is not None and not handle.ready.done():
                 handle.ready.set_result(message[1])
         elif kind == "flushed":
+            flushed: Flushed = message[1]
             handle.answered = time.monotonic()
-            waiting = handle.waiting.pop(message[1], None)
+            waiting = handle.waiting.pop(flushed.round, None)
             if waiting is not None and not waiting.done():
-                waiting.set_result(message)
+                waiting.set_result(flushed)
             else:  # later than its round waited: applied on its own, and its news told at once
-                self._merge([(handle, message)])
+                self._merge([(handle, flushed)])
                 self._tell(handle)
         elif kind == "reloaded" and handle.reloaded is not None and not handle.reloaded.done():
             handle.reloaded.set_result((message[1], message[2]))
@@ -280,28 +268,11 @@ class Pool:
         else:
             handle.known.to_forget, handle.known.accepted, handle.known.name_changes = forget, accepted, changes
 
-    def _merge(self, messages: list[tuple[Handle, tuple]]) -> None:
+    def _merge(self, hand_overs: list[tuple[Handle, Flushed]]) -> None:
         handovers: list[tuple[Known, list[NewRecord], list[Record], list[int]]] = []
-        for handle, message in messages:
-            _, _, new, known, forgotten, counts, listeners, mapper, relays = message
-            handovers.append((handle.known, new, known, forgotten))
-            add_counts(self.stats, counts)
-            self.stats.worker_lines[handle.index] += counts.get("lines", 0)
-            for kind, taken in listeners.items():
-                mine = self.listener_counts.get(kind)
-                if mine is not None:
-                    for name, value in taken.items():
-                        setattr(mine, name, getattr(mine, name) + value)
-            gets, hits, length = mapper
-            self.mapper_counts.cache_gets += gets
-            self.mapper_counts.cache_hits += hits
-            self.mapper_counts.lengths[handle.index] = length
-            for target, lines, packets, dropped in relays:
-                relay = self.relays.get(target)
-                if relay is not None:
-                    relay.lines += lines
-                    relay.packets += packets
-                    relay.dropped.update(dropped)
+        for handle, flushed in hand_overs:
+            handovers.append((handle.known, flushed.new, flushed.known, flushed.forgotten))
+            self.totals.add(handle.index, flushed)
         self.merger.merge(handovers)
 
     async def reload(self, text: str | None, path: str) -> list[str]:

@@ -32,6 +32,7 @@ from bridge.receiving.tcp import TCPCounts, close_servers, serve_tcp
 from bridge.stats import Stats, take_counts
 from bridge.workers import channel
 from bridge.workers.handover import WorkerIngest, WorkerStore
+from bridge.workers.records import Flushed
 
 logger = logging.getLogger("bridge.worker")
 
@@ -103,8 +104,8 @@ class Worker:
         for relay in self.relays:
             relay.stats.lines = relay.stats.packets = 0
             relay.stats.dropped.clear()
-        return ("flushed", round_number, new, known, forgotten, take_counts(self.stats), listeners, mapper_counts,
-                relays)  # fmt: skip
+        return ("flushed", Flushed(round_number, new, known, forgotten, take_counts(self.stats), listeners,
+                                   mapper_counts, relays))  # fmt: skip
 
     async def introduce_often(self, writer: asyncio.StreamWriter) -> None:
         while True:

@@ -1,9 +1,10 @@
 """What crosses between a worker and the main process: the records of series (handover.py makes them,
-merge.py applies them). Plain tuples, cheap to pickle."""
+merge.py applies them) and the hand-over that carries them with the worker's counts. Plain tuples, cheap
+to pickle."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bridge.series.quantiles import SummaryOptions
 from bridge.series.store import Metric
@@ -33,3 +34,17 @@ Events = tuple[str, int, int]
 NewRecord = tuple[int, MetricSpec, LabelKey, float, float, tuple, Events | None]
 # A record of a series the main process knows by its sid: (sid, last update, change, events)
 Record = tuple[int, float, tuple, Events | None]
+
+
+class Flushed(NamedTuple):
+    """A worker's hand-over, sent as ("flushed", Flushed): its answer to round `round` (0: new series handed
+    over ahead, asked by nobody), with what it counted since the last one."""
+
+    round: int
+    new: list[NewRecord]
+    known: list[Record]
+    forgotten: list[int]  # sids it was told to forget, forgotten: none of their records can follow
+    counts: dict[str, Any]  # its Stats (bridge.stats.take_counts): ints, and dicts of counts
+    listeners: dict[str, dict[str, int]]  # listener kind -> the fields of its counts
+    mapper: tuple[int, int, int]  # its mapper's cache: gets, hits, length
+    relays: list[tuple[str, int, int, dict[str, int]]]  # relay target, lines, packets, lines dropped by reason

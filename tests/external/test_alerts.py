@@ -41,7 +41,7 @@ def alerts(prometheus: Prometheus) -> dict[str, str]:
 
 
 def test_kernel_drops_and_a_failed_reload_fire_and_nothing_else(bridge_factory, tmp_path):
-    binary = require("prometheus", "apt-get install prometheus")
+    binary = require("prometheus")
     mapping = tmp_path / "mapping.yml"
     mapping.write_text("mappings:\n- match: flood.*\n  name: flood\n")
     bridge = bridge_factory(

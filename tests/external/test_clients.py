@@ -140,7 +140,7 @@ def test_datadog_dogstatsd_over_unixgram_with_socket_mode(bridge_factory, tmp_pa
 
 
 def hot_shots(bridge, style: str) -> None:
-    node = require("node", "apt-get install nodejs npm")
+    node = require("node")
     if not (CLIENTS / "node_modules" / "hot-shots").is_dir():
         require("tests/clients/node_modules/hot-shots", "run `make test`, which runs npm ci in tests/clients")
     host, port = bridge.addresses["udp"]

@@ -45,7 +45,7 @@ def exec_start(unit_text: str) -> list[str]:
 
 
 def test_systemd_unit_verifies(tmp_path):
-    analyze = require("systemd-analyze", "apt-get install systemd")
+    analyze = require("systemd-analyze")
     result = subprocess.run(
         [analyze, "verify", str(installed_unit(tmp_path))], capture_output=True, text=True, timeout=60
     )
@@ -70,7 +70,7 @@ def installed_unit(tmp_path: Path) -> Path:
 
 def test_systemd_unit_is_hardened(tmp_path, record_property):
     """systemd-analyze security rates the unit's sandbox from 0 (locked down) to 10 (exposed)."""
-    analyze = require("systemd-analyze", "apt-get install systemd")
+    analyze = require("systemd-analyze")
     result = subprocess.run(
         [analyze, "security", "--offline=true", str(installed_unit(tmp_path))], capture_output=True, text=True
     )
@@ -105,8 +105,8 @@ def test_the_bridge_makes_only_the_system_calls_its_unit_allows(tmp_path):
     """The unit's SystemCallFilter= holds the bridge to @system-service. No systemd runs the unit here, so the
     bridge runs under strace with the unit's flags instead, through everything it does (start, UDP, TCP and
     Unix datagrams, scrapes, the status page, a SIGHUP reload, SIGTERM), and every call it made must be allowed."""
-    analyze = require("systemd-analyze", "apt-get install systemd")
-    strace = require("strace", "apt-get install strace")
+    analyze = require("systemd-analyze")
+    strace = require("strace")
     allowed = system_calls_of("@system-service", analyze)
     udp, web, socket_path, mapping = free_port(), free_port(), tmp_path / "dsd.socket", tmp_path / "mapping.yml"
     mapping.write_text((DEPLOY.parent / "mappings" / "concourse.yml").read_text())
@@ -293,7 +293,7 @@ def test_prometheus_scrape_config_checks_and_keeps_only_bridge_pods(tmp_path, br
     rewritten.write_text(yaml.safe_dump(config))
     checked = promtool_check_config(rewritten)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    prometheus = Prometheus(require("prometheus", "apt-get install prometheus"), rewritten.read_text(), tmp_path)
+    prometheus = Prometheus(require("prometheus"), rewritten.read_text(), tmp_path)
     try:
         up = prometheus.wait_for("up", lambda result: result and all(value == 1 for value in result.values()))
     finally:

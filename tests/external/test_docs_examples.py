@@ -60,7 +60,7 @@ def claim(block: Block) -> str:
         return "tests/integration/test_readme.py: the commands print what the block shows"
     if doc == "docs/deployment.md" and block.lang == "sh":
         return {
-            "Container image": "tests/external/test_container.py: builds this Containerfile (with buildah) and runs "
+            "Container image": "tests/external/test_container.py: builds this Dockerfile (with buildah) and runs "
             "the image as shown, a mapping file mounted in",
             "Kubernetes": "tests/external/test_deploy.py: validates and checks the manifests these commands apply",
             "systemd": "test_the_systemd_install_steps_run",
@@ -118,7 +118,7 @@ def make_certificates(directory: Path, tool: str) -> None:
 
 def test_the_web_config_example_is_served(tmp_path):
     (block,) = blocks_claimed_by("test_the_web_config_example_is_served")
-    make_certificates(tmp_path, require("openssl", "apt-get install openssl"))
+    make_certificates(tmp_path, require("openssl"))
     config = tmp_path / "web.yml"
     config.write_text(block.text)
     result = subprocess.run(
@@ -168,7 +168,7 @@ def run_command(command: str, workdir: Path) -> None:
     environment = dict(word.split("=", 1) for word in words if re.match(r"^[A-Z_]+=", word))
     words = [word for word in words if not re.match(r"^[A-Z_]+=", word)]
     if words == ["make", "run"]:
-        require("make", "apt-get install make")
+        require("make")
         assert "statsd_bridge_build_info" in serves_metrics(["make", "run"])
     elif words[0] == "statsd-bridge" and "--check-config" in words:
         shutil.copy(ROOT / "mappings" / "example.yml", workdir / "mapping.yml")
@@ -212,7 +212,7 @@ def test_the_helm_values_name_the_image():
     (block,) = blocks_claimed_by("test_the_helm_values_name_the_image")
     values = yaml.safe_load(block.text)
     assert values["image"]["repository"].rsplit("/", 1)[-1] == "statsd-bridge"
-    assert str(values["image"]["tag"]) == bridge.__version__  # the tag the Containerfile's build command gives
+    assert str(values["image"]["tag"]) == bridge.__version__  # the tag the Dockerfile's build command gives
 
 
 # Steps that need the machine's systemd (not PID 1 here): the unit itself is checked by tests/external/test_deploy.py
@@ -222,7 +222,7 @@ NEEDS_SYSTEMD = {"sysctl", "systemctl"}
 @pytest.mark.timeout(600)
 def test_the_systemd_install_steps_run(tmp_path):
     """The install steps as written, into a scratch root (every absolute path under it), from a checkout with
-    the wheel `python3 -m build` makes; then the installed bridge passes --check-config with the unit's flags."""
+    the wheel `make dist` makes; then the installed bridge passes --check-config with the unit's flags."""
     (block,) = blocks_claimed_by("test_the_systemd_install_steps_run")
     checkout, root = tmp_path / "checkout", tmp_path / "root"
     checkout.mkdir()
@@ -299,7 +299,7 @@ def check_inline(command: str) -> list[str]:
 
 
 def test_the_commands_named_in_the_prose_are_real():
-    require("make", "apt-get install make")
+    require("make")
     commands = inline_commands()
     assert len(commands) >= 20, commands
     for where, command in commands:

@@ -132,7 +132,7 @@ def test_prometheus_gets_the_same_native_series_from_both(tmp_path):
     from tests.conftest import Prometheus, require
     from tests.differential import start_pair
 
-    binary = require("prometheus", "apt-get install prometheus")
+    binary = require("prometheus")
     pair = start_pair([], NATIVE_MAPPING, tmp_path)
     prometheus = None
     try:

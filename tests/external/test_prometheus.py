@@ -30,7 +30,7 @@ mappings:
 
 @pytest.fixture
 def prometheus_for(tmp_path):
-    binary = require("prometheus", "apt-get install prometheus")
+    binary = require("prometheus")
     started = []
 
     def start(bridge) -> Prometheus:

@@ -54,7 +54,7 @@ class Tables(HTMLParser):
 
 
 def chromium_dom(url: str, tmp_path) -> str:
-    browser = require("chromium", "apt-get install chromium")
+    browser = require("chromium")
     result = subprocess.run(
         [
             browser,
@@ -121,7 +121,7 @@ def test_status_page_in_a_real_browser(bridge_factory, tmp_path):
 
 
 def test_status_page_reads_in_a_terminal_browser(bridge_factory):
-    w3m = require("w3m", "apt-get install w3m")
+    w3m = require("w3m")
     bridge = bridge_factory()
     bridge.send_udp("hello:1|c")
     assert bridge.wait_for(lambda s: sample(s, "hello") == 1) is not None
@@ -181,7 +181,7 @@ def test_status_page_charts_the_last_hour(bridge_factory, tmp_path):
     assert {y for _, y in page.charts[2]["points"]} == {58.0}  # no kernel drops: flat at the bottom
 
     # the page as a person sees it: Chromium's screenshot shows the charts' lines
-    browser = require("chromium", "apt-get install chromium")
+    browser = require("chromium")
     screenshot = tmp_path / "status.png"
     subprocess.run(
         [

@@ -214,13 +214,19 @@ def test_a_flood_of_half_sent_requests_costs_no_scrape_and_no_line(record_proper
 
 @pytest.mark.timeout(120)
 def test_statsd_exporter_through_the_same_flood(record_property):
-    """For comparison only: Go's net/http as statsd_exporter configures it (no header timeout)."""
+    """For comparison: Go's net/http as statsd_exporter configures it (no header timeout) holds every stalled
+    head open, and still accepts, scrapes and counts every line (what docs/operations.md's table says)."""
     reference = Reference(reference_binary(), [])
     try:
         url = f"http://127.0.0.1:{reference.web_port}/metrics"
         figures, connections = flood(reference.process.pid, ("127.0.0.1", reference.web_port), reference.udp, url)
-        _finish(figures, connections, url)
+        samples = _finish(figures, connections, url)
         record_property("summary", figures.line("statsd_exporter"))
-        assert figures.after_status == 200  # it survives the flood too
+        assert figures.accept_seconds is not None and figures.accept_seconds < 5, figures.line("statsd_exporter")
+        assert not figures.failed_scrapes, figures.failed_scrapes[:5]
+        assert figures.timed_out_heads == figures.answered_408 == 0  # no header timeout: every head held open
+        assert figures.udp_counted == UDP_LINES
+        assert sample(samples, "statsd_exporter_events_total", type="counter") == UDP_LINES
+        assert figures.after_status == 200
     finally:
         reference.stop()

@@ -86,7 +86,7 @@ def _basic(user: str, password: str) -> dict:
 
 
 def _curl(*args: str) -> subprocess.CompletedProcess:
-    curl = require("curl", "apt-get install curl")
+    curl = require("curl")
     return subprocess.run([curl, "--silent", "--show-error", "--max-time", "5", *args], capture_output=True, text=True)
 
 
@@ -362,7 +362,7 @@ def test_an_empty_file_means_plain_http_without_auth():
 
 
 def test_the_cipher_table_matches_openssls_standard_names():
-    openssl = require("openssl", "apt-get install openssl")
+    openssl = require("openssl")
     listed = subprocess.run([openssl, "ciphers", "-stdname", "ALL:@SECLEVEL=0"], capture_output=True, text=True)
     pairs = dict(re.findall(r"^(TLS_\w+)\s+-\s+(\S+)", listed.stdout, re.MULTILINE))
     for go_name, openssl_name in CIPHER_SUITES.items():
@@ -370,7 +370,7 @@ def test_the_cipher_table_matches_openssls_standard_names():
 
 
 def test_prometheus_scrapes_over_tls_with_basic_auth(bridge_factory, tmp_path, certs):
-    binary = require("prometheus", "apt-get install prometheus")
+    binary = require("prometheus")
     bridge, _ = _bridge(
         bridge_factory,
         tmp_path,

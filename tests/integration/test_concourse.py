@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_promtool_parses, sample
+from tests.conftest import assert_exposition_parses, sample
 
 # one process, and two receiving workers with the same answers
 pytestmark = pytest.mark.usefixtures("each_worker_count")
@@ -136,7 +136,7 @@ def test_seed_metric(bridge_factory, prefix, events, expected):
     )
     assert samples is not None, (expected, bridge.metrics())
     assert concourse_samples(samples) == expected
-    assert_promtool_parses(bridge.metrics())
+    assert_exposition_parses(bridge.metrics())
 
 
 def test_skips_are_counted_with_metric_and_tag(bridge_factory):

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import assert_promtool_parses, free_port, sample, start_bridge
+from tests.conftest import free_port, sample, start_bridge
 
 # one process, and two receiving workers: every listener, reload and signal works with both
 pytestmark = pytest.mark.usefixtures("each_worker_count")
@@ -173,27 +173,6 @@ def test_content_negotiation_and_gzip(bridge_factory):
     assert headers["Content-Encoding"] == "gzip"
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert b"\nneg_c 1\n" in gzip.decompress(body)
-
-
-def test_promtool_parses_a_real_scrape(bridge_factory, tmp_path):
-    mapping = tmp_path / "m.yml"
-    mapping.write_text(
-        "mappings:\n- match: svc.*.time\n  name: svc_seconds\n  observer_type: summary\n  labels:\n    svc: $1\n"
-    )
-    bridge = bridge_factory("--mapping-config", str(mapping))
-    bridge.send_udp(
-        "svc.api.time:10|ms",
-        "svc.db.time:30|ms|#shard:1",
-        "plain:1|c",
-        "gauge.neg:-1|g",
-        "h:5|h|#k:v",
-        'odd:1|c|#q:a"b,bs:a\\b',
-        "clash:1|c",
-        "clash:1|g",
-        "h_count:1|c",
-    )
-    assert bridge.wait_for(lambda s: sample(s, "h_count", k="v") == 1) is not None
-    assert_promtool_parses(bridge.metrics())
 
 
 def test_statsd_exporter_flag_spellings(tmp_path):
@@ -423,6 +402,11 @@ def test_a_certificate_file_that_cannot_be_read_is_named(tmp_path, key):
         ("--web.telemetry-path", "metrics"),
         ("--statsd.cache-type", "fifo"),
         ("--reap-after", "soon"),
+        ("--statsd.unixsocket-mode", "999"),
+        ("--statsd.workers", "0"),
+        ("--web.read-header-timeout", "0s"),
+        ("--max-series-per-metric", "-1"),
+        ("--log.level", "loud"),
     ],
 )
 def test_a_bad_flag_value_names_the_flag(flag, value):

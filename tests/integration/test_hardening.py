@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import assert_promtool_parses, pipeline, sample
+from tests.conftest import assert_exposition_parses, pipeline, sample
 
 HOSTILE = [
     b"n" * 5000 + b":1|c",
@@ -38,7 +38,7 @@ def test_hostile_lines_never_cost_a_good_one():
     samples = bridge.samples()
     assert sample(samples, "good_before") == len(HOSTILE)
     assert sample(samples, "good_after") == len(HOSTILE)
-    assert_promtool_parses(bridge.text())
+    assert_exposition_parses(bridge.text())
 
 
 def test_a_long_name_and_a_long_tag_value_are_kept_whole():

@@ -1,19 +1,27 @@
 """The portable datagram path (asyncio-dgram, for loops without add_reader) against the fast path.
 
 Both bridges get the same datagrams over UDP and unixgram; they must serve the same series and
-counts, and drain what they hold on shutdown.
+counts, and drain what they hold on shutdown. A failure of the portable listener's receive task is
+counted, logged, and costs only the datagram it met.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
+import asyncio_dgram
 import pytest
 
-from tests.conftest import start_bridge
+from bridge.receiving.batches import DatagramCounts
+from bridge.receiving.portable import serve_with_asyncio_dgram
+from bridge.supervise import loop_exception_handler
+from tests.conftest import sample, start_bridge
 
 WITHOUT_ADD_READER = (str(Path(__file__).resolve().parents[1] / "without_add_reader.py"),)
 DATAGRAMS = [
@@ -87,3 +95,53 @@ def test_workers_need_readiness_callbacks_and_say_so():
     )  # fmt: skip
     assert result.returncode == 1
     assert "--statsd.workers needs an event loop with readiness callbacks" in result.stderr
+
+
+def test_a_failing_receive_is_counted_logged_and_receiving_goes_on(monkeypatch):
+    monkeypatch.setenv("STATSD_BRIDGE_FAULTS", "datagram_recv")
+    bridge = start_bridge(program=WITHOUT_ADD_READER)
+    try:
+        bridge.send_udp("before:1|c", "fault.first:1|c", "fault.second:1|c", "after:1|c")
+        samples = bridge.wait_for(lambda s: sample(s, "after") == 1)
+        assert samples is not None, bridge.metrics()
+        assert sample(samples, "before") == 1
+        assert sample(samples, "fault_first") is None and sample(samples, "fault_second") is None
+        assert sample(samples, "statsd_bridge_internal_errors_total", component="listener") == 2
+        log = "".join(bridge.log)
+        assert log.count("datagram listener failed; receiving goes on") == 2
+        assert "InjectedFaultError: receiving b'fault.first:1|c'" in log  # the traceback
+    finally:
+        bridge.stop()
+
+
+def test_a_socket_closed_under_the_listener_is_counted_and_logged(monkeypatch, caplog):
+    streams = []
+    from_socket = asyncio_dgram.from_socket
+
+    async def kept(sock):
+        streams.append(await from_socket(sock))
+        return streams[-1]
+
+    monkeypatch.setattr(asyncio_dgram, "from_socket", kept)
+
+    async def close_under_it() -> Counter:
+        failures: Counter = Counter()
+        asyncio.get_running_loop().set_exception_handler(loop_exception_handler(failures))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        received = []
+        serve_with_asyncio_dgram(sock, received.extend, DatagramCounts())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"a:1|c", sock.getsockname())
+            while not received:
+                await asyncio.sleep(0.01)
+        streams[0].close()  # not by the listener's stop
+        for _ in range(500):
+            if failures:
+                break
+            await asyncio.sleep(0.01)
+        return failures
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(close_under_it()) == {"listener": 1}
+    assert "datagram listener's socket closed under it; no longer receiving" in caplog.text

@@ -1,4 +1,5 @@
-"""Exposition: exact names, Go-style numbers, valid for promtool and for an OpenMetrics parser."""
+"""Exposition: exact names, Go-style numbers, valid for an OpenMetrics parser (and for promtool:
+tests/external/test_promtool.py)."""
 
 import pytest
 from prometheus_client.exposition import choose_encoder
@@ -7,7 +8,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from bridge.exposition.negotiate import negotiate
 from bridge.exposition.openmetrics import OpenMetricsView
 from bridge.exposition.text import format_value
-from tests.conftest import assert_promtool_parses, pipeline
+from tests.conftest import assert_exposition_parses, pipeline
 
 MAPPING = """
 defaults:
@@ -49,13 +50,11 @@ def full():
     return bridge
 
 
-def test_promtool_accepts_the_text_format(full):
-    assert_promtool_parses(full.text())
-
-
-def test_promtool_catches_a_broken_exposition():
-    with pytest.raises(AssertionError):
-        assert_promtool_parses('foo{a="b} 1\n')
+def test_the_exposition_parses_and_the_check_refuses_a_broken_one(full):
+    assert_exposition_parses(full.text())
+    for broken in ('foo{a="b} 1\n', "foo 1\nfoo 2\n", "foo x\n"):
+        with pytest.raises((AssertionError, ValueError)):
+            assert_exposition_parses(broken)
 
 
 def test_text_values_are_written_as_go_writes_them(full):

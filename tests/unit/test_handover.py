@@ -5,6 +5,7 @@ series on both sides of the boundary."""
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import sys
 from dataclasses import dataclass, field
@@ -139,6 +140,31 @@ def test_caps_refuse_handed_over_series_and_count_their_lines():
     assert {key[0] for key in samples} == {"a", "b"}
     assert dict(two.stats.series_dropped) == {"c": 2, "d": 1}
     assert dict(two.stats.events) == {"counter": 2}
+
+
+def test_refusals_are_said_as_one_process_says_them(caplog):
+    """The same warnings, with the same fields, whether the ingest or the merge met the refusal."""
+    said = {}
+    for name, bridge in (("one", pipeline()), ("two", workers())):
+        bridge.store.max_series = 3
+        bridge.store.max_series_per_metric = 2
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            for line in ("a:1|c", "a:1|g", "a:1|c|#k:v", "a:1|c|#k:w", "b:1|c", "c:1|c", "d:1|c", "d:1|c|#k:v"):
+                bridge.clock.now += 0.001
+                bridge.send(line)
+            if isinstance(bridge, Workers):
+                bridge.hand_over()
+        said[name] = [
+            (record.getMessage(), record.fields) for record in caplog.records if record.levelname == "WARNING"
+        ]
+    assert said["one"] == said["two"]
+    assert [message for message, _ in said["one"]] == [
+        "metric type conflict",
+        "per-metric series cap reached: new series of this metric are refused",
+        "series cap reached: new series are refused, existing ones still update",  # then once a minute at most
+    ]
+    assert said["one"][-1][1]["fastest_growing"] == "c" and said["one"][-1][1]["refused"] == 1
 
 
 def churn(two: Workers, second: int) -> None:

@@ -55,7 +55,7 @@ def first_glob_one_by_one(index: GlobIndex, name: str, kind: str) -> Rule | None
 
 
 def backtracking_needed_as_written(globs: list[str]) -> bool:
-    """statsd_exporter's fsm.TestIfNeedBacktracking as compat.py followed it before it had an index."""
+    """statsd_exporter's fsm.TestIfNeedBacktracking as written, pair by pair: what the index must agree with."""
 
     def as_regex(glob: str) -> re.Pattern[str]:
         return re.compile("^" + glob.replace(".", r"\.").replace("*", "([^.]*)") + "$")

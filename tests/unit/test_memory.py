@@ -48,6 +48,6 @@ def test_a_churn_of_unique_names_holds_memory_by_its_live_series():
     grown = sys.getallocatedblocks() - blocks
     assert bridge.store.series_count == live  # the same live set: the expired went as new ones came
     assert bridge.stats.lines == 80 * NAMES_PER_SECOND
-    # 60 s of churn made and dropped 60,000 series and vectors; before vectors were forgotten, 180,000 blocks stayed
+    # 60 s of churn made and dropped 60,000 series and vectors; a store that kept its vectors would keep ~180,000 blocks
     assert grown < 1_000, f"{grown} blocks more after 60 s of churn"
     assert bridge.store.vectors_created["counter"] == 80 * NAMES_PER_SECOND // 4

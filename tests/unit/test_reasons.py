@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def counted_reasons() -> set[str]:
     """The strings the parser and the ingest give as a LineError's reason or count as an error's."""
     reasons: set[str] = set()
-    for path in (ROOT / "bridge" / "parsing" / "line.py", ROOT / "bridge" / "ingest.py"):
+    for path in (ROOT / "bridge" / "parsing" / "line.py", *(ROOT / "bridge" / "ingest").glob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "LineError" and node.args:

@@ -1,19 +1,17 @@
-"""Datagram or line in, series updated: parser -> mapper -> store, counting every outcome.
-
-Transports call `Ingest.packet` / `Ingest.line`; nothing here touches a socket.
-"""
+"""Datagrams in, series updated: the hot loop that applies a line of a shape seen before straight from
+its bytes, and the full path (parser -> mapper -> store) for any other, counting every outcome."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from bridge.logs import RateLimited, log
-from bridge.mapping.router import Mapper, Target, escape_name
+from bridge.ingest.outputs import labels_of, missing_tag, value_of, when_holds
+from bridge.logs import RateLimited
+from bridge.mapping.router import Mapper, Target
 from bridge.parsing.line import (
     ALL_DIALECTS,
     COUNTER,
@@ -26,15 +24,14 @@ from bridge.parsing.line import (
     is_relative,
     parse_line,
 )
-from bridge.series.names import RESERVED_LABELS
-from bridge.series.store import ConflictError, MetricSeriesLimitError, SeriesLimitError
+from bridge.series.refusals import Refusals
+from bridge.series.store import ConflictError, SeriesLimitError
 from bridge.series.types import WHOLE_LIMIT, How, LabelKey, Series
 from bridge.stats import Stats
 
 logger = logging.getLogger("bridge.ingest")
 
 SHAPE_CACHE_LIMIT = 100_000
-SERIES_LIMIT_LOG_INTERVAL = 60.0
 
 
 class Shape:
@@ -108,10 +105,8 @@ class Ingest:
         self.stats = stats
         self.tag_stats = TagStats()
         self._label_names: dict[str, str] = {}
-        self._warn = RateLimited(logger)
-        self._errors = RateLimited(logger)
-        self._refused: Counter[str] = Counter()  # new series refused by the cap since the last warning
-        self._refused_since = -math.inf
+        self._warn = RateLimited(logger)  # a limit for each warning, so that a flood of one hides no other
+        self.refusals = Refusals(stats, store)
         # (name part, suffix after the value), as bytes -> Shape
         self._shapes: dict[tuple[bytes, bytes], Shape] = {}
         # whole counter lines (value included) -> (Shape, value): an increment of 1 parses nothing
@@ -280,7 +275,7 @@ class Ingest:
 
     def _internal_error(self, line: bytes) -> None:
         self.stats.internal_errors["ingest"] += 1
-        self._errors.exception(
+        self._warn.exception(
             "a line could not be handled (a bug); the rest of its datagram goes on",
             line=line[:200].decode("utf-8", "replace"),
         )
@@ -351,36 +346,6 @@ class Ingest:
         self.stats.sample_errors[error.reason] += 1
         self._warn(logging.WARNING, "rejected line", reason=error.reason, detail=error.detail, line=line[:200])
 
-    def _labels(self, sample: Sample, target: Target) -> tuple[tuple[str, str], ...]:
-        if target.tags is not None:
-            # only the tags the output names, under its label names; an absent one is ""
-            labels = dict(target.labels)
-            for label, tag in target.tags.items():
-                labels[label] = sample.tags.get(tag, "")
-            return self._without_reserved(labels, target)
-        names = self._label_names
-        labels = {}
-        for key, value in sample.tags.items():
-            name = names.get(key)
-            if name is None:
-                if len(names) > 100_000:
-                    names.clear()
-                name = names[key] = escape_name(key)
-            labels[name] = value
-        for name, value in target.labels.items():
-            if target.honor_labels and name in labels:
-                continue
-            labels[name] = value
-        return self._without_reserved(labels, target)
-
-    def _without_reserved(self, labels: dict[str, str], target: Target) -> tuple[tuple[str, str], ...]:
-        reserved = RESERVED_LABELS.get(target.type)
-        if reserved in labels:
-            del labels[reserved]  # the exposition writes le / quantile itself
-            self.stats.tag_errors += 1
-            self.tag_stats.errors += 1  # and keeps the line out of the shape cache, so each one counts
-        return tuple(sorted(labels.items()))
-
     def sample(self, sample: Sample, updates: list[Update]) -> bool:
         """Add the updates of one sample to `updates`, one per target that takes it, counting each
         outcome. Returns whether its shape can be cached: one plain target took it."""
@@ -404,87 +369,40 @@ class Ingest:
         stats.events[sample.kind] += events
         return len(route.targets) == 1 and not route.targets[0].extended
 
-    def _refuse_series(self, name: str) -> None:
-        """Count a series the cap refused; say so once per interval, naming the metric that grew fastest."""
-        self.stats.series_dropped[name] += 1
-        self._refused[name] += 1
-        if self.now - self._refused_since >= SERIES_LIMIT_LOG_INTERVAL:
-            metric, count = self._refused.most_common(1)[0]
-            log(
-                logger,
-                logging.WARNING,
-                "series cap reached: new series are refused, existing ones still update",
-                max_series=self.store.max_series,
-                refused=sum(self._refused.values()),
-                fastest_growing=metric,
-                fastest_refused=count,
-            )
-            self._refused.clear()
-            self._refused_since = self.now
-
-    def _refuse_metric_series(self, name: str) -> None:
-        self.stats.metric_series_dropped[name] += 1
-        self._warn(
-            logging.WARNING,
-            "per-metric series cap reached: new series of this metric are refused",
-            metric=name,
-            max_series_per_metric=self.store.max_series_per_metric,
-        )
-
     def _skip(self, target: Target, missing: str) -> None:
         self.stats.output_skips[(target.name, missing)] += 1
         self._warn(
             logging.WARNING, "output skipped: a required tag is missing or empty", metric=target.name, tag=missing
         )
 
-    def _selected(self, sample: Sample, target: Target) -> bool:
-        """Whether an extended target takes this sample: its `when` holds and its required tags are there."""
-        tags = sample.tags
-        for tag, wanted in target.when.items():
-            if tags.get(tag) not in wanted:
-                return False
-        for tag in target.required:
-            if tag not in tags:
-                self._skip(target, tag)
-                return False
-        for tag in target.non_empty:
-            if not tags.get(tag):
-                self._skip(target, tag)
-                return False
-        return True
-
-    def _value(self, sample: Sample, target: Target) -> float:
-        if target.value == "count":
-            return 1.0
-        if target.value == "up_down":
-            return 1.0 if sample.value == 1 else -1.0
-        return sample.value if target.scale is None else sample.value * target.scale
-
     def _update(self, sample: Sample, target: Target, mapped: int) -> Update | None:
         stats = self.stats
         if not target.name:
             stats.event_errors["empty_metric_name"] += sample.weight
             return None
-        if target.extended and not self._selected(sample, target):
-            return None
-        value = self._value(sample, target)
+        if target.extended:
+            if not when_holds(sample, target):
+                return None
+            missing = missing_tag(sample, target)
+            if missing is not None:
+                self._skip(target, missing)
+                return None
+        value = value_of(sample, target)
         how = how_of(target.type, sample.weight)
         if not (value >= 0.0 or how.allows_negative):  # before the series: statsd_exporter makes none
             stats.event_errors["illegal_negative_counter"] += 1
             return None
-        key = self._labels(sample, target) if sample.tags or target.labels else ()
+        key: LabelKey = ()
+        if sample.tags or target.labels:
+            key, dropped = labels_of(sample, target, self._label_names)
+            if dropped:  # le / quantile: the exposition writes it itself
+                stats.tag_errors += 1
+                self.tag_stats.errors += 1  # and keeps the line out of the shape cache, so each one counts
         try:
             series = self.store.series(target, key, self.now)
-        except ConflictError as error:
-            # the event's kind, as statsd_exporter labels it, once per event
-            stats.conflicts[(sample.kind, target.name)] += sample.weight
-            self._warn(logging.WARNING, "metric type conflict", metric=target.name, error=str(error))
-            return None
-        except MetricSeriesLimitError:
-            self._refuse_metric_series(target.name)
-            return None
-        except SeriesLimitError:
-            self._refuse_series(target.name)
+        except (ConflictError, SeriesLimitError) as refusal:
+            # a conflict counts the event's kind, as statsd_exporter labels it, once per event
+            self.refusals.count(refusal, sample.kind, target.name, sample.weight, 1, self.now)
             return None
         scale = 1.0 if target.scale is None else target.scale
         shape = Shape(series, how, sample.weight, sample.divisor, scale, mapped, bool(sample.tags))

@@ -1,6 +1,6 @@
 # The bridge in a container image:
 #
-#   docker build -t statsd-bridge .        (or: podman build -t statsd-bridge .)
+#   docker build -t statsd-bridge .        (or: podman build -t statsd-bridge ., buildah bud -t statsd-bridge .)
 #
 # The entry point is the bridge, so the image takes statsd_exporter's arguments as they are
 # (the prometheus-community Helm chart's included): docs/deployment.md.

@@ -10,16 +10,18 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import urllib.request
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from bridge import __version__
-from tests.conftest import _listening, free_port
+from tests.conftest import _listening, extra_distributions, free_port, require
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +35,13 @@ def test_the_wheel_builds_installs_and_serves(tmp_path):
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
     wheels, sdists = list(dist.glob("*.whl")), list(dist.glob("*.tar.gz"))
     assert [w.name for w in wheels] == [f"statsd_bridge-{__version__}-py3-none-any.whl"] and len(sdists) == 1
+    licence = (ROOT / "LICENSE").read_text()
+    assert "Apache License\n                           Version 2.0, January 2004" in licence
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        assert wheel.read(f"statsd_bridge-{__version__}.dist-info/licenses/LICENSE").decode() == licence
+    with tarfile.open(sdists[0]) as sdist:
+        packed = sdist.extractfile(f"statsd_bridge-{__version__}/LICENSE")
+        assert packed is not None and packed.read().decode() == licence
     checked = subprocess.run(
         [sys.executable, "-m", "twine", "check", "--strict", *map(str, wheels + sdists)], capture_output=True, text=True
     )
@@ -87,10 +96,9 @@ def test_the_wheel_builds_installs_and_serves(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_make_run_on_a_fresh_clone_installs_the_runtime_only(tmp_path, record_property):
-    """`make run` in a fresh copy of the tracked files: the bridge answers, and its venv holds no test tool."""
-    make = shutil.which("make")
-    if make is None:
-        pytest.skip("make is missing")
+    """`make run` in a fresh copy of the tracked files: the bridge answers, and its venv holds no tool of any extra
+    (test, lint, release)."""
+    make = require("make")
     clone = tmp_path / "clone"  # the tracked files, as a clone has them
     for path in subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split():
         if (ROOT / path).is_file():
@@ -132,5 +140,7 @@ def test_make_run_on_a_fresh_clone_installs_the_runtime_only(tmp_path, record_pr
     ).stdout
     installed = {re.sub(r"[-_.]+", "-", line.split("==")[0].lower()) for line in listing.split()}
     assert "statsd-bridge" in installed
-    assert not installed & {"pytest", "hypothesis", "ruff", "mypy", "kubernetes-validate", "twine", "pillow"}
+    tools = extra_distributions()
+    assert {"pytest", "ruff", "twine"} <= tools
+    assert not installed & tools, installed & tools
     record_property("summary", f"make run on a fresh clone: first scrape after {answered:.1f} s, downloads included")
