@@ -19,7 +19,7 @@ from bridge.explain import explain_lines, format_text
 from bridge.logs import setup
 from bridge.mapping.lint import ERROR, WARNING, has_errors, lint, rollback
 from bridge.mapping.loader import MappingConfig, MappingError, load_mapping_file
-from bridge.web import web_config
+from bridge.web import tls, web_config
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command, as its decorators take and give it
 
@@ -115,15 +115,16 @@ def cli(context: click.Context, check_config: bool, lint_strict: bool, **options
         click.echo(f"statsd-bridge: bad mapping file: {error}", err=True)
         sys.exit(1)
     try:
-        web = web_config.load(config.web_config_file) if config.web_config_file else web_config.WebConfig()
+        web = tls.load(config.web_config_file) if config.web_config_file else tls.Loaded(web_config.WebConfig())
     except web_config.WebConfigError as error:
         click.echo(f"statsd-bridge: bad web config file {config.web_config_file}: {error}", err=True)
         sys.exit(1)
     if check_config:
         ok = f"configuration OK ({len(mapping.rules)} mapping rules"
         if config.web_config_file:
-            users = len(web.users)
-            ok = f"web config OK ({'TLS' if web.tls else 'no TLS'}, {users} basic auth user{'s' * (users != 1)})\n" + ok
+            users = len(web.config.users)
+            tls_on = "TLS" if web.context else "no TLS"
+            ok = f"web config OK ({tls_on}, {users} basic auth user{'s' * (users != 1)})\n" + ok
         sys.exit(report_lint(mapping, ok, lint_strict))
     sys.exit(main(config, mapping, web, mapping_text))
 

@@ -65,3 +65,30 @@ def bound_socket(host: str, port: int, kind: int, reuse_port: bool = False) -> s
         sock.close()
         raise
     return sock
+
+
+def listen_backlog() -> int:
+    """The longest accept queue the kernel allows (net.core.somaxconn), which Go's net.Listen asks for too:
+    a burst of clients connecting at once waits in it rather than having its SYNs dropped and retried a
+    second later."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as limit:
+            return int(limit.read())
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
+
+
+def listen_overflows() -> int | None:
+    """The kernel's TcpExt ListenOverflows (/proc/net/netstat): connections dropped because a listening
+    socket's accept queue was full, counted for the whole network namespace; None where it is not told."""
+    try:
+        with open("/proc/net/netstat") as netstat:
+            lines = netstat.read().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:") and values.startswith("TcpExt:"):
+            counts = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            if "ListenOverflows" in counts:
+                return int(counts["ListenOverflows"])
+    return None

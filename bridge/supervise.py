@@ -3,8 +3,9 @@
 Each periodic task runs one step at a time under `periodic`: a step that raises is logged with its
 traceback and counted (statsd_bridge_internal_errors_total{component}), and the task goes on at its next
 step. What the event loop itself catches (a callback or task nobody awaits) goes through the same count
-and log, by `loop_exception_handler`. A reload that fails is tried again on the `Backoff` schedule,
-and a watched file's change is told by its `file_marks`.
+and log, by `loop_exception_handler`. `FileWatch` reloads what files on disk define (the mapping file,
+the web config and its certificates) when they change, and tries a reload that failed again on the
+`Backoff` schedule.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -98,3 +100,36 @@ def file_marks(names: Iterable[str]) -> tuple:
         except OSError:
             marks.append((name, None))
     return tuple(marks)
+
+
+class FileWatch:
+    """A reload when the watched files change on disk, checked at each `step` (`periodic` runs it every
+    second). A reload that fails is tried again after 1 s and then twice as long each time (at most a
+    minute), until it passes or the files change again: a transient fault (descriptors used up while a
+    renewed certificate lands) must not leave the old settings in service until they expire."""
+
+    def __init__(self, name: str, files: Callable[[], Iterable[str]], reload: Callable[[], Awaitable[bool]]) -> None:
+        self.name = name
+        self.files = files  # asked again after each reload: a new web config may name other certificates
+        self.reload = reload  # True when it passed; a failure is logged and counted by the reload itself
+        self.marks = file_marks(files())
+        self.pending = False  # a change not yet loaded: the last try failed
+        self.backoff = Backoff()
+
+    async def step(self) -> None:
+        now = time.monotonic()
+        names = list(self.files())
+        marks = file_marks(names)
+        if marks != self.marks:
+            self.marks, self.pending = marks, True
+            self.backoff.succeeded()  # new files: try them now
+        if not self.pending or not self.backoff.due(now):
+            return
+        if await self.reload():
+            self.pending = False
+            self.backoff.succeeded()
+            if list(self.files()) != names:  # the new settings name other files: watch those from now on
+                self.marks = file_marks(self.files())
+        else:
+            retry = self.backoff.failed(now)
+            log(logger, logging.INFO, "reload to be tried again", watch=self.name, retry_in=f"{retry:g}s")

@@ -7,6 +7,8 @@ The same program, flags and output, with these faults (comma-separated in STATSD
 - `line`: a line whose name starts with `fault.` raises inside the ingest, as a bug there would;
 - `reaper`: the reaper's first pass raises;
 - `event_loop`: a callback nobody awaits raises on the event loop a second after start-up;
+- `reload`: a mapping reload raises inside, as a bug there would;
+- `http`: a request for `/fault` raises inside the web app's handler;
 - `datagram_recv`: the portable datagram listener (asyncio-dgram, which tests/without_add_reader.py makes
   the bridge use; that program puts these faults in too) meets an error where a datagram starts with `fault.`;
 - `nofile=N`: the process may hold at most N open files (soft and hard limit).
@@ -22,10 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncio_dgram.aio
 
+import bridge.daemon
 import bridge.ingest.lines
 import bridge.main
 from bridge.daemon import Bridge
 from bridge.series.store import Store
+from bridge.web.app import App
 
 FAULTS = dict(fault.partition("=")[::2] for fault in os.environ.get("STATSD_BRIDGE_FAULTS", "").split(",") if fault)
 
@@ -68,6 +72,23 @@ if "event_loop" in FAULTS:
         asyncio.get_running_loop().call_later(1.0, fail)
 
     Bridge.start = start_then_fail
+
+if "reload" in FAULTS:
+
+    def warmed_with_a_bug(*args, **kwargs):
+        raise InjectedFaultError("a bug in the reload")
+
+    bridge.daemon.warmed = warmed_with_a_bug
+
+if "http" in FAULTS:
+    route = App.route
+
+    async def route_with_a_bug(self, request):
+        if request.path == "/fault":
+            raise InjectedFaultError("a bug in a page")
+        return await route(self, request)
+
+    App.route = route_with_a_bug
 
 if "datagram_recv" in FAULTS:
     recv = asyncio_dgram.aio.DatagramStream.recv

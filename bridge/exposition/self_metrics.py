@@ -34,6 +34,7 @@ class Sources:
     kernel_drops: Callable[[], int] = lambda: 0  # datagrams the kernel dropped on the UDP sockets
     relays: list = field(default_factory=list)  # each relay target's RelayStats
     http: Callable[[], Any] = lambda: None  # the web server's HTTPStats, once it listens
+    listen_overflows: Callable[[], int | None] = lambda: None  # the kernel's count, where it tells it
     max_series: int = 0
 
 
@@ -108,6 +109,15 @@ def self_metrics(sources: Sources) -> Iterator[Metric]:
     yield _counter(
         "tcp_too_long_lines_total", "TCP lines over the length limit; each closed its connection.", tcp.too_long_lines
     )
+    overflows = sources.listen_overflows()
+    if overflows is not None:
+        yield _counter(
+            "listen_overflows_total",
+            "Connections the kernel dropped because a listening socket's accept queue was full (TcpExt "
+            "ListenOverflows): the count of the whole network namespace, every program's listeners, not the "
+            "bridge's alone.",
+            overflows,
+        )
     yield _counter("events_unmapped_total", "Events that matched no mapping rule.", stats.events_unmapped)
     yield _labelled("sample_errors_total", "Rejected lines or samples, by reason.", ["reason"], stats.sample_errors)
     yield _labelled("events_total", "Events applied to a series, by StatsD kind.", ["type"], stats.events)
@@ -200,6 +210,12 @@ def _http_metrics(stats: Stats, http: Any) -> Iterator[Metric]:
         return
     yield GaugeMetricFamily(
         PREFIX + "http_connections", "Open connections to the web endpoint.", value=http.open_connections
+    )
+    yield GaugeMetricFamily(
+        PREFIX + "http_max_connections",
+        "Connections the web endpoint holds at most: 10,000, or fewer when the open-files limit is too low "
+        "(a warning at start-up gives the numbers).",
+        value=http.max_connections,
     )
     yield _counter("http_connections_total", "Connections accepted by the web endpoint.", http.connections)
     yield _labelled(

@@ -8,7 +8,7 @@ import socket
 from dataclasses import dataclass
 
 from bridge.logs import log
-from bridge.net import bound_socket
+from bridge.net import bound_socket, listen_backlog
 from bridge.receiving.batches import Receive
 
 logger = logging.getLogger("bridge.listeners")
@@ -27,12 +27,13 @@ class TCPCounts:
 
 def tcp_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     sock = bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
-    sock.listen(128)
+    sock.listen(listen_backlog())
     return sock
 
 
 async def serve_tcp(sock: socket.socket, receive: Receive, counts: TCPCounts) -> asyncio.Server:
-    """Accept connections on a listening socket (several processes may accept on the same one)."""
+    """Accept connections on a listening socket (several processes may accept on the same one). asyncio
+    listens again with its own backlog, 100 unless told: told the kernel's longest."""
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         counts.connections += 1
@@ -56,4 +57,15 @@ async def serve_tcp(sock: socket.socket, receive: Receive, counts: TCPCounts) ->
         finally:
             writer.close()
 
-    return await asyncio.start_server(connection, sock=sock, limit=MAX_TCP_LINE)
+    return await asyncio.start_server(connection, sock=sock, limit=MAX_TCP_LINE, backlog=listen_backlog())
+
+
+async def close_servers(servers: list[asyncio.Server], grace: float = 2.0) -> None:
+    """Stop accepting, and wait up to `grace` seconds for the connections to end (told, not raised, if not)."""
+    for server in servers:
+        server.close()
+    for server in servers:
+        try:
+            await asyncio.wait_for(server.wait_closed(), grace)
+        except (asyncio.TimeoutError, OSError) as error:
+            log(logger, logging.WARNING, "TCP connections not closed in time", error=repr(error))

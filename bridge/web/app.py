@@ -1,7 +1,7 @@
 """The pages the bridge serves: metrics, landing or status page, health, readiness and lifecycle.
 
-Requests arrive from bridge/web/http.py; anything slow (a render, a bcrypt check, a reload) runs on
-the worker pool, never on the event loop that reads datagrams. Scrapes of one format that arrive while
+Requests arrive from bridge/web/http.py; anything slow (a render, a bcrypt check) runs on the worker
+pool, never on the event loop that reads datagrams. Scrapes of one format that arrive while
 another is being rendered share the next render, so a thousand scrapers cost one render at a time and
 hold one copy of its bytes.
 """
@@ -23,10 +23,11 @@ from bridge.exposition.negotiate import negotiate
 from bridge.exposition.openmetrics import OpenMetricsView
 from bridge.exposition.text import TEXT_CONTENT_TYPE, render_text
 from bridge.series.store import Store
+from bridge.web.access import Authenticator, RateLimiter
 from bridge.web.http import Request, Response
 from bridge.web.status import Status
 from bridge.web.status import render as render_status
-from bridge.web.web_config import Authenticator, RateLimiter, WebConfig
+from bridge.web.web_config import WebConfig
 
 logger = logging.getLogger("bridge.web")
 
@@ -98,7 +99,7 @@ class App:
         pool: Executor,
         telemetry_path: str = "/metrics",
         ready: Callable[[], bool] = lambda: True,
-        lifecycle: dict[str, Callable[[], tuple[bool, str]]] | None = None,
+        lifecycle: dict[str, Callable[[], Awaitable[tuple[bool, str]]]] | None = None,
         openmetrics: bool = False,
         status: Callable[[], Status] | None = None,
         web_config: WebConfig | None = None,
@@ -209,5 +210,5 @@ class App:
             return response
         if self.lifecycle is None:
             return page(403, "Lifecycle API is not enabled (--web-enable-lifecycle).\n")
-        ok, message = await asyncio.get_running_loop().run_in_executor(self.pool, self.lifecycle[path])
+        ok, message = await self.lifecycle[path]()
         return page(200 if ok else 500, message + "\n")

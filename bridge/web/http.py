@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import ssl
 from collections import Counter
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 import h11
 
 from bridge.logs import RateLimited
+from bridge.net import listen_backlog
 
 logger = logging.getLogger("bridge.http")
 
@@ -77,6 +79,7 @@ class HTTPStats:
     """What the server counts; exposed as statsd_bridge_http_* self-metrics."""
 
     open_connections: int = 0
+    max_connections: int = 0  # Limits.max_connections: what the open-files limit leaves of it
     connections: int = 0
     requests: Counter[int] = field(default_factory=Counter)  # by status code
     errors: Counter[str] = field(default_factory=lambda: Counter({reason: 0 for reason in ERROR_REASONS}))
@@ -218,7 +221,8 @@ class Connection(asyncio.Protocol):
         try:
             response = await self.server.handler(request)
         except Exception:
-            logger.exception("request failed", extra={"fields": {"path": request.path}})
+            self.server.failures["http"] += 1
+            logger.exception("request failed", extra={"fields": {"path": request.path, "component": "http"}})
             response = Response(
                 500, [("Content-Type", "text/plain; charset=utf-8")], b"internal error, see the bridge's log\n"
             )
@@ -311,16 +315,19 @@ class Server:
         handler: Handler,
         limits: Limits | None = None,
         peer_allowed: Callable[[dict | None], bool] = lambda _certificate: True,
+        failures: Counter[str] | None = None,
     ) -> None:
         self.handler = handler
         self.limits = limits or Limits()
         self.peer_allowed = peer_allowed
-        self.stats = HTTPStats()
+        self.stats = HTTPStats(max_connections=self.limits.max_connections)
+        # a handler that raised, counted as component "http" with the process's other internal errors
+        self.failures: Counter[str] = Counter() if failures is None else failures
         self.connections: set[Connection] = set()
         self.answering: set[asyncio.Task] = set()  # requests being answered
         self.closing = False
         self.loop = asyncio.get_running_loop()
-        self.servers: list[asyncio.Server] = []
+        self.listener: asyncio.Server | None = None
         self._log = RateLimited(logger)
 
     def count_error(self, reason: str, peer: object, log: bool = True, detail: object = None) -> None:
@@ -329,23 +336,35 @@ class Server:
             fields = {"reason": reason, "peer": peer} | ({"detail": str(detail)} if detail else {})
             self._log(logging.WARNING, "http request refused", **fields)
 
-    async def listen(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> asyncio.Server:
-        """Serve on a bound, listening socket; called again with a new context when TLS settings change."""
-        server = await self.loop.create_server(
+    async def listen(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Serve on a bound socket, with the kernel's longest accept queue."""
+        self.listener = await self.loop.create_server(
             lambda: Connection(self),
             sock=sock,
             ssl=ssl_context,
-            backlog=4096,
+            backlog=listen_backlog(),
             ssl_handshake_timeout=self.limits.header_timeout if ssl_context else None,
         )
-        self.servers.append(server)
-        return server
+
+    async def serve_with(self, ssl_context: ssl.SSLContext) -> None:
+        """Accept new connections with another TLS context (renewed certificates): the same listening socket,
+        served anew; open connections keep the context they started with. Raises OSError."""
+        old = self.listener
+        assert old is not None, "serve_with before listen"
+        sock = old.sockets[0]
+        duplicate = socket.socket(sock.family, sock.type, fileno=os.dup(sock.fileno()))
+        try:
+            await self.listen(duplicate, ssl_context)
+        except BaseException:
+            duplicate.close()
+            raise
+        old.close()
 
     async def close(self, grace: float = 2.0) -> None:
         """Stop accepting, let requests in flight finish for up to `grace` seconds, then close the rest."""
         self.closing = True
-        for server in self.servers:
-            server.close()
+        if self.listener is not None:
+            self.listener.close()
         deadline = self.loop.time() + grace
         while any(c.busy for c in self.connections) and self.loop.time() < deadline:
             await asyncio.sleep(0.02)

@@ -1,4 +1,6 @@
-"""`--web.config.file`: TLS, basic auth, response headers and a rate limit, in exporter-toolkit's format.
+"""`--web.config.file` read and checked: TLS, basic auth, response headers and a rate limit, in
+exporter-toolkit's format. (bridge/web/tls.py builds the TLS context; bridge/web/access.py enforces the
+users and the rate limit.)
 
 The file is the one node_exporter and the other Prometheus exporters read (exporter-toolkit's web/
 package): the same keys, the same defaults (TLS 1.2 to 1.3), the same checks (only five response
@@ -8,16 +10,7 @@ Go's crypto/tls does, the key is refused at start-up with the reason rather than
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import ipaddress
-import os
 import ssl
-import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +18,6 @@ import bcrypt
 import yaml
 
 from bridge.durations import parse_duration
-from bridge.supervise import file_marks
 
 
 class WebConfigError(ValueError):
@@ -82,10 +74,6 @@ TLS_KEYS = {
     "cert", "key", "client_ca", "cert_file", "key_file", "client_auth_type", "client_ca_file", "cipher_suites",
     "curve_preferences", "min_version", "max_version", "prefer_server_cipher_suites", "client_allowed_sans",
 }  # fmt: skip
-
-# exporter-toolkit compares against this hash when the user is unknown, so a wrong name costs the same
-# time as a wrong password; it is bcrypt("fakepassword").
-UNKNOWN_USER_HASH = b"$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi"
 
 
 @dataclass(frozen=True)
@@ -277,164 +265,10 @@ def parse(text: str, path: str = "") -> WebConfig:
     )
 
 
-def load(path: str) -> WebConfig:
-    """Read and check the file and, with TLS, its certificates. Raises WebConfigError."""
+def read(path: str) -> WebConfig:
+    """Read and check the file (its certificates are loaded by bridge/web/tls.py). Raises WebConfigError."""
     try:
         text = Path(path).read_text()
     except OSError as error:
         raise WebConfigError(f"cannot read {path}: {error.strerror or error}") from None
-    config = parse(text, path)
-    if config.tls is not None:
-        ssl_context(config.tls)
-    return config
-
-
-@contextlib.contextmanager
-def _as_file(pem: str) -> Iterator[str]:
-    """An inline PEM as a private file for the ssl module, which loads keys only from files."""
-    descriptor, name = tempfile.mkstemp(suffix=".pem")
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(pem)
-        yield name
-    finally:
-        os.unlink(name)
-
-
-def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
-    """The server context for these settings. Raises WebConfigError naming what failed to load."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = TLS_VERSIONS[tls.min_version]
-    context.maximum_version = TLS_VERSIONS[tls.max_version]
-    if tls.prefer_server_cipher_suites:
-        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    legacy_suites = [CIPHER_SUITES[suite] for suite in tls.cipher_suites if suite in CIPHER_SUITES]
-    if legacy_suites:
-        context.set_ciphers(":".join(legacy_suites))
-    _readable("cert_file", tls.cert_file)
-    _readable("key_file", tls.key_file)
-    with contextlib.ExitStack() as files:
-        cert = tls.cert_file or files.enter_context(_as_file(tls.cert))
-        key = tls.key_file or files.enter_context(_as_file(tls.key))
-        try:
-            context.load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError) as error:
-            which = f"cert_file/key_file ({tls.cert_file}, {tls.key_file})" if tls.cert_file else "cert/key"
-            raise WebConfigError(f"tls_server_config.{which}: failed to load the key pair: {error}") from None
-    context.verify_mode = CLIENT_AUTH[tls.client_auth_type]
-    if context.verify_mode != ssl.CERT_NONE:
-        _readable("client_ca_file", tls.client_ca_file)
-        try:
-            if tls.client_ca_file:
-                context.load_verify_locations(cafile=tls.client_ca_file)
-            elif tls.client_ca:
-                context.load_verify_locations(cadata=tls.client_ca)
-            else:
-                context.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # as Go: the system's roots
-        except (OSError, ssl.SSLError) as error:
-            raise WebConfigError(f"tls_server_config.client_ca_file ({tls.client_ca_file}): {error}") from None
-    return context
-
-
-def _readable(key: str, path: str) -> None:
-    """A file named by tls_server_config.<key> must be readable; else an error naming the key and the path."""
-    if not path:
-        return
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as error:
-        raise WebConfigError(f"tls_server_config.{key}: cannot read {path}: {error.strerror or error}") from None
-
-
-def _san_values(certificate: dict) -> list[str]:
-    values = []
-    for kind, value in certificate.get("subjectAltName", ()):
-        if kind == "IP Address":
-            with contextlib.suppress(ValueError):
-                value = str(ipaddress.ip_address(value.strip()))  # Go's canonical form
-        values.append(value)
-    return values
-
-
-def peer_allowed(tls: TLSSettings | None, certificate: dict | None) -> bool:
-    """client_allowed_sans: the client certificate must name one of them (DNS, email, IP or URI)."""
-    if tls is None or tls.client_allowed_sans is None:
-        return True
-    if not certificate:
-        return False
-    return any(value in tls.client_allowed_sans for value in _san_values(certificate))
-
-
-def fingerprint(config: WebConfig) -> tuple:
-    """Changes when any watched file changes on disk."""
-    return file_marks(config.watched_files())
-
-
-class Authenticator:
-    """basic_auth_users, checked as exporter-toolkit checks them: bcrypt one at a time, answers cached."""
-
-    CACHE_SIZE = 100
-
-    def __init__(self, users: dict[str, bytes]) -> None:
-        self.users = users
-        self._lock = threading.Lock()  # bcrypt is built to be slow: one at a time, as exporter-toolkit
-        self._cache: dict[tuple[str, bytes, bytes], bool] = {}
-
-    def allowed(self, authorization: str | None) -> bool:
-        """Whether an Authorization header names a user and their password. Slow (bcrypt): call it on a
-        worker thread."""
-        if not self.users:
-            return True
-        credentials = _basic_credentials(authorization)
-        if credentials is None:
-            return False
-        user, password = credentials
-        known = user in self.users
-        hashed = self.users.get(user, UNKNOWN_USER_HASH)
-        key = (user, hashed, password)
-        cached = self._cache.get(key)
-        if cached is None:
-            with self._lock:
-                try:
-                    cached = bcrypt.checkpw(password, hashed) and known
-                except ValueError:
-                    cached = False
-            if len(self._cache) >= self.CACHE_SIZE:
-                self._cache.clear()
-            self._cache[key] = cached
-        return cached
-
-
-def _basic_credentials(authorization: str | None) -> tuple[str, bytes] | None:
-    if not authorization:
-        return None
-    scheme, _, encoded = authorization.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    user, colon, password = decoded.partition(b":")
-    if not colon:
-        return None
-    return user.decode("utf-8", "replace"), password
-
-
-class RateLimiter:
-    """A token bucket, as golang.org/x/time/rate: one token per `interval`, at most `burst` saved."""
-
-    def __init__(self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval, self.burst, self.clock = interval, burst, clock
-        self.tokens = float(burst)
-        self.last = clock()
-
-    def allow(self) -> bool:
-        now = self.clock()
-        self.tokens = min(float(self.burst), self.tokens + (now - self.last) / self.interval)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+    return parse(text, path)

@@ -28,7 +28,7 @@ from bridge.mapping.router import Mapper, warmed
 from bridge.receiving.batches import DatagramCounts, Listening
 from bridge.receiving.datagrams import serve_datagrams
 from bridge.receiving.relay import Relay, relayed
-from bridge.receiving.tcp import TCPCounts, serve_tcp
+from bridge.receiving.tcp import TCPCounts, close_servers, serve_tcp
 from bridge.stats import Stats, take_counts
 from bridge.workers import channel
 from bridge.workers.handover import WorkerIngest, WorkerStore
@@ -75,13 +75,7 @@ class Worker:
         for listening in self.listening:
             listening.stop()  # reads what the kernel holds first
         self.listening = []
-        for server in self.servers:
-            server.close()
-        for server in self.servers:
-            try:
-                await asyncio.wait_for(server.wait_closed(), 2.0)
-            except (asyncio.TimeoutError, OSError) as error:
-                log(logger, logging.WARNING, "TCP connections not closed in time", error=repr(error))
+        await close_servers(self.servers)
         for relay in self.relays:
             relay.close()
 

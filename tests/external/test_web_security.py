@@ -16,7 +16,8 @@ import bcrypt
 import pytest
 import trustme
 
-from bridge.web.web_config import CIPHER_SUITES, UNKNOWN_USER_HASH, WebConfigError, parse
+from bridge.web.access import UNKNOWN_USER_HASH
+from bridge.web.web_config import CIPHER_SUITES, WebConfigError, parse
 from tests.conftest import Prometheus, parse_samples, require, sample, start_bridge
 
 PASSWORD = "correct horse"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import parse_samples, sample, start_bridge
+from tests.integration.test_hardening import post
 
 WITH_FAULTS = (str(Path(__file__).resolve().parents[1] / "with_faults.py"),)
 
@@ -141,3 +142,59 @@ def test_a_renewal_that_meets_exhausted_descriptors_is_served_once_they_come_bac
     samples = scrape_over_tls(port, authority)
     assert sample(samples, "statsd_bridge_web_config_reloads_total", outcome="failure") >= 1
     assert sample(samples, "statsd_bridge_web_config_reloads_total", outcome="success") == 1
+
+
+def test_a_reload_that_raises_is_answered_at_once_with_the_reason_and_counted(faulty_bridge, tmp_path):
+    mapping = tmp_path / "m.yml"
+    mapping.write_text("mappings:\n- match: r.*\n  name: first\n")
+    bridge = faulty_bridge("reload", f"--statsd.mapping-config={mapping}", "--web.enable-lifecycle")
+    asked = time.monotonic()
+    status, body = post(bridge, "/-/reload")  # its timeout is 10 s: a reload that hangs fails the test
+    assert time.monotonic() - asked < 5
+    assert status == 500
+    assert body == "reload failed, the old rules stay: InjectedFaultError: a bug in the reload\n"
+    bridge.send_udp("r.x:1|c")
+    samples = bridge.wait_for(lambda s: sample(s, "first") == 1)
+    assert samples is not None, bridge.metrics()
+    assert internal_errors(samples, "reload") == 1
+    assert sample(samples, "statsd_bridge_config_reloads_total", outcome="failure") == 1
+    log = "".join(bridge.log)
+    assert "mapping reload failed (a bug), keeping the old rules" in log and "component=reload" in log
+    assert "InjectedFaultError: a bug in the reload" in log  # the traceback
+
+
+def test_a_page_that_raises_is_answered_500_and_counted_with_the_internal_errors(faulty_bridge):
+    bridge = faulty_bridge("http")
+    status, _, body = bridge.get("/fault")
+    assert status == 500 and body == b"internal error, see the bridge's log\n"
+    samples = bridge.samples()
+    assert internal_errors(samples, "http") == 1
+    assert sample(samples, "statsd_bridge_http_requests_total", code="500") == 1
+    log = "".join(bridge.log)
+    assert "request failed" in log and "component=http" in log
+    assert "InjectedFaultError: a bug in a page" in log  # the traceback
+    assert bridge.get("/-/healthy")[0] == 200
+
+
+def test_an_open_files_limit_too_low_for_10000_connections_is_told_and_enforced(faulty_bridge):
+    bridge = faulty_bridge("nofile=300", "--web.read-header-timeout=60s")
+    # 100 descriptors are kept for all but web connections
+    warning = next(line for line in bridge.log if "the open-files limit allows fewer web connections" in line)
+    assert "open_files_soft=300" in warning and "connections=200" in warning and "documented=10000" in warning
+    assert sample(bridge.samples(), "statsd_bridge_http_max_connections") == 200
+    host, port = bridge.addresses["web"]
+    idle = []
+    try:
+        for _ in range(200):
+            idle.append(socket.create_connection((host, port), timeout=5))
+        with socket.create_connection((host, port), timeout=5) as refused:
+            assert refused.recv(1) == b""  # closed at once, not left to run the process out of descriptors
+    except ConnectionResetError:
+        pass  # closed at once, with a reset
+    finally:
+        for connection in idle:
+            connection.close()
+    samples = bridge.wait_for(lambda s: sample(s, "statsd_bridge_http_connections") == 1)
+    assert samples is not None, bridge.metrics()
+    assert sample(samples, "statsd_bridge_http_errors_total", reason="too_many_connections") == 1
+    assert internal_errors(samples, "event_loop") is None  # no accept ran out of descriptors

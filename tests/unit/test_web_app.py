@@ -42,8 +42,17 @@ def test_readiness_follows_the_listeners():
 
 def test_lifecycle_endpoints_answer_403_unless_enabled():
     assert ask(app_for(), "/-/reload", method="POST").status == 403
-    enabled = app_for(lifecycle={"/-/reload": lambda: (True, "reloaded"), "/-/quit": lambda: (True, "bye")})
-    assert ask(enabled, "/-/reload", method="POST").status == 200
+
+    async def reload() -> tuple[bool, str]:
+        return False, "reload failed: the reason"
+
+    async def quit_() -> tuple[bool, str]:
+        return True, "bye"
+
+    enabled = app_for(lifecycle={"/-/reload": reload, "/-/quit": quit_})
+    failed = ask(enabled, "/-/reload", method="POST")
+    assert failed.status == 500 and failed.body == b"reload failed: the reason\n"
+    assert ask(enabled, "/-/quit", method="POST").status == 200
 
 
 def test_basic_auth_covers_every_page():
