@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from bridge import __version__
-from bridge.config import Config, reaper_settings
+from bridge.config import FLAGS, Config, reaper_settings
 from bridge.exposition.self_metrics import Sources, reserved_names, self_registry
 from bridge.housekeeping import Housekeeping
 from bridge.ingest import Ingest
@@ -41,6 +41,7 @@ from bridge.web.web_config import WebConfig
 from bridge.workers.pool import Pool, WorkerStartError
 
 logger = logging.getLogger("bridge.server")
+WORKERS_FLAG = FLAGS["statsd_workers"].dotted
 
 
 def compile_mapping(config: Config) -> tuple[str | None, MappingConfig]:
@@ -130,6 +131,8 @@ class Bridge:
     async def start(self) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
+        # before anything starts, so that a failure in a callback of the start-up is counted too
+        loop.set_exception_handler(loop_exception_handler(self.failures))
         try:
             self.relays = [Relay(target, config.statsd_relay_packet_length) for target in config.statsd_relay_address]
         except OSError as error:
@@ -140,12 +143,11 @@ class Bridge:
                 await self._start_workers()
             else:
                 await self.listeners.serve(relayed(self.relays, self.ingest.packets))
-            with listening("web", "--web.listen-address", config.web_listen_address):
+            with listening("web", "web_listen_address", config.web_listen_address):
                 self.addresses["web"] = await self._start_web()
         except StartupError:
             await self.stop()
             raise
-        loop.set_exception_handler(loop_exception_handler(self.failures))
         self.tasks.extend(self.housekeeping.start(self.failures))
         if config.web_config_file:
             assert self.front is not None  # started above
@@ -166,8 +168,8 @@ class Bridge:
         config = self.config
         if not readiness_callbacks(asyncio.get_running_loop()):
             raise StartupError(
-                "--statsd.workers needs an event loop with readiness callbacks (uvloop, or asyncio's selector "
-                "loop), and this one has none: run one process (--statsd.workers=1)"
+                f"{WORKERS_FLAG} needs an event loop with readiness callbacks (uvloop, or asyncio's selector "
+                f"loop), and this one has none: run one process ({WORKERS_FLAG}=1)"
             )
         sockets = self.listeners.bind_for_workers()
         for relay in self.relays:  # each worker relays what it reads; these count it all

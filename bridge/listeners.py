@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bridge.config import Config
+from bridge.config import FLAGS, Config
 from bridge.net import format_address, parse_address
 from bridge.receiving.batches import DatagramCounts, Receive
 from bridge.receiving.datagrams import serve_datagrams, udp_drops, udp_socket, unixgram_socket
@@ -25,12 +25,14 @@ class StartupError(Exception):
 
 
 @contextlib.contextmanager
-def listening(listener: str, flag: str, address: str) -> Iterator[None]:
-    """Turn a failure to bind or start a listener into a StartupError naming the listener, address and flag."""
+def listening(listener: str, setting: str, address: str) -> Iterator[None]:
+    """Turn a failure to bind or start a listener into a StartupError naming the listener, address and the flag
+    of the Config field `setting`."""
     try:
         yield
     except OSError as error:
         reason = error.strerror or str(error)
+        flag = FLAGS[setting].dotted or FLAGS[setting].name
         raise StartupError(f"cannot listen: {listener} on {address} ({flag}): {reason}") from None
 
 
@@ -59,18 +61,18 @@ class Listeners:
         config = self.config
         sockets: dict[str, socket.socket] = {}
         if config.statsd_listen_udp:
-            with listening("udp", "--statsd.listen-udp", config.statsd_listen_udp):
+            with listening("udp", "statsd_listen_udp", config.statsd_listen_udp):
                 host, port = parse_address(config.statsd_listen_udp)
                 sockets["udp"] = udp_socket(host, port, config.statsd_read_buffer, config.statsd_reuse_port)
             self.addresses["udp"] = format_address(sockets["udp"].getsockname())
             self.udp_inodes.append(os.fstat(sockets["udp"].fileno()).st_ino)
         if config.statsd_listen_tcp:
-            with listening("tcp", "--statsd.listen-tcp", config.statsd_listen_tcp):
+            with listening("tcp", "statsd_listen_tcp", config.statsd_listen_tcp):
                 host, port = parse_address(config.statsd_listen_tcp)
                 sockets["tcp"] = tcp_socket(host, port, config.statsd_reuse_port)
             self.addresses["tcp"] = format_address(sockets["tcp"].getsockname())
         if config.statsd_listen_unixgram:
-            with listening("unixgram", "--statsd.listen-unixgram", config.statsd_listen_unixgram):
+            with listening("unixgram", "statsd_listen_unixgram", config.statsd_listen_unixgram):
                 sockets["unixgram"] = unixgram_socket(
                     config.statsd_listen_unixgram, config.statsd_unixsocket_mode, config.statsd_read_buffer
                 )
@@ -81,7 +83,7 @@ class Listeners:
         """Bind every listener and read it on this process's event loop: one process does it all."""
         for kind, sock in self.bind().items():
             if kind == "tcp":
-                with listening("tcp", "--statsd.listen-tcp", self.config.statsd_listen_tcp):
+                with listening("tcp", "statsd_listen_tcp", self.config.statsd_listen_tcp):
                     self.servers.append(await serve_tcp(sock, receive, self.tcp))
             else:
                 self.closers.append(serve_datagrams(sock, receive, self.counts[kind]).stop)

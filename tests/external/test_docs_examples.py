@@ -57,7 +57,7 @@ def claim(block: Block) -> str:
     if block.lang == "console" and doc == "docs/operations.md" and block.section == "Explain a line":
         return "tests/integration/test_explain_cli.py: the command prints what the block shows"
     if block.lang == "console" and doc == "README.md" and block.section == "Quick start":
-        return "tests/integration/test_readme.py: the commands print what the block shows"
+        return "tests/external/test_readme.py: the commands print what the block shows"
     if doc == "docs/deployment.md" and block.lang == "sh":
         return {
             "Container image": "tests/external/test_container.py: builds this Dockerfile (with buildah) and runs "

@@ -1,5 +1,6 @@
 """The README's Quick start, run as shown: bash sends two lines over UDP, python3 fetches the page, and
-grep prints exactly what the README prints (the bridge on free ports, put in place of 9125 and 9102)."""
+grep prints exactly what the README prints (the bridge on free ports, put in place of 9125 and 9102).
+bash and grep are programs beside the bridge, hence an external test."""
 
 import re
 import subprocess
