@@ -16,7 +16,7 @@ from bridge.mapping.loader import MappingConfig
 from bridge.parsing.line import Dialects
 from bridge.receiving.relay import DEFAULT_PACKET_LENGTH, MAX_UDP_PAYLOAD
 from bridge.series.store import DEFAULT_MAX_SERIES
-from bridge.workers.cpus import MAX_WORKERS
+from bridge.workers.cpus import AUTO_MAX_WORKERS, MAX_WORKERS
 
 # Datagrams wait here while a scrape holds the GIL: 0.2 s of rendering 100k series at 750k lines/s
 # is ~5,000 datagrams of 30 lines, ~12 MiB as the kernel counts them; 8 MiB lost 0.9 % (bench/run.py).
@@ -81,7 +81,7 @@ class Config:
     statsd_workers: int = flag(  # how many receiving processes; 1 is the one process that does everything
         "1",
         "Processes that receive, parse and map lines, handing them to the one store: auto is one per CPU this "
-        "process may use (affinity and cgroup quota, at most 8); 1 does everything in one process.",
+        f"process may use (affinity and cgroup quota, at most {AUTO_MAX_WORKERS}); 1 does everything in one process.",
         dotted="--statsd.workers",
         metavar="N|auto",
         parse=flags.worker_count,
@@ -228,6 +228,7 @@ class Config:
         dotted="--statsd.event-flush-threshold",
         metavar="N",
         parse=flags.integer,
+        check=flags.at_least(0, "0 or more (statsd_exporter cannot make a batch of a negative size)"),
     )
     statsd_event_flush_interval: float = flag(
         "200ms",
@@ -236,6 +237,7 @@ class Config:
         dotted="--statsd.event-flush-interval",
         metavar="DURATION",
         parse=parse_duration,
+        check=flags.positive_duration,  # statsd_exporter's ticker refuses 0
     )
     statsd_udp_packet_queue_size: int = flag(
         10000,
@@ -263,7 +265,12 @@ class Config:
                 except ValueError as error:
                     raise ConfigError(spec.spellings, str(error)) from None
         if not (self.statsd_listen_udp or self.statsd_listen_tcp or self.statsd_listen_unixgram):
-            raise _error("statsd_listen_udp", "every StatsD listener is disabled; enable at least one")
+            listeners = ", ".join(FLAGS[name].dotted for name in ("statsd_listen_udp", "statsd_listen_tcp"))
+            raise _error(
+                "statsd_listen_udp",
+                f"every StatsD listener is disabled ({listeners} empty, no {FLAGS['statsd_listen_unixgram'].dotted}); "
+                "enable at least one",
+            )
         if self.watch_mapping_config and not self.mapping_config:
             raise _error(
                 "watch_mapping_config", f"there is no mapping file to watch: give {FLAGS['mapping_config'].name}"

@@ -203,7 +203,7 @@ class Bridge:
         try:
             await self.pool.start()
         except (WorkerStartError, OSError) as error:
-            raise StartupError(f"cannot start the receiving workers (--statsd.workers): {error}") from None
+            raise StartupError(f"cannot start the receiving workers ({WORKERS_FLAG}): {error}") from None
         log(logger, logging.INFO, "receiving workers", workers=config.statsd_workers)
 
     def _fatal(self, reason: str) -> None:

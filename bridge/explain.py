@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from bridge.config import FLAGS
 from bridge.exposition.text import format_value
 from bridge.ingest import Ingest
 from bridge.mapping.loader import MappingConfig
@@ -110,10 +111,15 @@ def _problems(before: Stats, after: Stats) -> list[dict[str, str]]:
     for (name, tag), _ in (Counter(after.output_skips) - Counter(before.output_skips)).items():
         problems.append({"reason": "skipped", "message": f"output {name} skipped: tag {tag!r} is missing or empty"})
     for name in Counter(after.series_dropped) - Counter(before.series_dropped):
-        problems.append({"reason": "series_cap", "message": f"a new series of {name} would pass --max-series"})
+        problems.append(
+            {"reason": "series_cap", "message": f"a new series of {name} would pass {FLAGS['max_series'].name}"}
+        )
     for name in Counter(after.metric_series_dropped) - Counter(before.metric_series_dropped):
         problems.append(
-            {"reason": "metric_series_cap", "message": f"a new series of {name} would pass --max-series-per-metric"}
+            {
+                "reason": "metric_series_cap",
+                "message": f"a new series of {name} would pass {FLAGS['max_series_per_metric'].name}",
+            }
         )
     if after.tag_errors > before.tag_errors:
         problems.append(

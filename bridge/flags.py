@@ -8,7 +8,7 @@ from dataclasses import Field, dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from bridge.mapping.loader import LABEL_NAME
+from bridge.mapping.schema import LABEL_NAME
 from bridge.net import parse_address
 from bridge.workers.cpus import MAX_WORKERS, workers_for
 

@@ -30,6 +30,9 @@ from bridge.mapping.loader import load_mapping
         ("statsd_cache_size", -1, "--statsd-cache-size"),
         ("statsd_cache_type", "fifo", "--statsd-cache-type"),
         ("statsd_event_queue_size", -1, "--statsd-event-queue-size"),
+        # statsd_exporter starts with neither: a batch of negative size, a ticker of no interval
+        ("statsd_event_flush_threshold", -3, "--statsd-event-flush-threshold"),
+        ("statsd_event_flush_interval", 0.0, "--statsd-event-flush-interval"),
         ("statsd_udp_packet_queue_size", -1, "--statsd-udp-packet-queue-size"),
         ("watch_mapping_config", True, "--watch-mapping-config"),  # and no mapping file
     ],
@@ -51,6 +54,8 @@ def test_every_statsd_listener_off_is_an_error():
     with pytest.raises(ConfigError) as raised:
         Config(statsd_listen_udp="", statsd_listen_tcp="")
     assert raised.value.flag == "--statsd-listen-udp"
+    for listener in ("statsd_listen_udp", "statsd_listen_tcp", "statsd_listen_unixgram"):
+        assert FLAGS[listener].dotted in raised.value.reason
     assert Config(statsd_listen_udp="", statsd_listen_tcp="", statsd_listen_unixgram="/run/dsd.sock")
 
 

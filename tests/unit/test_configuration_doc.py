@@ -9,8 +9,10 @@ import pytest
 
 from bridge.config import FLAGS, INERT_FLAGS
 from bridge.main import cli
+from bridge.workers.cpus import AUTO_MAX_WORKERS
 
-DOC = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+ROOT = Path(__file__).parents[2]
+DOC = (ROOT / "docs" / "configuration.md").read_text()
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 OPTIONS = [
     param for param in cli.get_params(click.Context(cli, **cli.context_settings)) if isinstance(param, click.Option)
@@ -80,9 +82,62 @@ def test_the_count_and_list_of_flags_with_one_spelling():
     assert re.findall(r"`([^`]+)`", claim.group(2)) == single
 
 
-@pytest.mark.parametrize(
-    ("spelling", "default"), re.findall(r"`(--[\w.-]+)` \(default ([\d,]*\d|`[^`]*`)", DOC.replace("\n", " "))
-)
-def test_a_default_quoted_in_the_prose_is_the_flags(spelling, default):
-    option = next(option for option in OPTIONS if spelling in option.opts)
-    assert plain(default).replace(",", "") == default_in_help(option)
+def documents() -> dict[str, str]:
+    """README.md and every page of docs/, by path, each as one line."""
+    return {
+        str(path.relative_to(ROOT)): path.read_text().replace("\n", " ")
+        for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    }
+
+
+def option_of(spelling: str) -> click.Option:
+    return next(option for option in OPTIONS if spelling in option.opts)
+
+
+def default_of(spelling: str) -> str:
+    """The default --help gives, or, where it depends on the mapping file, what it is without one."""
+    return default_in_help(option_of(spelling)).rsplit(", else ", 1)[-1]
+
+
+QUOTED_DEFAULTS = [
+    (path, spelling, default)
+    for path, text in documents().items()
+    for spelling, default in re.findall(r"`(--[\w.-]+)`(?: \w+)? \(default ([\d,]*\d\w*|`[^`]*`)", text)
+]
+
+
+@pytest.mark.parametrize(("path", "spelling", "default"), QUOTED_DEFAULTS)
+def test_a_default_quoted_in_the_prose_is_the_flags(path, spelling, default):
+    assert plain(default).replace(",", "") == default_of(spelling)
+
+
+def test_the_prose_quotes_defaults():
+    """The pattern above still finds them: a rewording would otherwise leave the test above with nothing."""
+    assert {spelling for _, spelling, _ in QUOTED_DEFAULTS} >= {"--max-series", "--reap-after"}
+
+
+def test_the_readmes_first_flags_give_the_defaults_of_help():
+    section = (ROOT / "README.md").read_text().split("## The flags you will use first", 1)[1].split("\n## ", 1)[0]
+    rows = [re.split(r"(?<!\\)\|", line)[1:-1] for line in section.splitlines() if line.startswith("| `")]
+    checked = 0
+    for spellings, defaults, _ in rows:
+        flags = re.findall(r"`(--[\w.-]+)`", spellings)
+        shown = [plain(each.strip()) for each in defaults.split(", ")] if defaults.strip() else []
+        if not shown:  # a command (--check-config), not a setting
+            assert not option_of(flags[0]).expose_value or option_of(flags[0]).is_flag, flags
+            continue
+        if len(shown) == 1:  # one default for every flag of the row
+            shown *= len(flags)
+        for spelling, default in zip(flags, shown, strict=True):
+            assert default == default_of(spelling), spelling
+            checked += 1
+    assert checked >= 10
+
+
+def test_the_limit_of_auto_workers_is_the_codes():
+    said = [
+        int(found)
+        for text in documents().values()
+        for found in re.findall(r"(?:cgroup|CPU quota).{0,120}?at most (\d+)", text)
+    ]
+    assert said and set(said) == {AUTO_MAX_WORKERS}
