@@ -142,7 +142,7 @@ class Bridge:
             if config.statsd_workers > 1:
                 await self._start_workers()
             else:
-                await self.listeners.serve(relayed(self.relays, self.ingest.packets))
+                await self.listeners.serve(relayed(self.relays, self.ingest.packets), self._fatal)
             with listening("web", "web_listen_address", config.web_listen_address):
                 self.addresses["web"] = await self._start_web()
         except StartupError:
@@ -207,8 +207,10 @@ class Bridge:
         log(logger, logging.INFO, "receiving workers", workers=config.statsd_workers)
 
     def _fatal(self, reason: str) -> None:
-        """The bridge can't go on (its workers keep dying): stop, and exit non-zero saying why."""
+        """The bridge can't go on (its workers keep dying, a listener's socket closed under it): stop, and
+        exit non-zero saying why."""
         log(logger, logging.ERROR, reason)
+        self.ready = False
         self.exit_code = 1
         self.stop_requested.set()
 
