@@ -8,7 +8,8 @@ The same program, flags and output, with these faults (comma-separated in STATSD
 - `reaper`: the reaper's first pass raises;
 - `event_loop`: a callback nobody awaits raises on the event loop a second after start-up;
 - `reload`: a mapping reload raises inside, as a bug there would;
-- `http`: a request for `/fault` raises inside the web app's handler;
+- `http`: a request for `/fault` raises inside the web app's handler, and `/invalid` is answered with a
+  response h11 refuses to send (a header name with a space);
 - `datagram_recv`: the portable datagram listener (asyncio-dgram, which tests/without_add_reader.py makes
   the bridge use; that program puts these faults in too) meets an error where a datagram starts with `fault.`;
 - `datagram_closed`: the portable datagram listener's transport closes under it a second after start-up;
@@ -43,6 +44,7 @@ import bridge.workers.process
 from bridge.daemon import Bridge
 from bridge.series.store import Store
 from bridge.web.app import App
+from bridge.web.http import Response
 from bridge.workers.process import Worker
 
 FAULTS = dict(fault.partition("=")[::2] for fault in os.environ.get("STATSD_BRIDGE_FAULTS", "").split(",") if fault)
@@ -100,6 +102,8 @@ if "http" in FAULTS:
     async def route_with_a_bug(self, request):
         if request.path == "/fault":
             raise InjectedFaultError("a bug in a page")
+        if request.path == "/invalid":
+            return Response(200, [("Bad Name", "x")], b"")
         return await route(self, request)
 
     App.route = route_with_a_bug

@@ -20,6 +20,7 @@ import asyncio_dgram
 import pytest
 
 from bridge.receiving.batches import DatagramCounts
+from bridge.receiving.datagrams import serve_datagrams
 from bridge.receiving.portable import serve_with_asyncio_dgram
 from bridge.supervise import loop_exception_handler
 from tests.conftest import sample, start_bridge
@@ -233,3 +234,37 @@ def test_a_bridge_whose_listener_socket_closes_under_it_exits_1_for_its_supervis
     log = "".join(bridge.log)
     assert "datagram listener's socket closed under it; no longer receiving: exiting" in log
     assert "TransportClosed" in log  # the traceback
+
+
+class SocketWithErrors(socket.socket):
+    """A UDP socket whose receive meets the OS's error for a datagram starting with `oserror.`."""
+
+    def recv(self, size: int, *args) -> bytes:
+        data = super().recv(size, *args)
+        if data.startswith(b"oserror."):
+            raise ConnectionRefusedError("an ICMP port unreachable")
+        return data
+
+
+def test_the_fast_path_counts_socket_errors_and_logs_them_within_a_limit(caplog):
+    async def send_errors() -> tuple[Counter, list[bytes], DatagramCounts]:
+        failures: Counter = Counter()
+        asyncio.get_running_loop().set_exception_handler(loop_exception_handler(failures))
+        sock = SocketWithErrors(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        received: list[bytes] = []
+        counts = DatagramCounts()
+        listening = serve_datagrams(sock, received.extend, counts)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for n in range(30):
+                sender.sendto(b"oserror.%d:1|c" % n, sock.getsockname())
+                sender.sendto(b"good.%d:1|c" % n, sock.getsockname())
+            await soon(lambda: len(received) == 30)
+        listening.stop()
+        return failures, received, counts
+
+    with caplog.at_level(logging.WARNING):
+        failures, received, counts = asyncio.run(send_errors())
+    assert len(received) == 30 and counts.socket_errors == 30
+    assert failures == {}  # the OS's error is not a bug
+    assert [record.getMessage() for record in caplog.records].count("datagram socket error") == 10
