@@ -25,9 +25,26 @@ logger = logging.getLogger("bridge.web")
 OTHER_FILES = 100
 
 
+def raise_open_files_limit() -> None:
+    """As Go does at start-up: the soft limit on open files up to the hard one, for many connections
+    (`connection_limit` then tells what is left for the web endpoint). A failure is logged: the limit
+    stays as it was."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as error:
+        log(logger, logging.WARNING, "the open-files limit could not be raised", soft=soft, hard=hard, error=str(error))
+
+
 def connection_limit(wanted: int = Limits.max_connections) -> int:
     """The web connections this process can hold: `wanted`, or fewer when the open-files limit (as raised
-    at start-up) is too low for that many, which is logged with the numbers."""
+    at start-up by `raise_open_files_limit`) is too low for that many, which is logged with the numbers."""
     try:
         import resource
     except ImportError:  # Windows: no such limit

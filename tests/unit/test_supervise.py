@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from bridge.supervise import Backoff, FileWatch, loop_exception_handler, report_failure
-from bridge.web.front import WebFront
-from bridge.web.http import Limits
+from bridge.web.front import WebFront, raise_open_files_limit
+from bridge.web.http import Limits, Server
 from bridge.web.tls import Loaded
 from bridge.web.web_config import WebConfig
 from tests.conftest import FakeClock
@@ -115,3 +115,33 @@ def test_a_web_config_reload_that_raises_is_a_failed_reload_and_an_internal_erro
     assert not passed
     assert reloads == {"success": 0, "failure": 1} and failures == {"web_config": 1}
     assert "KeyError: 'a bug in the web config reload'" in caplog.text  # the traceback
+
+
+def test_a_failure_shared_by_several_requests_is_counted_and_logged_once(caplog):
+    async def fail_shared() -> Counter:
+        failures: Counter = Counter()
+        server = Server(lambda request: None, failures=failures)  # type: ignore[arg-type,return-value]
+        shared, other = RuntimeError("one failed render"), RuntimeError("another")
+        for path in ("/metrics", "/metrics", "/metrics"):  # three scrapers waited on the same render
+            server.failed(shared, "request failed", path=path)
+        server.failed(other, "request failed", path="/metrics")
+        return failures
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(fail_shared()) == {"http": 2}
+    assert caplog.text.count("RuntimeError: one failed render") == 1
+
+
+def test_an_open_files_limit_that_cannot_be_raised_is_told(monkeypatch, caplog):
+    import resource
+
+    def refused(which, limits):
+        raise ValueError("not allowed")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1024, 4096))
+    monkeypatch.setattr(resource, "setrlimit", refused)
+    with caplog.at_level(logging.WARNING):
+        raise_open_files_limit()
+    [warning] = caplog.records
+    assert warning.getMessage() == "the open-files limit could not be raised"
+    assert warning.fields == {"soft": 1024, "hard": 4096, "error": "not allowed"}
