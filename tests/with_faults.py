@@ -17,6 +17,7 @@ The same program, flags and output, with these faults (comma-separated in STATSD
 - `worker_event_loop`: in each receiving worker (--statsd.workers; they run this program too), a callback
   nobody awaits raises on the event loop right after start-up;
 - `worker_reload`: worker 1 fails to compile the rules of a mapping reload;
+- `pool_supervisor`: the main process's supervisors of the workers raise a second after start-up;
 - `nofile=N`: the process may hold at most N open files (soft and hard limit).
 
     python tests/with_faults.py worker [worker flags]
@@ -167,6 +168,14 @@ if "worker_reload" in FAULTS:
             bridge.workers.process.compile_mapping = compile_mapping
 
     Worker.reload = reload_failing_in_worker_1
+
+if "pool_supervisor" in FAULTS:
+
+    async def supervise_with_a_bug(self, handle):
+        await asyncio.sleep(1.0)
+        raise InjectedFaultError(f"a bug in worker {handle.index}'s supervisor")
+
+    bridge.workers.pool.Pool._supervise = supervise_with_a_bug
 
 bridge.workers.pool.WORKER_PROGRAM = (__file__, "worker")
 

@@ -246,6 +246,24 @@ def test_a_reload_that_fails_in_one_worker_leaves_every_worker_on_the_old_rules(
     assert sample(samples, "statsd_bridge_worker_restarts_total") == 0  # taken back by a reload, not a restart
 
 
+def test_a_workers_supervisor_that_fails_stops_the_bridge_with_exit_1(faulty_bridge):
+    bridge = faulty_bridge("pool_supervisor", "--statsd.workers=2")
+    assert bridge.process.wait(timeout=20) == 1
+    log = "".join(bridge.log)
+    assert "a worker's supervisor failed" in log and "component=workers" in log
+    assert "InjectedFaultError: a bug in worker 1's supervisor" in log  # the traceback
+
+
+def test_tcp_lines_too_long_are_each_counted_and_logged_within_a_limit(faulty_bridge):
+    bridge = faulty_bridge("")
+    for _ in range(15):
+        with contextlib.suppress(ConnectionError):  # closed at the limit, perhaps before all was sent
+            bridge.send_tcp(b"x" * 70_000 + b"\n")
+    samples = bridge.wait_for(lambda s: sample(s, "statsd_bridge_tcp_too_long_lines_total") == 15)
+    assert samples is not None, bridge.metrics()
+    assert "".join(bridge.log).count("TCP line too long, closing connection") == 10
+
+
 def test_an_open_files_limit_too_low_for_10000_connections_is_told_and_enforced(faulty_bridge):
     bridge = faulty_bridge("nofile=300", "--web.read-header-timeout=60s")
     # 100 descriptors are kept for all but web connections
