@@ -4,9 +4,9 @@ Each periodic task runs one step at a time under `periodic`: a step that raises 
 traceback and counted (statsd_bridge_internal_errors_total{component}), and the task goes on at its next
 step. What the event loop itself catches (a callback or task nobody awaits) goes through the same count
 and log, by `loop_exception_handler` (the log within a rate limit: a bug on the fast path fires with every
-datagram), and `report_failure` hands it a task's failure as the task ends. `FileWatch` reloads what files on disk define (the mapping file,
-the web config and its certificates) when they change, and tries a reload that failed again on the
-`Backoff` schedule.
+datagram), and `report_failure` hands it a task's failure as the task ends. `FileWatch` reloads what
+files on disk define (the mapping file, the web config and its certificates) when they change, and
+tries a reload that failed (or raised) again on the `Backoff` schedule.
 """
 
 from __future__ import annotations
