@@ -33,7 +33,7 @@ from bridge.series.store import Store
 from bridge.stats import Stats, rejections
 from bridge.supervise import FileWatch, loop_exception_handler, periodic
 from bridge.web.app import App
-from bridge.web.front import WebFront, connection_limit
+from bridge.web.front import WebFront, connection_limit, raise_open_files_limit
 from bridge.web.http import Limits
 from bridge.web.status import Status
 from bridge.web.tls import Loaded
@@ -64,7 +64,7 @@ class Bridge:
         self.store = Store()
         self.ingest = Ingest(Mapper(mapping), self.store, self.stats, dialects=config.dialects)
         self.listeners = Listeners(config)
-        self.addresses = self.listeners.addresses  # and the web endpoint's, once it listens
+        self.addresses: dict[str, str] = {}  # by listener as bound, the web endpoint's included
         self.relays: list[Relay] = []
         self.front: WebFront | None = None
         self.pool: Pool | None = None  # the receiving workers, with --statsd.workers above 1
@@ -142,7 +142,8 @@ class Bridge:
             if config.statsd_workers > 1:
                 await self._start_workers()
             else:
-                await self.listeners.serve(relayed(self.relays, self.ingest.packets))
+                await self.listeners.serve(relayed(self.relays, self.ingest.packets), self._fatal)
+            self.addresses.update(self.listeners.addresses)
             with listening("web", "web_listen_address", config.web_listen_address):
                 self.addresses["web"] = await self._start_web()
         except StartupError:
@@ -207,8 +208,10 @@ class Bridge:
         log(logger, logging.INFO, "receiving workers", workers=config.statsd_workers)
 
     def _fatal(self, reason: str) -> None:
-        """The bridge can't go on (its workers keep dying): stop, and exit non-zero saying why."""
+        """The bridge can't go on (its workers keep dying, a listener's socket closed under it): stop, and
+        exit non-zero saying why."""
         log(logger, logging.ERROR, reason)
+        self.ready = False
         self.exit_code = 1
         self.stop_requested.set()
 
@@ -353,17 +356,6 @@ def readiness_callbacks(loop: asyncio.AbstractEventLoop) -> bool:
     finally:
         probe.close()
         other.close()
-
-
-def raise_open_files_limit() -> None:
-    """As Go does at start-up: the soft limit on open files up to the hard one, for many connections (the
-    web endpoint holds fewer, saying so, when that is still too low: bridge/web/front.py)."""
-    with contextlib.suppress(ImportError, ValueError, OSError):
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def run(

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from bridge.config import ReaperSettings
-from bridge.logs import log
+from bridge.logs import log, summarise_held_back
 from bridge.series.store import Store
 from bridge.stats import Stats, rejections
 from bridge.supervise import periodic
@@ -59,8 +59,9 @@ class Housekeeping:
         return self.pool.collected_until
 
     async def sweep(self) -> None:
-        """The workers' hand-over, the rates and trends of the status page, and the series past their ttl
-        (as of the hand-over: a series a worker still holds an update of is not past it)."""
+        """The workers' hand-over, the rates and trends of the status page, the series past their ttl (as of
+        the hand-over: a series a worker still holds an update of is not past it), and the log's held-back
+        counts."""
         collected = await self.collect()
         now = time.monotonic()
         errors = sum(rejections(self.stats).values())
@@ -69,6 +70,7 @@ class Housekeeping:
         removed = self.store.sweep(collected)
         if removed:
             log(logger, logging.DEBUG, "expired series removed", count=removed)
+        summarise_held_back()  # a flood of warnings that stopped is told how large it was
 
     def reap(self) -> None:
         removed = self.store.reap(self.pool.collected_until if self.pool else time.monotonic(), self.reaper.after)

@@ -15,6 +15,7 @@ from bridge.config import FLAGS, Config
 from bridge.net import format_address, parse_address
 from bridge.receiving.batches import DatagramCounts, Receive
 from bridge.receiving.datagrams import serve_datagrams, udp_drops, udp_socket, unixgram_socket
+from bridge.receiving.portable import Fatal
 from bridge.receiving.tcp import TCPCounts, close_servers, serve_tcp, tcp_socket
 
 logger = logging.getLogger("bridge.server")
@@ -79,14 +80,15 @@ class Listeners:
             self.addresses["unixgram"] = config.statsd_listen_unixgram
         return sockets
 
-    async def serve(self, receive: Receive) -> None:
-        """Bind every listener and read it on this process's event loop: one process does it all."""
+    async def serve(self, receive: Receive, fatal: Fatal) -> None:
+        """Bind every listener and read it on this process's event loop: one process does it all. A listener
+        that can't go on calls `fatal`."""
         for kind, sock in self.bind().items():
             if kind == "tcp":
                 with listening("tcp", "statsd_listen_tcp", self.config.statsd_listen_tcp):
                     self.servers.append(await serve_tcp(sock, receive, self.tcp))
             else:
-                self.closers.append(serve_datagrams(sock, receive, self.counts[kind]).stop)
+                self.closers.append(serve_datagrams(sock, receive, self.counts[kind], fatal).stop)
 
     def bind_for_workers(self) -> dict[str, socket.socket]:
         """Bind every listener for the workers to read; the sockets stay open here until `close`."""

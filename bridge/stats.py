@@ -27,8 +27,8 @@ class Stats:
         self.batches = 0  # datagram batches handed to the ingest: statsd_exporter's event queue flushes
         self.web_config_reloads: Counter[str] = Counter({"success": 0, "failure": 0})
         # what raised where nothing should have, by component (ingest, sweep, reaper, web_config,
-        # mapping_watch, listener, reload, http, event_loop), counted and logged with its traceback while the
-        # work goes on
+        # mapping_watch, listener, reload, http, event_loop, workers, introduce), counted and logged with its
+        # traceback while the work goes on
         self.internal_errors: Counter[str] = Counter()
         # receiving workers (--statsd.workers): how many run, and how often one had to be started again
         self.workers = 0

@@ -3,9 +3,10 @@
 Each periodic task runs one step at a time under `periodic`: a step that raises is logged with its
 traceback and counted (statsd_bridge_internal_errors_total{component}), and the task goes on at its next
 step. What the event loop itself catches (a callback or task nobody awaits) goes through the same count
-and log, by `loop_exception_handler`. `FileWatch` reloads what files on disk define (the mapping file,
-the web config and its certificates) when they change, and tries a reload that failed again on the
-`Backoff` schedule.
+and log, by `loop_exception_handler` (the log within a rate limit: a bug on the fast path fires with every
+datagram), and `report_failure` hands it a task's failure as the task ends. `FileWatch` reloads what
+files on disk define (the mapping file, the web config and its certificates) when they change, and
+tries a reload that failed (or raised) again on the `Backoff` schedule.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from bridge.logs import log
+from bridge.logs import RateLimited, log
 
 logger = logging.getLogger("bridge.supervise")
 
@@ -46,7 +47,10 @@ async def periodic(name: str, interval: float, step: Step, failures: Counter[str
 
 def loop_exception_handler(failures: Counter[str]) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
     """An event loop exception handler that counts and logs what the loop caught: by the component its
-    context names (a supervised task that reports its failure here), else as component="event_loop"."""
+    context names (a supervised task that reports its failure here), else as component="event_loop".
+    Each is counted; the log holds at most a few tracebacks of each component's and message's every ten
+    seconds (a bug in a receive callback fires with every datagram), then how many it held back."""
+    limited = RateLimited(logger)
 
     def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         error = context.get("exception")
@@ -59,11 +63,24 @@ def loop_exception_handler(failures: Counter[str]) -> Callable[[asyncio.Abstract
             )
         failures[fields["component"]] += 1
         if error is not None:
-            logger.error(what, exc_info=error, extra={"fields": fields})
+            limited.exception(what, kind=fields["component"], error=error, **fields)
         else:
-            log(logger, logging.ERROR, what, **fields)
+            limited(logging.ERROR, what, kind=fields["component"], **fields)
 
     return handle
+
+
+def report_failure(task: asyncio.Task, component: str, what: str) -> None:
+    """When `task` ends on an exception (not a cancellation), hand it at once to the loop's exception
+    handler, counted under `component`: not only at the loop's teardown, as asyncio would."""
+
+    def ended(task: asyncio.Task) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        context = {"message": what, "exception": task.exception(), "component": component, "task": task}
+        task.get_loop().call_exception_handler(context)
+
+    task.add_done_callback(ended)
 
 
 class Backoff:
@@ -108,8 +125,15 @@ class FileWatch:
     minute), until it passes or the files change again: a transient fault (descriptors used up while a
     renewed certificate lands) must not leave the old settings in service until they expire."""
 
-    def __init__(self, name: str, files: Callable[[], Iterable[str]], reload: Callable[[], Awaitable[bool]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        files: Callable[[], Iterable[str]],
+        reload: Callable[[], Awaitable[bool]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
+        self.clock = clock
         self.files = files  # asked again after each reload: a new web config may name other certificates
         self.reload = reload  # True when it passed; a failure is logged and counted by the reload itself
         self.marks = file_marks(files())
@@ -117,7 +141,7 @@ class FileWatch:
         self.backoff = Backoff()
 
     async def step(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         names = list(self.files())
         marks = file_marks(names)
         if marks != self.marks:
@@ -125,7 +149,12 @@ class FileWatch:
             self.backoff.succeeded()  # new files: try them now
         if not self.pending or not self.backoff.due(now):
             return
-        if await self.reload():
+        try:
+            passed = await self.reload()
+        except Exception:  # a bug in the reload: tried again on the same schedule, and counted by `periodic`
+            self.backoff.failed(now)
+            raise
+        if passed:
             self.pending = False
             self.backoff.succeeded()
             if list(self.files()) != names:  # the new settings name other files: watch those from now on

@@ -104,6 +104,12 @@ def self_metrics(sources: Sources) -> Iterator[Metric]:
         stats.batches,
     )
     yield _counter("unixgram_packets_total", "Unix datagram packets received.", sources.unixgram.packets)
+    yield _labelled(
+        "datagram_socket_errors_total",
+        "Errors a datagram socket reported (the OS's, not a bug), by listener.",
+        ["listener"],
+        Counter({"udp": sources.udp.socket_errors, "unixgram": sources.unixgram.socket_errors}),
+    )
     yield _counter("tcp_connections_total", "TCP connections accepted.", tcp.connections)
     yield _counter("tcp_connection_errors_total", "TCP connections ended by a read error.", tcp.connection_errors)
     yield _counter(

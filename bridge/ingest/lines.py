@@ -344,7 +344,14 @@ class Ingest:
 
     def _reject(self, error: LineError, line: str) -> None:
         self.stats.sample_errors[error.reason] += 1
-        self._warn(logging.WARNING, "rejected line", reason=error.reason, detail=error.detail, line=line[:200])
+        self._warn(
+            logging.WARNING,
+            "rejected line",
+            kind=error.reason,
+            reason=error.reason,
+            detail=error.detail,
+            line=line[:200],
+        )
 
     def sample(self, sample: Sample, updates: list[Update]) -> bool:
         """Add the updates of one sample to `updates`, one per target that takes it, counting each

@@ -12,9 +12,11 @@ MAX_DATAGRAM = 65535
 
 @dataclass(slots=True)
 class DatagramCounts:
-    """What a datagram listener counts (statsd_exporter's udp_packets_total, unixgram_packets_total)."""
+    """What a datagram listener counts (statsd_exporter's udp_packets_total, unixgram_packets_total, and
+    the errors its socket reported: statsd_bridge_datagram_socket_errors_total)."""
 
     packets: int = 0
+    socket_errors: int = 0
 
 
 def _nothing_to_read() -> None:

@@ -8,10 +8,10 @@ import os
 import socket
 import time
 
-from bridge.logs import log
+from bridge.logs import RateLimited, log
 from bridge.net import bound_socket
 from bridge.receiving.batches import MAX_DATAGRAM, DatagramCounts, Listening, Receive
-from bridge.receiving.portable import serve_with_asyncio_dgram
+from bridge.receiving.portable import Fatal, serve_with_asyncio_dgram
 
 logger = logging.getLogger("bridge.listeners")
 
@@ -53,8 +53,12 @@ READ_NOW_SECONDS = 0.05
 COALESCE_MIN_BUFFER = 16 * 1024 * 1024
 
 
-def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCounts) -> Listening:
-    """Start receiving on a bound datagram socket (UDP or unixgram).
+def serve_datagrams(
+    sock: socket.socket, receive: Receive, counts: DatagramCounts, fatal: Fatal | None = None
+) -> Listening:
+    """Start receiving on a bound datagram socket (UDP or unixgram). On a loop without readiness callbacks,
+    the portable path (which stops the process through `fatal` if it can't go on); without `fatal`, such a
+    loop raises NotImplementedError.
 
     On each readiness callback the socket is read until it is empty. Measured here on uvloop
     with single-line datagrams (bench/run.py, 3 s trials): asyncio-dgram's awaitable recv()
@@ -67,6 +71,7 @@ def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCount
     fd = sock.fileno()
     coalesce = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2 >= COALESCE_MIN_BUFFER
     resume: list[asyncio.TimerHandle] = []  # the pending re-arm while coalescing
+    socket_errors = RateLimited(logger)
 
     def read_dry() -> int:
         batch: list[bytes] = []
@@ -75,8 +80,9 @@ def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCount
                 batch.append(recv(MAX_DATAGRAM))
         except BlockingIOError:
             pass
-        except OSError as error:
-            log(logger, logging.WARNING, "datagram socket error", error=str(error))
+        except OSError as error:  # the OS's (an ICMP error on UDP, say), not a bug: counted, logged within a limit
+            counts.socket_errors += 1
+            socket_errors(logging.WARNING, "datagram socket error", error=str(error))
         if batch:
             counts.packets += len(batch)
             receive(batch)  # one call for the batch: the clock and the counts once, not per datagram
@@ -94,7 +100,9 @@ def serve_datagrams(sock: socket.socket, receive: Receive, counts: DatagramCount
     try:
         loop.add_reader(fd, on_readable)
     except NotImplementedError:  # Windows' Proactor loop has no readiness callbacks
-        return Listening(serve_with_asyncio_dgram(sock, receive, counts))
+        if fatal is None:
+            raise
+        return Listening(serve_with_asyncio_dgram(sock, receive, counts, fatal))
 
     def read_now() -> None:
         # for at most READ_NOW_SECONDS: a socket that fills as fast as it is read is never dry

@@ -7,7 +7,7 @@ import logging
 import socket
 from dataclasses import dataclass
 
-from bridge.logs import log
+from bridge.logs import RateLimited, log
 from bridge.net import bound_socket, listen_backlog
 from bridge.receiving.batches import Receive
 
@@ -33,7 +33,9 @@ def tcp_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
 
 async def serve_tcp(sock: socket.socket, receive: Receive, counts: TCPCounts) -> asyncio.Server:
     """Accept connections on a listening socket (several processes may accept on the same one). asyncio
-    listens again with its own backlog, 100 unless told: told the kernel's longest."""
+    listens again with its own backlog, 100 unless told: told the kernel's longest. What ends a connection
+    is counted each time and logged within a limit per kind (a client that reconnects in a loop)."""
+    limited = RateLimited(logger)
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         counts.connections += 1
@@ -48,12 +50,12 @@ async def serve_tcp(sock: socket.socket, receive: Receive, counts: TCPCounts) ->
                     break
                 except asyncio.LimitOverrunError:
                     counts.too_long_lines += 1
-                    log(logger, logging.WARNING, "TCP line too long, closing connection", peer=peer, limit=MAX_TCP_LINE)
+                    limited(logging.WARNING, "TCP line too long, closing connection", peer=peer, limit=MAX_TCP_LINE)
                     break
                 receive([raw[:-1]])
         except (ConnectionError, OSError) as error:
             counts.connection_errors += 1
-            log(logger, logging.INFO, "TCP connection error", peer=peer, error=str(error))
+            limited(logging.INFO, "TCP connection error", peer=peer, error=str(error))
         finally:
             writer.close()
 

@@ -25,9 +25,26 @@ logger = logging.getLogger("bridge.web")
 OTHER_FILES = 100
 
 
+def raise_open_files_limit() -> None:
+    """As Go does at start-up: the soft limit on open files up to the hard one, for many connections
+    (`connection_limit` then tells what is left for the web endpoint). A failure is logged: the limit
+    stays as it was."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as error:
+        log(logger, logging.WARNING, "the open-files limit could not be raised", soft=soft, hard=hard, error=str(error))
+
+
 def connection_limit(wanted: int = Limits.max_connections) -> int:
     """The web connections this process can hold: `wanted`, or fewer when the open-files limit (as raised
-    at start-up) is too low for that many, which is logged with the numbers."""
+    at start-up by `raise_open_files_limit`) is too low for that many, which is logged with the numbers."""
     try:
         import resource
     except ImportError:  # Windows: no such limit
@@ -58,6 +75,7 @@ class WebFront:
         self.web = web
         self.pool = pool  # the file and its certificates are read there, off the event loop
         self.reloads = reloads  # by outcome: statsd_bridge_web_config_reloads_total
+        self.failures = failures  # a reload that raised (a bug), as component "web_config"
         self.http = Server(app, limits, lambda certificate: peer_allowed(self.web.config.tls, certificate), failures)
 
     async def listen(self, address: str) -> str:
@@ -85,7 +103,8 @@ class WebFront:
 
     async def reload(self) -> bool:
         """Read the web config file again: users, headers and rate limit apply from the next request, a new
-        TLS context from the next connection. One that fails keeps the old settings; False then."""
+        TLS context from the next connection. One that fails keeps the old settings; False then. Never
+        raises: a bug is counted (component "web_config") and logged with its traceback, a failure too."""
         path = self.web.config.path
         try:
             web = await asyncio.get_running_loop().run_in_executor(self.pool, load, path)
@@ -98,6 +117,12 @@ class WebFront:
             log(
                 logger, logging.ERROR, "web config reload failed, keeping the old settings", file=path, error=str(error)
             )
+            return False
+        except Exception:
+            self.reloads["failure"] += 1
+            self.failures["web_config"] += 1
+            fields = {"component": "web_config", "file": path, "failures": self.failures["web_config"]}
+            logger.exception("web config reload failed (a bug), keeping the old settings", extra={"fields": fields})
             return False
         self.web = web
         self.app.use(web.config)

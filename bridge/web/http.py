@@ -10,6 +10,7 @@ oversized head with 400: this module exists for those two answers (408 and 431).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import socket
@@ -220,9 +221,8 @@ class Connection(asyncio.Protocol):
     async def _answer(self, request: Request) -> None:
         try:
             response = await self.server.handler(request)
-        except Exception:
-            self.server.failures["http"] += 1
-            logger.exception("request failed", extra={"fields": {"path": request.path, "component": "http"}})
+        except Exception as error:
+            self.server.failed(error, "request failed", path=request.path)
             response = Response(
                 500, [("Content-Type", "text/plain; charset=utf-8")], b"internal error, see the bridge's log\n"
             )
@@ -249,8 +249,8 @@ class Connection(asyncio.Protocol):
             if request.method != "HEAD":
                 data += self.h11.send(h11.Data(data=response.body))
             data += self.h11.send(h11.EndOfMessage())
-        except h11.LocalProtocolError as error:
-            logger.error("cannot send the response", extra={"fields": {"error": str(error)}})
+        except h11.LocalProtocolError as error:  # our own response is invalid: a bug
+            self.server.failed(error, "cannot send the response", path=request.path)
             self.transport.abort()
             return
         self.transport.write(data)
@@ -329,12 +329,23 @@ class Server:
         self.loop = asyncio.get_running_loop()
         self.listener: asyncio.Server | None = None
         self._log = RateLimited(logger)
+        # the failures counted last: the requests that shared one render all meet its one exception
+        self._counted: collections.deque[BaseException] = collections.deque(maxlen=16)
+
+    def failed(self, error: BaseException, what: str, **fields: object) -> None:
+        """A bug met answering a request: counted once per failure (not per request that shared it) as
+        component "http", and logged with its traceback within a limit."""
+        if any(error is counted for counted in self._counted):
+            return
+        self._counted.append(error)
+        self.failures["http"] += 1
+        self._log.exception(what, kind="http", error=error, component="http", **fields)
 
     def count_error(self, reason: str, peer: object, log: bool = True, detail: object = None) -> None:
         self.stats.errors[reason] += 1
         if log:
             fields = {"reason": reason, "peer": peer} | ({"detail": str(detail)} if detail else {})
-            self._log(logging.WARNING, "http request refused", **fields)
+            self._log(logging.WARNING, "http request refused", kind=reason, **fields)
 
     async def listen(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
         """Serve on a bound socket, with the kernel's longest accept queue."""

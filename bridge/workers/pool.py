@@ -23,6 +23,7 @@ from bridge.logs import log
 from bridge.receiving.relay import RelayStats
 from bridge.series.store import Store
 from bridge.stats import Stats
+from bridge.supervise import report_failure
 from bridge.workers import channel
 from bridge.workers.counts import Totals
 from bridge.workers.merge import Known, Merger
@@ -41,6 +42,8 @@ HUNG_SECONDS = 30.0
 # More restarts than this within CRASH_WINDOW seconds is a crash loop: the bridge exits, saying why
 CRASH_RESTARTS = 5
 CRASH_WINDOW = 60.0
+# How a worker's process is run, after the interpreter (the tests run it with faults put in)
+WORKER_PROGRAM = ("-m", "bridge.workers")
 
 
 class WorkerStartError(Exception):
@@ -59,6 +62,7 @@ class Handle:
     waiting: dict[int, asyncio.Future] = field(default_factory=dict)  # round -> its hand-over
     reloaded: asyncio.Future | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
+    rules: tuple[str | None, str] = (None, "")  # the mapping text and path it runs: started with or reloaded
     answered: float = 0.0  # when it last handed over (or got ready): a worker silent too long hangs
 
 
@@ -95,7 +99,18 @@ class Pool:
         self.store.names.changes = []  # the workers keep copies of the store's Names
         await asyncio.gather(*(self._spawn(handle) for handle in self.handles))
         self.supervisors = [asyncio.ensure_future(self._supervise(handle)) for handle in self.handles]
+        for supervisor in self.supervisors:
+            supervisor.add_done_callback(self._supervisor_ended)
         self.stats.workers = self.count
+
+    def _supervisor_ended(self, task: asyncio.Task) -> None:
+        """A supervisor that ended on an exception (a bug) leaves its worker unwatched: counted and logged,
+        and the bridge stops (exit 1) for its own supervisor to start it again."""
+        if task.cancelled() or task.exception() is None:
+            return
+        context = {"message": "a worker's supervisor failed", "exception": task.exception(), "component": "workers"}
+        task.get_loop().call_exception_handler(context)
+        self.fatal("a worker's supervisor failed, so the worker would not be started again if it died")
 
     async def _spawn(self, handle: Handle) -> None:
         """Start the worker's process on the shared sockets, and wait until it is ready. Its process is
@@ -104,7 +119,7 @@ class Pool:
         ours, theirs = socket.socketpair()
         try:
             process = handle.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bridge.workers", "--worker", f"{handle.index}/{self.count}",
+                sys.executable, *WORKER_PROGRAM, "--worker", f"{handle.index}/{self.count}",
                 "--channel", str(theirs.fileno()),
                 pass_fds=[theirs.fileno(), *(sock.fileno() for sock in self.sockets.values())],
                 stdin=subprocess.DEVNULL,
@@ -123,7 +138,10 @@ class Pool:
         handle.waiting = {}
         reader, handle.writer = await asyncio.open_unix_connection(sock=ours)
         channel.send(handle.writer, start)  # buffered: the worker reads it once it has started
+        handle.rules = (start["mapping"], start["mapping_path"])
         handle.tasks = [asyncio.ensure_future(self._read(handle, reader, ready, handle.waiting))]
+        # a reader that escapes stops taking this worker's hand-overs: it is killed as hung and started again
+        report_failure(handle.tasks[0], "workers", "reading a worker's messages failed")
         try:
             await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT)
         except (asyncio.TimeoutError, WorkerStartError):
@@ -278,9 +296,26 @@ class Pool:
     async def reload(self, text: str | None, path: str) -> list[str]:
         """Every worker compiles the same text and swaps its rules in, all at once; the errors of those that
         did not. A worker that dies meanwhile is started again with the new text, so it counts as reloaded;
-        one that does not answer in time is killed, and so starts again with it too."""
+        one that does not answer in time is killed, and so starts again with it too. If any fails, every
+        worker goes back to the old rules (one that can't is killed, and starts again with them), so that
+        "the old rules stay" holds for them all."""
+        old = self.start_message
+        self.start_message = dict(old, mapping=text, mapping_path=path)  # what a worker started meanwhile gets
+        errors = await self._reload_live(text, path)
+        if errors:
+            self.start_message = old
+            back = (old["mapping"], old["mapping_path"])
+            for error in await self._reload_live(*back):
+                log(logger, logging.ERROR, "worker could not go back to the old rules", error=error)
+            for handle in self.handles:
+                if handle.rules != back and handle.process is not None and handle.process.returncode is None:
+                    log(logger, logging.ERROR, "worker killed to start again with the old rules", worker=handle.index)
+                    handle.process.kill()
+        return errors
+
+    async def _reload_live(self, text: str | None, path: str) -> list[str]:
+        """Ask every live worker to swap in these rules; the errors of those that did not."""
         loop = asyncio.get_running_loop()
-        self.start_message = dict(self.start_message, mapping=text, mapping_path=path)
         asked = []
         for handle in self._live():
             handle.reloaded = loop.create_future()
@@ -296,9 +331,11 @@ class Pool:
                 log(logger, logging.ERROR, "worker did not reload in time; killing it", worker=handle.index)
                 if handle.process is not None and handle.process.returncode is None:
                     handle.process.kill()
-            elif not future.exception():  # an exception: the worker died, and starts with the new text
+            elif not future.exception():  # an exception: the worker died, and starts with start_message
                 ok, error = future.result()
-                if not ok:
+                if ok:
+                    handle.rules = (text, path)
+                else:
                     errors.append(f"worker {handle.index}: {error}")
         return errors
 

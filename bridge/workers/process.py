@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
-from bridge.logs import log, setup
+from bridge.logs import log, setup, summarise_held_back
 from bridge.mapping.loader import MappingConfig, MappingError, load_mapping
 from bridge.mapping.router import Mapper, warmed
 from bridge.receiving.batches import DatagramCounts, Listening
@@ -30,6 +30,7 @@ from bridge.receiving.datagrams import serve_datagrams
 from bridge.receiving.relay import Relay, relayed
 from bridge.receiving.tcp import TCPCounts, close_servers, serve_tcp
 from bridge.stats import Stats, take_counts
+from bridge.supervise import loop_exception_handler, report_failure
 from bridge.workers import channel
 from bridge.workers.handover import WorkerIngest, WorkerStore
 from bridge.workers.records import Flushed
@@ -84,6 +85,7 @@ class Worker:
     ) -> tuple:
         for listening in self.listening:
             listening.read_now()  # a line sent before the scrape that asked for this is in it
+        summarise_held_back()  # every second or so: a flood of warnings that stopped is told how large it was
         new, known, forgotten = self.store.answer(forget, accepted, changes, time.monotonic())
         return self._message(round_number, new, known, forgotten)
 
@@ -138,11 +140,15 @@ class Worker:
         channel.send(writer, ("reloaded", True, ""))
 
     async def serve(self, sock: socket.socket) -> int:
+        # what the loop catches (a failed readiness callback, a task's escape) is counted with this worker's
+        # other internal errors, handed over with them to the main process's internal_errors_total
+        asyncio.get_running_loop().set_exception_handler(loop_exception_handler(self.stats.internal_errors))
         await self.listen()
         reader, writer = await asyncio.open_unix_connection(sock=sock)
         channel.send(writer, ("ready", os.getpid()))
         reloads: set[asyncio.Task] = set()
         introducer = asyncio.ensure_future(self.introduce_often(writer))
+        report_failure(introducer, "introduce", "the worker's early hand-over stopped on an error")
         while True:
             try:
                 message = await channel.receive(reader)
@@ -159,6 +165,7 @@ class Worker:
                 task = asyncio.ensure_future(self.reload(writer, message[1], message[2]))
                 reloads.add(task)
                 task.add_done_callback(reloads.discard)
+                report_failure(task, "reload", "a worker's reload stopped on an error")
             elif kind == "stop":
                 introducer.cancel()
                 await self.stop_listening()

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import parse_samples, sample, start_bridge
 from tests.integration.test_hardening import post
+from tests.integration.test_workers import lines_by_worker as worker_lines
 
 WITH_FAULTS = (str(Path(__file__).resolve().parents[1] / "with_faults.py"),)
 
@@ -174,6 +175,93 @@ def test_a_page_that_raises_is_answered_500_and_counted_with_the_internal_errors
     assert "request failed" in log and "component=http" in log
     assert "InjectedFaultError: a bug in a page" in log  # the traceback
     assert bridge.get("/-/healthy")[0] == 200
+
+
+def test_500s_are_each_counted_and_their_tracebacks_logged_within_a_limit(faulty_bridge):
+    bridge = faulty_bridge("http")
+    for _ in range(30):
+        assert bridge.get("/fault")[0] == 500
+    samples = bridge.samples()
+    assert internal_errors(samples, "http") == 30
+    assert "".join(bridge.log).count("InjectedFaultError: a bug in a page") == 10
+
+
+def test_a_response_of_ours_that_h11_refuses_is_counted_as_a_bug(faulty_bridge):
+    bridge = faulty_bridge("http")
+    with socket.create_connection(bridge.addresses["web"], timeout=5) as connection:
+        connection.sendall(b"GET /invalid HTTP/1.1\r\nHost: x\r\n\r\n")
+        with contextlib.suppress(ConnectionResetError):
+            assert connection.recv(1024) == b""  # aborted: nothing half-sent
+    samples = bridge.wait_for(lambda s: internal_errors(s, "http") == 1)
+    assert samples is not None, bridge.metrics()
+    log = "".join(bridge.log)
+    assert "cannot send the response" in log and "LocalProtocolError" in log
+
+
+def test_a_web_config_reload_that_raises_is_a_failed_reload_tried_on_the_backoff_schedule(faulty_bridge, tmp_path):
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("{}\n")
+    bridge = faulty_bridge("web_reload", f"--web.config.file={web_config}")
+    web_config.write_text("# changed\n{}\n")
+    samples = bridge.wait_for(lambda s: internal_errors(s, "web_config") == 1, timeout=10)
+    assert samples is not None, bridge.metrics()
+    assert sample(samples, "statsd_bridge_web_config_reloads_total", outcome="failure") == 1
+    time.sleep(4.5)  # tried again after 1 s and 2 s more (then 4 s): not every second
+    samples = bridge.samples()
+    assert internal_errors(samples, "web_config") == 3
+    assert sample(samples, "statsd_bridge_web_config_reloads_total", outcome="failure") == 3
+    log = "".join(bridge.log)
+    assert "web config reload failed (a bug), keeping the old settings" in log
+    assert "InjectedFaultError: a bug in the web config reload" in log  # the traceback
+
+
+def test_an_error_on_a_workers_event_loop_is_counted_in_the_main_process(faulty_bridge):
+    bridge = faulty_bridge("worker_event_loop", "--statsd.workers=2")
+    samples = bridge.wait_for(lambda s: internal_errors(s, "event_loop") == 2, timeout=10)
+    assert samples is not None, bridge.metrics()
+    log = "".join(bridge.log)
+    assert "InjectedFaultError: a callback on worker 1's event loop" in log
+    assert "InjectedFaultError: a callback on worker 2's event loop" in log
+
+
+def test_a_reload_that_fails_in_one_worker_leaves_every_worker_on_the_old_rules(faulty_bridge, tmp_path):
+    mapping = tmp_path / "m.yml"
+    mapping.write_text("mappings:\n- match: r.*\n  name: old\n")
+    bridge = faulty_bridge("worker_reload", f"--statsd.mapping-config={mapping}", "--web.enable-lifecycle",
+                           "--statsd.workers=2")  # fmt: skip
+    mapping.write_text("mappings:\n- match: r.*\n  name: new\n")
+    status, body = post(bridge, "/-/reload")
+    assert status == 500 and "reload failed, the old rules stay: " in body and "worker 1" in body
+    sent, deadline = 0, time.monotonic() + 15
+    while not all(worker_lines(bridge.samples()).values()):  # whichever worker reads first: until both have
+        assert time.monotonic() < deadline, worker_lines(bridge.samples())
+        for _ in range(20):
+            bridge.send_udp("r.x:1|c")
+        sent += 20
+        time.sleep(0.05)
+    samples = bridge.wait_for(lambda s: (sample(s, "old") or 0) + (sample(s, "new") or 0) == sent)
+    assert samples is not None, bridge.metrics()
+    assert sample(samples, "old") == sent and sample(samples, "new") is None
+    assert sample(samples, "statsd_bridge_config_reloads_total", outcome="failure") == 1
+    assert sample(samples, "statsd_bridge_worker_restarts_total") == 0  # taken back by a reload, not a restart
+
+
+def test_a_workers_supervisor_that_fails_stops_the_bridge_with_exit_1(faulty_bridge):
+    bridge = faulty_bridge("pool_supervisor", "--statsd.workers=2")
+    assert bridge.process.wait(timeout=20) == 1
+    log = "".join(bridge.log)
+    assert "a worker's supervisor failed" in log and "component=workers" in log
+    assert "InjectedFaultError: a bug in worker 1's supervisor" in log  # the traceback
+
+
+def test_tcp_lines_too_long_are_each_counted_and_logged_within_a_limit(faulty_bridge):
+    bridge = faulty_bridge("")
+    for _ in range(15):
+        with contextlib.suppress(ConnectionError):  # closed at the limit, perhaps before all was sent
+            bridge.send_tcp(b"x" * 70_000 + b"\n")
+    samples = bridge.wait_for(lambda s: sample(s, "statsd_bridge_tcp_too_long_lines_total") == 15)
+    assert samples is not None, bridge.metrics()
+    assert "".join(bridge.log).count("TCP line too long, closing connection") == 10
 
 
 def test_an_open_files_limit_too_low_for_10000_connections_is_told_and_enforced(faulty_bridge):

@@ -13,12 +13,14 @@ import socket
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncio_dgram
 import pytest
 
 from bridge.receiving.batches import DatagramCounts
+from bridge.receiving.datagrams import serve_datagrams
 from bridge.receiving.portable import serve_with_asyncio_dgram
 from bridge.supervise import loop_exception_handler
 from tests.conftest import sample, start_bridge
@@ -47,8 +49,10 @@ def serve_the_same(program: tuple[str, ...], tmp_path: Path) -> tuple[dict, list
 
 
 def user_samples(samples: dict) -> dict:
-    # the web endpoint's counts depend on how many scrapes the wait took
+    # the web endpoint's counts depend on how many scrapes the wait took; the kernel's accept-queue
+    # overflows are counted for the whole network namespace (every program's listeners)
     own = (
+        "statsd_bridge_listen_overflows",
         "statsd_bridge_build_info",
         "statsd_bridge_metric_mapper",
         "statsd_bridge_event_queue",
@@ -114,7 +118,28 @@ def test_a_failing_receive_is_counted_logged_and_receiving_goes_on(monkeypatch):
         bridge.stop()
 
 
-def test_a_socket_closed_under_the_listener_is_counted_and_logged(monkeypatch, caplog):
+def listen_portably(
+    failures: Counter, fatal: list[str]
+) -> tuple[socket.socket, list[bytes], DatagramCounts, Callable[[], None]]:
+    """A portable listener on a loopback UDP socket, its failures counted by the loop's exception handler."""
+    asyncio.get_running_loop().set_exception_handler(loop_exception_handler(failures))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    received: list[bytes] = []
+    counts = DatagramCounts()
+    stop = serve_with_asyncio_dgram(sock, received.extend, counts, fatal.append)
+    return sock, received, counts, stop
+
+
+async def soon(condition, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
+def test_a_socket_closed_under_the_listener_is_counted_logged_and_fatal(monkeypatch, caplog):
+    # reopening in place would need what the socket was made with: the process exits 1 for its supervisor
     streams = []
     from_socket = asyncio_dgram.from_socket
 
@@ -124,24 +149,124 @@ def test_a_socket_closed_under_the_listener_is_counted_and_logged(monkeypatch, c
 
     monkeypatch.setattr(asyncio_dgram, "from_socket", kept)
 
-    async def close_under_it() -> Counter:
+    async def close_under_it() -> tuple[Counter, list[str]]:
         failures: Counter = Counter()
-        asyncio.get_running_loop().set_exception_handler(loop_exception_handler(failures))
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
-        received = []
-        serve_with_asyncio_dgram(sock, received.extend, DatagramCounts())
+        fatal: list[str] = []
+        sock, received, _, _ = listen_portably(failures, fatal)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             sender.sendto(b"a:1|c", sock.getsockname())
-            while not received:
-                await asyncio.sleep(0.01)
+            await soon(lambda: received)
         streams[0].close()  # not by the listener's stop
-        for _ in range(500):
-            if failures:
-                break
-            await asyncio.sleep(0.01)
-        return failures
+        await soon(lambda: fatal)
+        return failures, fatal
 
     with caplog.at_level(logging.ERROR):
-        assert asyncio.run(close_under_it()) == {"listener": 1}
+        failures, fatal = asyncio.run(close_under_it())
+    assert failures == {"listener": 1}
+    assert fatal == [
+        "datagram listener's socket closed under it; no longer receiving: exiting, for a supervisor to start "
+        "the bridge again"
+    ]
     assert "datagram listener's socket closed under it; no longer receiving" in caplog.text
+
+
+def test_a_listener_that_cannot_start_is_reported_at_once_and_fatal(monkeypatch, caplog):
+    async def from_socket_with_a_bug(sock):
+        raise RuntimeError("asyncio-dgram could not take the socket")
+
+    monkeypatch.setattr(asyncio_dgram, "from_socket", from_socket_with_a_bug)
+
+    async def start() -> tuple[Counter, list[str]]:
+        failures: Counter = Counter()
+        fatal: list[str] = []
+        sock, _, _, _ = listen_portably(failures, fatal)
+        await soon(lambda: fatal)  # not at the loop's teardown
+        sock.close()
+        return failures, fatal
+
+    with caplog.at_level(logging.ERROR):
+        failures, fatal = asyncio.run(start())
+    assert failures == {"listener": 1} and len(fatal) == 1
+    assert "RuntimeError: asyncio-dgram could not take the socket" in caplog.text  # the traceback
+
+
+def test_socket_errors_are_counted_as_the_fast_path_counts_them_and_bugs_logged_within_a_limit(monkeypatch, caplog):
+    recv = asyncio_dgram.aio.DatagramStream.recv
+
+    async def recv_meeting_faults(self):
+        data, address = await recv(self)
+        if data.startswith(b"oserror."):
+            raise ConnectionRefusedError("an ICMP port unreachable")
+        if data.startswith(b"fault."):
+            raise RuntimeError(f"a bug met {data!r}")
+        return data, address
+
+    monkeypatch.setattr(asyncio_dgram.aio.DatagramStream, "recv", recv_meeting_faults)
+    monkeypatch.setattr("bridge.receiving.portable.FIRST_PAUSE", 0.0)
+
+    async def send_faults() -> tuple[Counter, list[bytes], DatagramCounts]:
+        failures: Counter = Counter()
+        sock, received, counts, stop = listen_portably(failures, [])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"oserror.a:1|c", sock.getsockname())
+            for n in range(30):  # a fault every other datagram
+                sender.sendto(b"fault.%d:1|c" % n, sock.getsockname())
+                sender.sendto(b"good.%d:1|c" % n, sock.getsockname())
+                await asyncio.sleep(0.002)
+            await soon(lambda: len(received) == 30)
+        stop()
+        return failures, received, counts
+
+    with caplog.at_level(logging.WARNING):
+        failures, received, counts = asyncio.run(send_faults())
+    assert len(received) == 30
+    assert counts.socket_errors == 1 and counts.packets == 30
+    assert failures == {"listener": 30}  # the OS's error is not a bug
+    tracebacks = [record for record in caplog.records if record.getMessage().startswith("datagram listener failed")]
+    assert len(tracebacks) == 10
+
+
+def test_a_bridge_whose_listener_socket_closes_under_it_exits_1_for_its_supervisor(monkeypatch):
+    monkeypatch.setenv("STATSD_BRIDGE_FAULTS", "datagram_closed")
+    bridge = start_bridge(program=WITHOUT_ADD_READER)
+    try:
+        assert bridge.process.wait(timeout=15) == 1
+    finally:
+        bridge.stop()
+    log = "".join(bridge.log)
+    assert "datagram listener's socket closed under it; no longer receiving: exiting" in log
+    assert "TransportClosed" in log  # the traceback
+
+
+class SocketWithErrors(socket.socket):
+    """A UDP socket whose receive meets the OS's error for a datagram starting with `oserror.`."""
+
+    def recv(self, size: int, *args) -> bytes:
+        data = super().recv(size, *args)
+        if data.startswith(b"oserror."):
+            raise ConnectionRefusedError("an ICMP port unreachable")
+        return data
+
+
+def test_the_fast_path_counts_socket_errors_and_logs_them_within_a_limit(caplog):
+    async def send_errors() -> tuple[Counter, list[bytes], DatagramCounts]:
+        failures: Counter = Counter()
+        asyncio.get_running_loop().set_exception_handler(loop_exception_handler(failures))
+        sock = SocketWithErrors(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        received: list[bytes] = []
+        counts = DatagramCounts()
+        listening = serve_datagrams(sock, received.extend, counts)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for n in range(30):
+                sender.sendto(b"oserror.%d:1|c" % n, sock.getsockname())
+                sender.sendto(b"good.%d:1|c" % n, sock.getsockname())
+            await soon(lambda: len(received) == 30)
+        listening.stop()
+        return failures, received, counts
+
+    with caplog.at_level(logging.WARNING):
+        failures, received, counts = asyncio.run(send_errors())
+    assert len(received) == 30 and counts.socket_errors == 30
+    assert failures == {}  # the OS's error is not a bug
+    assert [record.getMessage() for record in caplog.records].count("datagram socket error") == 10
