@@ -1,5 +1,9 @@
 """OpenMetrics, for scrapers that ask for it with --web-enable-openmetrics: the store as prometheus_client
-Metric objects, written by prometheus_client's own OpenMetrics writer."""
+Metric objects, written by prometheus_client's own OpenMetrics writer.
+
+Counters (those served as OpenMetrics counters), histograms and summaries carry their start timestamp
+as a `_created` sample, as prometheus_client writes its own; not where that sample's name is another
+metric's."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from bridge.exposition.escaping import DEFAULT, family_as_served
 from bridge.series.store import Family, Store
 from bridge.series.types import CounterSeries, Histogram, Scalar, Summary
 
@@ -20,8 +25,11 @@ class OpenMetricsView:
     def __init__(self, store: Store, extra: Collector, clock: Callable[[], float]) -> None:
         self.store, self.extra, self.clock = store, extra, clock
 
-    def collect(self) -> Iterator[Metric]:
-        families = sorted(list(self.store.families.values()), key=lambda f: f.name)
+    def collect(self, escaping: str = DEFAULT) -> Iterator[Metric]:
+        """Every family, its names escaped by `escaping`, then the self-metrics."""
+        families = [
+            family_as_served(f, escaping) for f in sorted(list(self.store.families.values()), key=lambda f: f.name)
+        ]
         names = {f.name for f in families}
         now = self.clock()
         for family in families:
@@ -29,6 +37,18 @@ class OpenMetricsView:
             if metric is not None:
                 yield metric
         yield from self.extra.collect()
+
+    def escaped(self, escaping: str) -> Collector:
+        """What the OpenMetrics writer collects for a scraper that asked for `escaping`."""
+        return _Escaped(self, escaping)
+
+
+class _Escaped(Collector):
+    def __init__(self, view: OpenMetricsView, escaping: str) -> None:
+        self.view, self.escaping = view, escaping
+
+    def collect(self) -> Iterator[Metric]:
+        return self.view.collect(self.escaping)
 
 
 def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric | None:
@@ -43,10 +63,14 @@ def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric |
             metric = Metric(base, family.help, "counter")
         else:
             metric = Metric(name, family.help, "unknown")
+        created = metric.type == "counter" and base + "_created" not in names
         for counter in cast("list[CounterSeries]", series_list):  # a family's type says what its series are
             metric.add_sample(name, dict(counter.key), counter.fraction + counter.value)
+            if created and counter.created:
+                metric.add_sample(base + "_created", dict(counter.key), counter.created)
         return metric
     metric = Metric(name, family.help, family.type)
+    created = name + "_created" not in names
     if family.type == "gauge":
         for gauge in cast("list[Scalar]", series_list):
             metric.add_sample(name, dict(gauge.key), gauge.value)
@@ -60,6 +84,8 @@ def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric |
                 metric.add_sample(name + "_bucket", {**labels, "le": bound}, cumulative)
             metric.add_sample(name + "_count", labels, cumulative)
             metric.add_sample(name + "_sum", labels, s.sum)
+            if created and s.created:
+                metric.add_sample(name + "_created", labels, s.created)
     else:
         for summary in cast("list[Summary]", series_list):
             labels = dict(summary.key)
@@ -69,4 +95,6 @@ def _openmetrics_family(family: Family, names: set[str], now: float) -> Metric |
                 metric.add_sample(name, {**labels, "quantile": floatToGoString(quantile)}, value)
             metric.add_sample(name + "_count", labels, summary.count)
             metric.add_sample(name + "_sum", labels, summary.sum)
+            if created and summary.created:
+                metric.add_sample(name + "_created", labels, summary.created)
     return metric

@@ -7,15 +7,17 @@ the classic buckets). Messages come from client_model's metrics.proto (bridge/ex
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterator
-from typing import cast
+from typing import Any, cast
 
 from google.protobuf import text_format
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from bridge.exposition import metrics_pb2 as pb
+from bridge.exposition.escaping import DEFAULT, family_as_served
 from bridge.series.native_histogram import ZERO_THRESHOLD, spans_and_deltas
 from bridge.series.store import Family, Store
 from bridge.series.types import Histogram, Summary
@@ -28,11 +30,13 @@ TEXT = f"{MEDIA_TYPE}; proto={PROTO}; encoding=text"
 _TYPES = {"counter": pb.COUNTER, "gauge": pb.GAUGE, "summary": pb.SUMMARY, "histogram": pb.HISTOGRAM}
 
 
-def render(store: Store, extra: Collector, now: float, encoding: str = "delimited") -> bytes:
-    """Every family of the store, then `extra`'s (the self-metrics), delimited or as protobuf text."""
-    if len(_LABELS) > 2 * store.series_count + 10_000:
+def render(store: Store, extra: Collector, now: float, encoding: str = "delimited", escaping: str = DEFAULT) -> bytes:
+    """Every family of the store, then `extra`'s (the self-metrics), delimited or as protobuf text, with
+    names escaped by the scheme the scraper asked for."""
+    if len(_LABELS) + len(_CREATED) > 2 * store.series_count + 10_000:
         _LABELS.clear()  # label sets of series gone since: start afresh rather than track them
-    families = list(_families(store, extra, now))
+        _CREATED.clear()
+    families = list(_families(store, extra, now, escaping))
     if encoding == "text":
         return "".join(text_format.MessageToString(_message(family)) for family in families).encode("utf-8")
     out = bytearray()
@@ -50,21 +54,30 @@ def _message(family: pb.MetricFamily | bytes) -> pb.MetricFamily:
 # Counters and gauges are most of any page: their MetricFamily is written here byte for byte as
 # the protobuf library writes it (fields in number order, every set field present), 4-5x faster
 # than building messages, with each label set encoded once (_LABELS: label text -> its Metric.label
-# fields, kept here so that a web worker thread writes nothing into the series it renders).
+# fields, kept here so that a web worker thread writes nothing into the series it renders) and each
+# counter's start timestamp once (_CREATED: the time -> its Counter.created_timestamp field).
 # tests/unit/test_native_histograms.py checks the bytes against the library's for every shape of family.
 _PACK_DOUBLE = struct.Struct("<d").pack
-_VALUE_TAG = {"gauge": b"\x12\x09\x09", "counter": b"\x1a\x09\x09"}  # Metric.gauge / .counter {value}
+_GAUGE_TAG = b"\x12\x09\x09"  # Metric.gauge {value}
 _LABELS: dict[str, bytes] = {}
+_CREATED: dict[float, bytes] = {}
 
 
 def _scalar_family(family: Family, series_list: list) -> bytes:
     parts = [_string_field(1, family.name), _string_field(2, family.help), b"\x18", _varint(_TYPES[family.type])]
-    value_tag = _VALUE_TAG[family.type]
+    counter = family.type == "counter"
     for series in series_list:
         labels = _LABELS.get(series.label_text)
         if labels is None:
             labels = _LABELS[series.label_text] = b"".join(_label_pair(name, value) for name, value in series.key)
-        body = labels + value_tag + _PACK_DOUBLE(series.total)
+        if counter:
+            created = _CREATED.get(series.created)
+            if created is None:
+                created = _CREATED[series.created] = _timestamp_field(3, series.created)
+            value = b"\x09" + _PACK_DOUBLE(series.total) + created  # Counter {value, created_timestamp}
+            body = labels + b"\x1a" + _varint(len(value)) + value  # Metric.counter
+        else:
+            body = labels + _GAUGE_TAG + _PACK_DOUBLE(series.total)
         parts.append(b"\x22")  # MetricFamily.metric
         parts.append(_varint(len(body)))
         parts.append(body)
@@ -76,14 +89,28 @@ def _label_pair(name: str, value: str) -> bytes:
     return b"\x0a" + _varint(len(pair)) + pair  # Metric.label
 
 
+def _timestamp_field(number: int, when: float) -> bytes:
+    """A google.protobuf.Timestamp field; nothing for 0 (a series made outside a store: no known start)."""
+    if not when:
+        return b""
+    seconds, nanos = _seconds_nanos(when)
+    timestamp = (b"\x08" + _varint(seconds) if seconds else b"") + (b"\x10" + _varint(nanos) if nanos else b"")
+    return bytes(((number << 3) | 2,)) + _varint(len(timestamp)) + timestamp
+
+
+def _seconds_nanos(when: float) -> tuple[int, int]:
+    seconds = math.floor(when)
+    return seconds, min(round((when - seconds) * 1e9), 999_999_999)
+
+
 def _string_field(number: int, text: str) -> bytes:
     data = text.encode("utf-8")
     return bytes(((number << 3) | 2,)) + _varint(len(data)) + data
 
 
-def _families(store: Store, extra: Collector, now: float) -> Iterator[pb.MetricFamily]:
+def _families(store: Store, extra: Collector, now: float, escaping: str) -> Iterator[pb.MetricFamily | bytes]:
     for family in sorted(list(store.families.values()), key=lambda f: f.name):
-        message = _family(family, now)
+        message = _family(family_as_served(family, escaping), now)
         if message is not None:
             yield message
     for metric in extra.collect():
@@ -101,17 +128,27 @@ def _family(family: Family, now: float) -> pb.MetricFamily | bytes | None:
         metric = message.metric.add()
         for name, text in series.key:
             metric.label.add(name=name, value=text)
-        if isinstance(series, Summary):
-            summary = metric.summary
-            summary.sample_count, summary.sample_sum = series.count, series.sum
-            for quantile, value in zip(series.quantiles, series.window.quantiles(series.quantiles, now), strict=True):
-                summary.quantile.add(quantile=quantile, value=value)
+        if family.type == "summary":  # a family's type says what its series are
+            _summary(metric.summary, cast(Summary, series), now)
         else:
             _histogram(metric.histogram, cast(Histogram, series))
     return message
 
 
+def _set_created(timestamp: Any, when: float) -> None:
+    if when:
+        timestamp.seconds, timestamp.nanos = _seconds_nanos(when)
+
+
+def _summary(summary: pb.Summary, series: Summary, now: float) -> None:
+    summary.sample_count, summary.sample_sum = series.count, series.sum
+    for quantile, value in zip(series.quantiles, series.window.quantiles(series.quantiles, now), strict=True):
+        summary.quantile.add(quantile=quantile, value=value)
+    _set_created(summary.created_timestamp, series.created)
+
+
 def _histogram(histogram: pb.Histogram, series: Histogram) -> None:
+    _set_created(histogram.created_timestamp, series.created)
     cumulative = 0
     for bound, count in zip(series.bounds, series.counts, strict=False):  # the +Inf bucket is implicit
         cumulative += count

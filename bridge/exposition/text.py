@@ -9,6 +9,7 @@ from typing import cast
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from bridge.exposition.escaping import DEFAULT, family_as_served
 from bridge.series.store import Family, Store
 from bridge.series.types import CounterSeries, Histogram, Scalar, Summary, escape_label_value
 
@@ -94,11 +95,12 @@ def _render_family(family: Family, now: float, out: list[str]) -> None:
             out.append(f"{name}_sum{labels} {format_value(summary.sum)}\n{name}_count{labels} {summary.count}\n")
 
 
-def render_text(store: Store, extra: Collector, now: float) -> bytes:
-    """The Prometheus text format 0.0.4 of every series, then of `extra` (the self-metrics)."""
+def render_text(store: Store, extra: Collector, now: float, escaping: str = DEFAULT) -> bytes:
+    """The Prometheus text format 0.0.4 of every series, then of `extra` (the self-metrics), with names
+    escaped by the scheme the scraper asked for."""
     out: list[str] = []
     for family in sorted(list(store.families.values()), key=lambda f: f.name):
-        _render_family(family, now, out)
+        _render_family(family_as_served(family, escaping), now, out)
     for metric in extra.collect():
         _render_metric(metric, out)
     return "".join(out).encode("utf-8")

@@ -7,10 +7,11 @@ The event loop is the only writer; the web worker threads read snapshots
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from bridge.series.names import SAMPLE_SUFFIXES
+from bridge.series.names import SAMPLE_SUFFIXES, is_legacy
 from bridge.series.native_histogram import pick_schema
 from bridge.series.quantiles import SummaryOptions
 from bridge.series.types import CounterSeries, Histogram, LabelKey, Scalar, Series, Summary
@@ -114,10 +115,13 @@ class Family:
     label names, each set of label names keeps the buckets or summary options of the rule that first
     made a series with it; a later label set with those names gets the same, whatever rule it came by."""
 
-    __slots__ = ("help", "name", "series", "type", "vectors")
+    __slots__ = ("help", "legacy", "name", "series", "type", "vectors")
 
     def __init__(self, metric: Metric) -> None:
         self.name = metric.name
+        # whether its name and every label name it has held are legacy-valid: then no escaping scheme
+        # changes them, and the exposition serves the family as it is
+        self.legacy = is_legacy(metric.name)
         self.type = metric.type
         self.help = metric.help
         self.series: dict[LabelKey, Series] = {}
@@ -134,6 +138,7 @@ class Family:
             factor, max_buckets = metric.native
             native = (pick_schema(factor), max_buckets) if factor > 1 else None
             vector = self.vectors[names] = Vector(metric.buckets, native, metric.summary)
+            self.legacy = self.legacy and all(map(is_legacy, names))
         vector.series += 1
         return self.make(key, now, vector), created
 
@@ -175,6 +180,9 @@ class Store:
         # series with a TTL -> their family, checked by sweep()
         self._expiring: dict[int, tuple[Family, Series, float]] = {}
         self.series_count = 0
+        # the start timestamp of each counter, histogram and summary made (a series made again after its
+        # removal starts anew); wall-clock time, as scrapers read it, where `now` is monotonic
+        self.wall_clock: Callable[[], float] = time.time
         self.max_series: float = DEFAULT_MAX_SERIES  # inf: no cap
         self.max_series_per_metric: float = math.inf  # one runaway tag can't take every metric's room
         self.generation = 0  # bumped whenever a series is removed, so caches of series know to let go
@@ -232,6 +240,8 @@ class Store:
         if family is None or family.type != metric.type:
             family = self.family(metric)
         series, new_vector = family.new_series(key, now, metric)
+        if family.type != "gauge":
+            series.created = self.wall_clock()  # type: ignore[union-attr]  # every other type has one
         family.series[key] = series
         self.series_count += 1
         if new_vector:

@@ -74,11 +74,12 @@ class CounterSeries(Scalar):
     `fraction` the others, so that the total is statsd_exporter's to the last bit (0.1 + 1 + 0.2 is
     1.3 there, where one float gives 1.3000000000000003)."""
 
-    __slots__ = ("fraction",)
+    __slots__ = ("created", "fraction")
 
     def __init__(self, key: LabelKey, now: float) -> None:
         super().__init__(key, now)
         self.fraction = 0.0
+        self.created = 0.0  # wall-clock seconds the store made it: its start timestamp (gauges have none)
 
     @property
     def total(self) -> float:
@@ -86,10 +87,11 @@ class CounterSeries(Scalar):
 
 
 class Histogram:
-    __slots__ = ("bounds", "counts", "key", "label_text", "native", "pending", "source", "sum", "updated")
+    __slots__ = ("bounds", "counts", "created", "key", "label_text", "native", "pending", "source", "sum", "updated")
 
     def __init__(self, key: LabelKey, now: float, bounds: tuple[float, ...], native: tuple[int, int] | None) -> None:
         self.key = key
+        self.created = 0.0
         self.source: str | None = None
         self.label_text = render_labels(key)
         self.updated = now
@@ -145,10 +147,11 @@ class Histogram:
 
 
 class Summary:
-    __slots__ = ("count", "key", "label_text", "quantiles", "source", "sum", "updated", "window")
+    __slots__ = ("count", "created", "key", "label_text", "quantiles", "source", "sum", "updated", "window")
 
     def __init__(self, key: LabelKey, now: float, options: SummaryOptions) -> None:
         self.key = key
+        self.created = 0.0
         self.source: str | None = None
         self.label_text = render_labels(key)
         self.updated = now

@@ -9,6 +9,7 @@ hold one copy of its bytes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import html
 import logging
@@ -19,6 +20,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from bridge.exposition import protobuf as protobuf_format
+from bridge.exposition.escaping import ALLOW_UTF8, DEFAULT
 from bridge.exposition.negotiate import negotiate
 from bridge.exposition.openmetrics import OpenMetricsView
 from bridge.exposition.text import TEXT_CONTENT_TYPE, render_text
@@ -42,6 +44,14 @@ Rendered = tuple[str, bytes]  # content type, body
 
 def page(status: int, text: str, content_type: str = "text/plain") -> Response:
     return Response(status, [("Content-Type", f"{content_type}; charset=utf-8")], text.encode("utf-8"))
+
+
+def _with_escaping(content_type: str, escaping: str | None) -> str:
+    """The Content-Type with the scheme the scraper named as its escaping term (none when it named none)."""
+    if escaping is None:
+        return content_type
+    terms = [term for term in content_type.split("; ") if not term.startswith("escaping=")]
+    return "; ".join([*terms, f"escaping={escaping}"])
 
 
 class SharedRenders:
@@ -168,31 +178,41 @@ class App:
 
     async def metrics(self, request: Request) -> Response:
         accept = request.headers.get("accept", "")
-        chosen = negotiate(accept, openmetrics=self.openmetrics is not None)
+        chosen, escaping = negotiate(accept, openmetrics=self.openmetrics is not None)
         compress = "gzip" in request.headers.get("accept-encoding", "")
         if chosen == "openmetrics":
             _, content_type = choose_encoder(accept)
-            key: tuple = (chosen, content_type, compress)
+            key: tuple = (chosen, content_type, escaping, compress)
         else:
-            key = (chosen, compress)
-        content_type, body = await self.renders.get(key, lambda: self._render(chosen, accept, compress))
+            key = (chosen, escaping, compress)
+        content_type, body = await self.renders.get(key, lambda: self._render(chosen, accept, escaping, compress))
         headers = [("Content-Type", content_type), ("Vary", "Accept-Encoding")]
         if compress:
             headers.append(("Content-Encoding", "gzip"))
         return Response(200, headers, body)
 
-    def _render(self, chosen: str, accept: str, compress: bool) -> Rendered:
-        """Runs on a worker thread."""
+    def _render(self, chosen: str, accept: str, escaping: str | None, compress: bool) -> Rendered:
+        """Runs on a worker thread. `escaping`: the scheme the scraper named, echoed in the Content-Type as
+        client_golang does; None: names escaped with underscores and the Content-Type as statsd_exporter's."""
+        scheme = escaping or DEFAULT
         if chosen == "openmetrics":
             assert self.openmetrics is not None  # negotiate offers it only when enabled
             encoder, content_type = choose_encoder(accept)
-            body = encoder(self.openmetrics)
+            if isinstance(encoder, functools.partial) and "escaping" in encoder.keywords:
+                # the view escapes as prometheus/common does; prometheus_client must not again (its `dots`
+                # doubles the underscores of every name), only quote what allow-utf-8 leaves unescaped
+                encoder = functools.partial(encoder, escaping=ALLOW_UTF8)
+            if escaping is not None:
+                content_type = _with_escaping(content_type, escaping)
+            body = encoder(self.openmetrics.escaped(scheme))
         elif chosen in ("protobuf", "protobuf-text"):
             encoding = "delimited" if chosen == "protobuf" else "text"
             content_type = protobuf_format.DELIMITED if chosen == "protobuf" else protobuf_format.TEXT
-            body = protobuf_format.render(self.store, self.self_metrics, self.clock(), encoding)
+            content_type = _with_escaping(content_type, escaping)
+            body = protobuf_format.render(self.store, self.self_metrics, self.clock(), encoding, scheme)
         else:
-            content_type, body = TEXT_CONTENT_TYPE, render_text(self.store, self.self_metrics, self.clock())
+            content_type = _with_escaping(TEXT_CONTENT_TYPE, escaping)
+            body = render_text(self.store, self.self_metrics, self.clock(), scheme)
         if compress:
             body = gzip.compress(body, compresslevel=1)
         return content_type, body

@@ -95,26 +95,26 @@ def test_openmetrics_output_parses_and_keeps_sample_names(full):
 
 
 def test_negotiation():
-    assert negotiate("") == "text"
-    assert negotiate("text/plain") == "text"
+    assert negotiate("")[0] == "text"
+    assert negotiate("text/plain")[0] == "text"
     openmetrics_first = "application/openmetrics-text; version=1.0.0,text/plain;q=0.5"
-    assert negotiate(openmetrics_first) == "text"  # only with --web-enable-openmetrics
-    assert negotiate(openmetrics_first, openmetrics=True) == "openmetrics"
+    assert negotiate(openmetrics_first)[0] == "text"  # only with --web-enable-openmetrics
+    assert negotiate(openmetrics_first, openmetrics=True)[0] == "openmetrics"
     # what Prometheus 2 sends with native histograms on: protobuf first
     prometheus = (
         "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,"
         "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
     )
-    assert negotiate(prometheus) == "protobuf"
-    assert negotiate("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text") == (
+    assert negotiate(prometheus)[0] == "protobuf"
+    assert negotiate("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text")[0] == (
         "protobuf-text"
     )
-    assert negotiate("application/vnd.google.protobuf;proto=other;encoding=delimited") == "text"
+    assert negotiate("application/vnd.google.protobuf;proto=other;encoding=delimited")[0] == "text"
     assert (
         negotiate(
             "text/plain;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
             "encoding=delimited;q=0.1"
-        )
+        )[0]
         == "text"
     )
 

@@ -102,6 +102,8 @@ _TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=1
         st.tuples(
             st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,5}", fullmatch=True), _TEXT, max_size=3),
             st.floats(allow_nan=False) | st.just(math.nan),
+            # a start time in whole 64ths of a second, which a float holds exactly: 0, under a second, ...
+            st.tuples(st.integers(0, 2**33), st.integers(0, 63)),
         ),
         min_size=1,
         max_size=5,
@@ -110,8 +112,12 @@ _TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=1
 def test_scalar_families_are_the_bytes_the_protobuf_library_writes(kind, help_text, series):
     store = Store()
     target = Target(name="m", type=kind, help=help_text)
-    for labels, value in series:
-        store.series(target, tuple(sorted(labels.items())), 0).value = value
+    starts = {}
+    for labels, value, (seconds, sixty_fourths) in series:
+        key = tuple(sorted(labels.items()))
+        store.wall_clock = lambda: seconds + sixty_fourths / 64  # noqa: B023  (called at once)
+        store.series(target, key, 0).value = value
+        starts.setdefault(key, seconds * 10**9 + sixty_fourths * 15_625_000)
     family = store.families["m"]
     expected = pb.MetricFamily(name="m", help=help_text, type=pb.COUNTER if kind == "counter" else pb.GAUGE)
     for item in family.series.values():
@@ -119,5 +125,7 @@ def test_scalar_families_are_the_bytes_the_protobuf_library_writes(kind, help_te
         for name, value in item.key:
             metric.label.add(name=name, value=value)
         getattr(metric, kind).value = item.total  # a counter's whole and fractional parts, added
+        if kind == "counter" and starts[item.key]:  # a gauge has no start; 0: made outside a store, none known
+            metric.counter.created_timestamp.FromNanoseconds(starts[item.key])
     for _ in range(2):  # the first call encodes the labels, the second reuses them
         assert protobuf_format._scalar_family(family, list(family.series.values())) == expected.SerializeToString()
