@@ -4,17 +4,17 @@ promhttp picks them."""
 from __future__ import annotations
 
 from bridge.exposition import protobuf as protobuf_format
-from bridge.exposition.escaping import SCHEMES
+from bridge.exposition.escaping import DEFAULT, SCHEMES
 
 
-def negotiate(accept: str, openmetrics: bool = False) -> tuple[str, str | None]:
+def negotiate(accept: str, openmetrics: bool = False) -> tuple[str, str]:
     """The format to answer an Accept header with, as client_golang's promhttp picks it: the first
     format it serves in order of q. "protobuf" (delimited), "protobuf-text", "openmetrics" (only when
     enabled) or "text", which is also the answer when nothing else fits.
 
-    With it the escaping scheme the scraper named, as prometheus/common's Negotiate reads it: the last
-    known `escaping=` among the entries looked at up to the one that fits (all of them when none does),
-    whatever their media type; None when it named none (the names are then escaped with underscores)."""
+    With it the escaping scheme, as prometheus/common's Negotiate reads it: the last known `escaping=`
+    among the entries looked at up to the one that fits (all of them when none does), whatever their
+    media type; underscores when the scraper named none (Prometheus 2)."""
     offers = []
     for position, entry in enumerate(accept.split(",")):
         media, *parameters = (part.strip() for part in entry.split(";"))
@@ -25,7 +25,7 @@ def negotiate(accept: str, openmetrics: bool = False) -> tuple[str, str | None]:
         except ValueError:
             quality = 0.0
         offers.append((-quality, position, media.lower(), params))
-    escaping = None
+    escaping = DEFAULT
     for _, _, media, params in sorted(offers):
         if params.get("escaping") in SCHEMES:
             escaping = params["escaping"]

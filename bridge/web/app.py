@@ -20,7 +20,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from bridge.exposition import protobuf as protobuf_format
-from bridge.exposition.escaping import ALLOW_UTF8, DEFAULT
+from bridge.exposition.escaping import ALLOW_UTF8
 from bridge.exposition.negotiate import negotiate
 from bridge.exposition.openmetrics import OpenMetricsView
 from bridge.exposition.text import TEXT_CONTENT_TYPE, render_text
@@ -46,10 +46,9 @@ def page(status: int, text: str, content_type: str = "text/plain") -> Response:
     return Response(status, [("Content-Type", f"{content_type}; charset=utf-8")], text.encode("utf-8"))
 
 
-def _with_escaping(content_type: str, escaping: str | None) -> str:
-    """The Content-Type with the scheme the scraper named as its escaping term (none when it named none)."""
-    if escaping is None:
-        return content_type
+def _with_escaping(content_type: str, escaping: str) -> str:
+    """The Content-Type with `escaping` as its escaping term (prometheus_client's OpenMetrics writer names
+    one of its own, read its way)."""
     terms = [term for term in content_type.split("; ") if not term.startswith("escaping=")]
     return "; ".join([*terms, f"escaping={escaping}"])
 
@@ -191,10 +190,9 @@ class App:
             headers.append(("Content-Encoding", "gzip"))
         return Response(200, headers, body)
 
-    def _render(self, chosen: str, accept: str, escaping: str | None, compress: bool) -> Rendered:
-        """Runs on a worker thread. `escaping`: the scheme the scraper named, echoed in the Content-Type as
-        client_golang does; None: names escaped with underscores and the Content-Type as statsd_exporter's."""
-        scheme = escaping or DEFAULT
+    def _render(self, chosen: str, accept: str, escaping: str, compress: bool) -> Rendered:
+        """Runs on a worker thread. Names are escaped by `escaping`, which the Content-Type names, as
+        client_golang's promhttp (and so statsd_exporter 0.30) answers, whether the scraper named it or not."""
         if chosen == "openmetrics":
             assert self.openmetrics is not None  # negotiate offers it only when enabled
             encoder, content_type = choose_encoder(accept)
@@ -202,17 +200,16 @@ class App:
                 # the view escapes as prometheus/common does; prometheus_client must not again (its `dots`
                 # doubles the underscores of every name), only quote what allow-utf-8 leaves unescaped
                 encoder = functools.partial(encoder, escaping=ALLOW_UTF8)
-            if escaping is not None:
-                content_type = _with_escaping(content_type, escaping)
-            body = encoder(self.openmetrics.escaped(scheme))
+            content_type = _with_escaping(content_type, escaping)
+            body = encoder(self.openmetrics.escaped(escaping))
         elif chosen in ("protobuf", "protobuf-text"):
             encoding = "delimited" if chosen == "protobuf" else "text"
             content_type = protobuf_format.DELIMITED if chosen == "protobuf" else protobuf_format.TEXT
             content_type = _with_escaping(content_type, escaping)
-            body = protobuf_format.render(self.store, self.self_metrics, self.clock(), encoding, scheme)
+            body = protobuf_format.render(self.store, self.self_metrics, self.clock(), encoding, escaping)
         else:
             content_type = _with_escaping(TEXT_CONTENT_TYPE, escaping)
-            body = render_text(self.store, self.self_metrics, self.clock(), scheme)
+            body = render_text(self.store, self.self_metrics, self.clock(), escaping)
         if compress:
             body = gzip.compress(body, compresslevel=1)
         return content_type, body

@@ -117,10 +117,10 @@ PROMETHEUS_3 = (
 @pytest.mark.parametrize(
     ("accept", "openmetrics", "expected"),
     [
-        ("", False, ("text", None)),
-        ("text/plain;version=0.0.4", False, ("text", None)),
+        ("", False, ("text", "underscores")),  # named none: prometheus/common's default
+        ("text/plain;version=0.0.4", False, ("text", "underscores")),
         ("text/plain;version=0.0.4;escaping=dots", False, ("text", "dots")),
-        ("text/plain;version=0.0.4;escaping=bogus", False, ("text", None)),  # an unknown scheme is ignored
+        ("text/plain;version=0.0.4;escaping=bogus", False, ("text", "underscores")),  # an unknown one is ignored
         (PROMETHEUS_3, False, ("text", "allow-utf-8")),  # taken from entries that don't fit, as Go does
         (PROMETHEUS_3, True, ("openmetrics", "allow-utf-8")),
         (PROMETHEUS_3.replace("allow-utf-8", "underscores"), True, ("openmetrics", "underscores")),
