@@ -193,4 +193,3 @@ def test_openmetrics_carries_created_samples(bridge_factory, tmp_path):
     assert created["st_g"] == {}
     # st_c has no _total: OpenMetrics serves it as unknown, which has no start; protobuf has it
     assert families["st_c"].type == "unknown" and created["st_c"] == {} and starts["st_c"] > 0
-
