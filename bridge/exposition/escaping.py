@@ -10,6 +10,7 @@ nothing more per series unless a family holds other names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -83,15 +84,20 @@ def family_as_served(family: Any, scheme: str) -> Any:
     of it with its name and label names escaped, which every renderer reads as it reads a family."""
     if scheme == ALLOW_UTF8 or family.legacy:
         return family
+    return renamed(family, exposed(family.name, scheme), lambda label: exposed(label, scheme))
+
+
+def renamed(family: Any, name: str, label_name: Callable[[str], str]) -> Any:
+    """A view of `family` under another name, each label name replaced by `label_name`'s."""
     series = {}
     for key, one in list(family.series.items()):
-        renamed: LabelKey = tuple((exposed(label, scheme), value) for label, value in key)
-        series[renamed] = _Renamed(one, renamed)
-    return SimpleNamespace(name=exposed(family.name, scheme), help=family.help, type=family.type, series=series)
+        new_key: LabelKey = tuple((label_name(label), value) for label, value in key)
+        series[new_key] = _Renamed(one, new_key)
+    return SimpleNamespace(name=name, help=family.help, type=family.type, series=series)
 
 
 class _Renamed:
-    """A series seen with its label names escaped; everything else is the series'."""
+    """A series seen with other label names; everything else is the series'."""
 
     def __init__(self, series: Any, key: LabelKey) -> None:
         self._series = series

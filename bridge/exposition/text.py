@@ -9,7 +9,8 @@ from typing import cast
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from bridge.exposition.escaping import DEFAULT, family_as_served
+from bridge.exposition.escaping import ALLOW_UTF8, DEFAULT, family_as_served, renamed
+from bridge.series.names import is_legacy
 from bridge.series.store import Family, Store
 from bridge.series.types import CounterSeries, Histogram, Scalar, Summary, escape_label_value
 
@@ -100,10 +101,40 @@ def render_text(store: Store, extra: Collector, now: float, escaping: str = DEFA
     escaped by the scheme the scraper asked for."""
     out: list[str] = []
     for family in sorted(list(store.families.values()), key=lambda f: f.name):
-        _render_family(family_as_served(family, escaping), now, out)
+        if escaping == ALLOW_UTF8 and not family.legacy:
+            _render_quoted(family, now, out)
+        else:
+            _render_family(family_as_served(family, escaping), now, out)
     for metric in extra.collect():
         _render_metric(metric, out)
     return "".join(out).encode("utf-8")
+
+
+_STAND_IN = "\x00"  # the metric name while a family whose name must be quoted renders
+
+
+def _render_quoted(family: Family, now: float, out: list[str]) -> None:
+    """Names that are not legacy-valid, kept under allow-utf-8: quoted, and a metric name inside the
+    braces (`{"my.metric_sum","my.label"="x"} 1`), as client_golang's text writer puts them."""
+    name = family.name
+    if is_legacy(name):
+        _render_family(renamed(family, name, _quoted), now, out)
+        return
+    lines: list[str] = []
+    _render_family(renamed(family, _STAND_IN, _quoted), now, lines)
+    for line in "".join(lines).split("\n")[:-1]:
+        if line.startswith("# "):  # HELP and TYPE
+            out.append(line.replace(_STAND_IN, _quoted(name), 1) + "\n")
+            continue
+        rest = line[1:]
+        suffix = rest[: len(rest) - len(rest.lstrip("_abcdefghijklmnopqrstuvwxyz"))]  # _bucket, _sum, _count
+        after = rest[len(suffix) :]
+        quoted = "{" + _quoted(name + suffix)
+        out.append(quoted + ("," + after[1:] if after.startswith("{") else "}" + after) + "\n")
+
+
+def _quoted(name: str) -> str:
+    return name if is_legacy(name) else f'"{escape_label_value(name)}"'
 
 
 def _render_metric(metric: Metric, out: list[str]) -> None:

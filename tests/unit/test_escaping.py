@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from prometheus_client.parser import text_string_to_metric_families as text_string_to_families
 
 from bridge.exposition.escaping import escape_name, family_as_served
 from bridge.exposition.negotiate import negotiate
@@ -134,3 +135,26 @@ PROMETHEUS_3 = (
 )
 def test_the_escaping_scheme_read_from_accept(accept, openmetrics, expected):
     assert negotiate(accept, openmetrics) == expected
+
+
+def test_allow_utf8_text_quotes_names_as_client_golang_writes_them():
+    """Under allow-utf-8 a name that is not legacy-valid is written quoted, a metric name inside the
+    braces with its suffix (Go's writeNameAndLabelPairs); legacy-valid ones stay bare. prometheus_client's
+    parser reads it back."""
+    store = Store()
+    store.series(
+        Target(name="my.metric", type="counter", help="h"), (("env", "prod"), ("some.label", 'a"b')), 0
+    ).value = 3.0
+    store.series(Target(name="plain", type="gauge", help="g"), (("the.key", "v"),), 0).value = 1.0
+    store.series(Target(name="lat.s", type="histogram", help="l", buckets=(0.5,)), (), 0).observe(0.25, 1)
+    text = render_text(store, NO_SELF_METRICS, 0, "allow-utf-8").decode()
+    assert text == (
+        '# HELP "lat.s" l\n# TYPE "lat.s" histogram\n'
+        '{"lat.s_bucket",le="0.5"} 1\n{"lat.s_bucket",le="+Inf"} 1\n{"lat.s_sum"} 0.25\n{"lat.s_count"} 1\n'
+        '# HELP "my.metric" h\n# TYPE "my.metric" counter\n'
+        '{"my.metric",env="prod","some.label"="a\\"b"} 3\n'
+        '# HELP plain g\n# TYPE plain gauge\nplain{"the.key"="v"} 1\n'
+    )
+    families = {family.name: family for family in text_string_to_families(text)}
+    assert families["my.metric"].samples[0].labels == {"env": "prod", "some.label": 'a"b'}
+    assert [s.name for s in families["lat.s"].samples] == ["lat.s_bucket", "lat.s_bucket", "lat.s_sum", "lat.s_count"]
