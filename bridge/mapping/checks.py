@@ -131,8 +131,8 @@ class Checker:
         self.extension(
             where,
             "set_window",
-            "statsd_exporter refuses this file: `set_window` is a mapping extension of the bridge's "
-            "(StatsD sets as a gauge of distinct values), a key its mapping files don't have",
+            "statsd_exporter ignores `set_window`, a mapping extension of the bridge's: rolled back, "
+            "every set line (|s) is refused as set_unsupported",
         )
         return window
 

@@ -45,9 +45,9 @@ EXTENSION_EFFECTS = {
     "non_empty": "takes lines with those tags empty too",
     "when": "takes lines with any value of those tags",
 }
-# The extensions for which statsd_exporter refuses the whole file (its YAML reading refuses a key it does not
-# know in `defaults` and in a rule's options); it ignores the others
-REFUSED_EXTENSIONS = ("outputs", "set_window")
+# The extensions for which statsd_exporter refuses the whole file; it ignores the others (set_window too, in a
+# rule or in `defaults`: rolled back, every set line is refused as set_unsupported)
+REFUSED_EXTENSIONS = ("outputs",)
 
 # Keys of one output: statsd_exporter's, then our extensions (docs/mapping.md: "Extensions").
 OUTPUT_KEYS = {

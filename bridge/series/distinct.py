@@ -64,6 +64,8 @@ class DistinctWindow:
         self.add_at(hashed, self.bucket(now))
 
     def add_at(self, hashed: int, bucket: int) -> None:
+        if self.sketches and bucket not in self.sketches:
+            self._expire(bucket)  # a new bucket: the sketches that left the window go, perhaps the last one
         if not self.sketches:
             last_seen = self.last_seen
             if hashed in last_seen or len(last_seen) < EXACT_LIMIT:
