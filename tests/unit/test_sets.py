@@ -9,6 +9,7 @@ import tracemalloc
 import datasketches
 import pytest
 
+from bridge.explain import explain_lines, format_text
 from bridge.mapping.lint import rollback
 from bridge.mapping.loader import load_mapping
 from bridge.parsing.line import TagStats, parse_line
@@ -202,3 +203,14 @@ def test_a_set_window_must_be_a_positive_duration(window):
 
 def test_the_window_has_its_buckets():
     assert DistinctWindow(10.0).width == 10.0 / BUCKETS
+
+
+def test_explain_says_what_a_set_line_does():
+    config = load_mapping(MAPPING, "m.yml")
+    first, again, refused = explain_lines(["users.home:alice|s", "users.home:bob|s", "plain.x:alice|s"], config)
+    assert first["samples"][0]["kind"] == SET and first["samples"][0]["member"] == "alice"
+    assert [series["effect"] for series in again["series"]] == [
+        "a gauge of the distinct values in its set_window: now 2"
+    ]
+    assert "member 'bob'" in format_text(again)
+    assert [problem["reason"] for problem in refused["problems"]] == ["set_unsupported"]
