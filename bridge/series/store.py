@@ -335,7 +335,7 @@ class Store:
         """`count` more observations wait in histograms' pending lists: fold them all once FOLD_AFTER do."""
         self._pending_values += count
         if self._pending_values >= FOLD_AFTER:
-            self.fold_pending()
+            self._fold()
 
     @property
     def pending(self) -> int:
@@ -346,6 +346,9 @@ class Store:
         as of now. Only the ingesting thread may call this (the event loop: it folds before handing a
         render to a web worker thread)."""
         self.refresh_sets(self.clock())
+        self._fold()
+
+    def _fold(self) -> None:
         unfolded = self._unfolded[:]
         self._unfolded.clear()  # in place: the ingest holds its append
         for series in unfolded:
