@@ -147,7 +147,7 @@ CORPUS = [
     "influx.tags,env=prod,region=us:1|c", "librato.tags#env=qa,zone=z1:1|c", "signalfx[env=stage,zone=z2]:1|c",
     "signalfx.mid[env=stage].tail:1|c", "lone[bracket:1|c", "multi.value:1|c:2|c", "multi.mixed:1|g:2|c:3|ms",
     "dotted.name.here:3|c", "with-dash--name:1|c", "1starts.digit:1|c", "neg.counter:-1|c",
-    "bad.value:abc|c", "set.metric:5|s", "noval", "nopipe:1", "emptytype:1|", "badtype:1|x",
+    "bad.value:abc|c", "set.metric:5|s", "set.member:alice|s|#env:prod", "set.bad:bob|s||x", "noval", "nopipe:1", "emptytype:1|", "badtype:1|x",
     "empty.comp:1|c||#a:b", "timestamped:1|c|T1700000000", "under.value:1_000|c", "hex.value:0x1p-2|g",
     "hex.nop:0x10|c", "exp.value:1e3|c", "inf.gauge:+Inf|g", "nan.gauge:NaN|g", "mixed,a=b:1|c|#c:d",
     "unicode.näme:1|c", "tag.value.unicode:1|c|#name:héllo wörld", "quote.value:1|c|#q:say \"hi\"",
