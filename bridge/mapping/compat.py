@@ -279,8 +279,7 @@ def _templates(file: Readings) -> list[Difference]:
     for rule, output in _outputs(file.config):
         if rule.match_type != "glob":
             continue
-        count = rule.match.split(".").count("*")
-        captures = [f"c{index}" for index in range(1, count + 1)]
+        captures = [f"c{index}" for index in range(1, rule.pattern.groups + 1)]
         for where, template in [("name", output.name), *((f"label {k}", v) for k, v in output.labels.items())]:
             ours = expand_glob(template, tuple(captures))
             theirs = go_format(template, captures)

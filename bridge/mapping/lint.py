@@ -24,6 +24,7 @@ from bridge.mapping.semantics import (
     filled,
     fixed_name,
     label_names,
+    prometheus_type,
     references,
     rule_type,
     takes_kind,
@@ -193,10 +194,11 @@ def _invalid_label_names(rule: Rule, config: MappingConfig) -> Iterator[tuple[in
         for label in sorted(labels):
             if label.startswith("__"):
                 yield output.line or rule.line, f"label {label}: names starting with __ are reserved for Prometheus"
-        kind = rule_type(rule, output, config) or output.observer_type
-        reserved = RESERVED_LABELS.get(kind)
-        if reserved in labels:
-            yield output.line or rule.line, f"label {reserved}: a {kind} writes {reserved} itself"
+        types = {prometheus_type(kind, output, config.observer_type) for kind in KINDS if takes_kind(rule, kind)}
+        for metric_type in sorted(types):
+            reserved = RESERVED_LABELS.get(metric_type)
+            if reserved in labels:
+                yield output.line or rule.line, f"label {reserved}: a {metric_type} writes {reserved} itself"
 
 
 def _types_cover(earlier: Rule, later: Rule) -> bool:

@@ -109,3 +109,21 @@ def test_label_names_prometheus_reserves():
 @pytest.mark.parametrize("shipped", sorted((ROOT / "mappings").glob("*.yml")), ids=lambda path: path.name)
 def test_shipped_mapping_files_lint_clean(shipped):
     assert lint(load_mapping(shipped.read_text(), str(shipped))) == []
+
+
+@pytest.mark.parametrize("default_type,label", [("histogram", "le"), ("summary", "quantile")])
+def test_a_label_the_files_default_observer_type_reserves(default_type, label):
+    """A rule of no metric type and no observer type of its own makes its timers the file's default type."""
+    text = (
+        f"defaults:\n  observer_type: {default_type}\nmappings:\n- match: a.*\n  name: a\n  labels:\n    {label}: $1\n"
+    )
+    assert findings(text) == [("invalid_label_name", "error", 4)]
+    typed = text.replace("  name: a\n", "  name: a\n  match_metric_type: counter\n")
+    assert findings(typed) == []  # counters only: no timer gets the default type
+
+
+def test_a_partial_star_is_a_capture_to_the_formatter_too():
+    """`b*` captures as a whole `*` does (statsd_exporter refuses such a glob; where it did not, its formatter
+    would fill `$1` there, then read the `%` after it)."""
+    text = "mappings:\n- match: a.b*\n  name: a\n  labels:\n    ab: $1%\n"
+    assert findings(text) == [("statsd_exporter_refuses", "error", 2), ("statsd_exporter_template", "warning", 2)]
