@@ -27,16 +27,14 @@ from bridge.mapping.semantics import (
     prometheus_type,
     references,
     rule_type,
+    run_on,
     takes_kind,
 )
 from bridge.series.names import RESERVED_LABELS, SAMPLE_SUFFIXES
 
 ERROR, WARNING = "error", "warning"
 
-# a capture number run on into more name characters: `$1_total` is the variable `1_total`
-_RUN_ON = re.compile(r"^(\d+)([\w$].*)$")
 _CATCH_ALL_REGEXES = {".*", ".+"}
-# sample-name suffixes each type writes besides its own name
 
 
 @dataclass(frozen=True)
@@ -164,7 +162,7 @@ def _templates(rule: Rule) -> Iterator[tuple[int, str, Reference]]:
 def _unfillable_references(rule: Rule) -> Iterator[tuple[int, str]]:
     count, names = rule.pattern.groups, sorted(rule.pattern.groupindex) if rule.match_type == "regex" else []
     for line, where, reference in _templates(rule):
-        if filled(rule, reference) or (not reference.braced and _RUN_ON.match(reference.name)):
+        if filled(rule, reference) or run_on(rule, reference):
             continue  # a run-on: _run_on_references says it, with the fix
         named = f" ({', '.join(names)})" if names else ""
         yield (
@@ -177,14 +175,14 @@ def _unfillable_references(rule: Rule) -> Iterator[tuple[int, str]]:
 def _run_on_references(rule: Rule) -> Iterator[tuple[int, str]]:
     """`$1_total`: a capture number run on into a longer name, empty in statsd_exporter and here."""
     for line, where, reference in _templates(rule):
-        run_on = _RUN_ON.match(reference.name)
-        if reference.braced or not run_on:
+        found = run_on(rule, reference)
+        if found is None:
             continue
-        number, rest = run_on.groups()
+        capture, rest = found
         yield (
             line,
-            f"{where}: `${reference.name}` reads as the variable `{reference.name}`, which is empty (Go's rule: the "
-            f"longest name); for capture {number} then `{rest}` write `${{{number}}}{rest}`",
+            f"{where}: `${reference.name}` reads as the name `{reference.name}`, which no capture has, so it is "
+            f"empty (the longest name is read); for capture {capture} then `{rest}` write `${{{capture}}}{rest}`",
         )
 
 
