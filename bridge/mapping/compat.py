@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from bridge.mapping.globs import ReferenceGlobs
+from bridge.mapping.globs import PartIndex, ReferenceGlobs
 from bridge.mapping.router import Mapper, Route, Target
 from bridge.mapping.schema import MappingConfig, Output, Rule
 from bridge.mapping.semantics import GLOB_REFERENCE, KINDS, expand_glob, fixed_name, go_format, takes_kind
@@ -41,47 +41,21 @@ _KIND_CODES = {COUNTER: "c", GAUGE: "g", OBSERVER: "h"}
 
 
 class GlobIndex:
-    """Globs in one order, looked up by a name's parts rather than tried one by one.
-
-    A glob's `*` never takes a dot, so it matches only names of as many parts as it has, and only those
-    whose part is its literal part wherever it has one. For each number of parts, each place and each
-    literal there, the index keeps a bit set of the globs (bit i: the i-th in order); a name's candidates
-    are what its parts' sets have in common, tried in order with the pattern as before. With thousands
-    of globs a name meets a handful instead of all of them.
-    """
+    """Globs in one order, looked up by a name's parts (PartIndex) and kind rather than tried one by one."""
 
     def __init__(self, globs: list[Rule]) -> None:
         self.globs = globs
-        # number of parts -> for each place, literal part -> globs; and for each place, globs with a `*` there
-        self._literals: dict[int, list[dict[str, int]]] = {}
-        self._wild: dict[int, list[int]] = {}
+        self._parts = PartIndex()
         self._kinds = dict.fromkeys(KINDS, 0)  # kind -> globs that take it
         for order, rule in enumerate(globs):
-            bit = 1 << order
-            parts = rule.match.split(".")
-            literals = self._literals.setdefault(len(parts), [{} for _ in parts])
-            wild = self._wild.setdefault(len(parts), [0] * len(parts))
-            for place, part in enumerate(parts):
-                if "*" in part:
-                    wild[place] |= bit
-                else:
-                    literals[place][part] = literals[place].get(part, 0) | bit
+            self._parts.add(order, rule.match)
             for kind in KINDS:
                 if takes_kind(rule, kind):
-                    self._kinds[kind] |= bit
+                    self._kinds[kind] |= 1 << order
 
     def first(self, name: str, kind: str) -> Rule | None:
         """The first glob in order that takes this name and kind of line."""
-        parts = name.split(".")
-        literals = self._literals.get(len(parts))
-        if literals is None:
-            return None
-        wild = self._wild[len(parts)]
-        candidates = self._kinds[kind]
-        for place, part in enumerate(parts):
-            candidates &= literals[place].get(part, 0) | wild[place]
-            if not candidates:
-                return None
+        candidates = self._kinds[kind] & self._parts.matching(name)
         while candidates:
             lowest = candidates & -candidates
             rule = self.globs[lowest.bit_length() - 1]

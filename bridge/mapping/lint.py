@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bridge.mapping.compat import differences
-from bridge.mapping.globs import backtracking_pairs, part_covers
+from bridge.mapping.globs import PartIndex, backtracking_pairs, part_covers
 from bridge.mapping.loader import load_mapping_file
 from bridge.mapping.router import Mapper
 from bridge.mapping.schema import REFUSED_EXTENSIONS, MappingConfig, MappingError, Rule
@@ -225,39 +225,27 @@ class _Coverers:
     set (bit i: the i-th rule). Only those pass to `_covers`, which decides: a pairwise walk costs millions
     of `_covers` calls on a file of thousands of rules.
 
-    A glob covers only globs of as many parts, each part of the later equal to the earlier's or taken by
-    a `*` of the earlier's; a regex covers a regex of the same text; a catch-all regex covers anything.
+    A glob covers only globs the PartIndex gives; a regex covers a regex of the same text; a catch-all
+    regex covers anything.
     """
 
     def __init__(self) -> None:
         self._count = 0
-        # globs, by their number of parts: for each place, part -> globs with that part there
-        self._exact: dict[int, list[dict[str, int]]] = {}
-        self._star: dict[int, list[int]] = {}  # for each place, globs whose part there is `*`
-        self._wild: dict[int, list[int]] = {}  # and globs with a `*` anywhere in their part there
+        self._globs = PartIndex()
         self._regexes: dict[str, int] = {}  # regex text -> regexes
         self._catch_alls = 0
         self._types: dict[str, int] = {}  # match_metric_type ("" for none) -> rules
 
     def add(self, rule: Rule) -> None:
-        bit = 1 << self._count
+        position, bit = self._count, 1 << self._count
         self._count += 1
         self._types[rule.match_metric_type] = self._types.get(rule.match_metric_type, 0) | bit
-        if rule.match_type == "regex":
-            self._regexes[rule.match] = self._regexes.get(rule.match, 0) | bit
-            if _catch_all(rule):
-                self._catch_alls |= bit
+        if rule.match_type == "glob":
+            self._globs.add(position, rule.match)
             return
-        parts = rule.match.split(".")
-        exact = self._exact.setdefault(len(parts), [{} for _ in parts])
-        star = self._star.setdefault(len(parts), [0] * len(parts))
-        wild = self._wild.setdefault(len(parts), [0] * len(parts))
-        for place, part in enumerate(parts):
-            exact[place][part] = exact[place].get(part, 0) | bit
-            if part == "*":
-                star[place] |= bit
-            if "*" in part:
-                wild[place] |= bit
+        self._regexes[rule.match] = self._regexes.get(rule.match, 0) | bit
+        if _catch_all(rule):
+            self._catch_alls |= bit
 
     def candidates(self, later: Rule) -> int:
         """Earlier rules that might cover `later`: a superset of those that do."""
@@ -265,22 +253,9 @@ class _Coverers:
         if later.match_type == "regex":
             found |= self._regexes.get(later.match, 0)
         else:
-            found |= self._globs(later.match.split("."))
+            found |= self._globs.covering(later.match)
         # _types_cover: an earlier rule of no metric type, or of the later one's
         return found & (self._types.get("", 0) | self._types.get(later.match_metric_type, 0))
-
-    def _globs(self, parts: list[str]) -> int:
-        exact = self._exact.get(len(parts))
-        if exact is None:
-            return 0
-        found = -1  # every glob, until a place rules some out
-        for place, part in enumerate(parts):
-            # a later `*` part is covered only by the same part or a `*`; a later literal also by a partial `*`
-            wild = self._star if "*" in part else self._wild
-            found &= exact[place].get(part, 0) | wild[len(parts)][place]
-            if not found:
-                break
-        return found
 
 
 def shadowing(rules: list[Rule]) -> Iterator[tuple[Rule, Rule]]:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.mapping.compat import differences, go_format
+from bridge.mapping.compat import differences
 from bridge.mapping.lint import lint, rollback
 from bridge.mapping.loader import load_mapping
+from bridge.mapping.semantics import go_format
 from tests.differential import Reference, accepts, parse_families, reference_binary
 
 BRIDGE = [sys.executable, "-m", "bridge"]

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from bridge.mapping.compat import Readings
 from bridge.mapping.lint import Finding, lint
-from bridge.mapping.loader import MappingConfig, load_mapping
+from bridge.mapping.loader import load_mapping
+from bridge.mapping.schema import MappingConfig
 from bridge.mapping.semantics import KINDS, escape_name, go_format
 from bridge.parsing.line import COUNTER, GAUGE, OBSERVER
 from tests.mapping_generator import generate
