@@ -134,7 +134,9 @@ def _made(target: Target) -> tuple:
 def differences(config: MappingConfig) -> list[Difference]:
     """Every way statsd_exporter would serve this file's series otherwise, each at its rule's line."""
     file = Readings(config)
-    found = _glob_choices(file) + _templates(file) + _help_and_names(file)
+    fixed = _fixed_givers(file)
+    found = _glob_choices(file) + _templates(file) + _two_helps(file, fixed) + _template_helps(file, fixed)
+    found += _sample_name_clashes(file)
     return sorted(set(found), key=lambda d: (d.line, d.check, d.message))
 
 
@@ -279,30 +281,34 @@ def _template_pattern(name: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(piece) for piece in GLOB_REFERENCE.sub("\0", name).split("\0")) + r"\Z")
 
 
-def _help_and_names(file: Readings) -> list[Difference]:
-    """One name given two HELP texts, and fixed names whose samples statsd_exporter mixes up."""
-    config = file.config
-    found = []
-    fixed: dict[str, list[tuple[Rule, Output]]] = {}  # name -> the outputs that give it, in file order
-    helps: dict[str, Counter[str]] = {}  # name -> how many of those give each HELP
-    outputs = _outputs(config)
-    for rule, output in outputs:
+def _fixed_givers(file: Readings) -> dict[str, list[tuple[Rule, Output]]]:
+    """Each fixed name -> the outputs that give it, in file order."""
+    fixed: dict[str, list[tuple[Rule, Output]]] = {}
+    for rule, output in _outputs(file.config):
         name = fixed_name(output)
-        if name is None:
-            continue
-        givers, texts = fixed.setdefault(name, []), helps.setdefault(name, Counter())
-        # a name many rules give, all with one HELP (a shared name, a `service` label): nothing to walk
-        if texts[output.help] < len(givers):
-            for earlier in givers:
-                if earlier[1].help != output.help:
-                    difference = _help_difference(file, name, earlier, (rule, output))
-                    found += difference
-                    if difference:
-                        break  # one finding a rule and name, naming the first other HELP
-        givers.append((rule, output))
-        texts[output.help] += 1
+        if name is not None:
+            fixed.setdefault(name, []).append((rule, output))
+    return fixed
+
+
+def _two_helps(file: Readings, fixed: dict[str, list[tuple[Rule, Output]]]) -> list[Difference]:
+    """One fixed name given two HELP texts: a finding for each later output of another HELP than an earlier one."""
+    found = []
+    for name, givers in fixed.items():
+        helps: Counter[str] = Counter()  # how many of the givers so far give each HELP
+        for position, later in enumerate(givers):
+            # a name many rules give, all with one HELP (a shared name, a `service` label): nothing to walk
+            if helps[later[1].help] < position:
+                found += _first_help_difference(file, name, givers[:position], later, example=True)
+            helps[later[1].help] += 1
+    return found
+
+
+def _template_helps(file: Readings, fixed: dict[str, list[tuple[Rule, Output]]]) -> list[Difference]:
+    """A name template that can give a fixed name of another HELP."""
     names = sorted(fixed)
-    for rule, output in outputs:  # a name template that can give a fixed name of another HELP
+    found = []
+    for rule, output in _outputs(file.config):
         if "$" not in output.name:
             continue
         pattern = _template_pattern(output.name)
@@ -310,14 +316,27 @@ def _help_and_names(file: Readings) -> list[Difference]:
         for name in names[bisect.bisect_left(names, head) :]:
             if not name.startswith(head):
                 break
-            if not pattern.match(name):
-                continue
-            for giver in fixed[name]:
-                if giver[1].help != output.help:
-                    difference = _help_difference(file, name, giver, (rule, output), example=False)
-                    found += difference
-                    if difference:
-                        break
+            if pattern.match(name):
+                found += _first_help_difference(file, name, fixed[name], (rule, output), example=False)
+    return found
+
+
+def _first_help_difference(
+    file: Readings, name: str, givers: list[tuple[Rule, Output]], later: tuple[Rule, Output], example: bool
+) -> list[Difference]:
+    """The finding for `later` against the first of `givers` of another HELP whose lines meet it; one a rule
+    and name."""
+    for giver in givers:
+        if giver[1].help != later[1].help:
+            difference = _help_difference(file, name, giver, later, example)
+            if difference:
+                return difference
+    return []
+
+
+def _sample_name_clashes(file: Readings) -> list[Difference]:
+    """Fixed names whose samples statsd_exporter mixes up with another metric's."""
+    found = []
     typed = _typed_names(file)
     for (name, metric_type), (rule, output, kind) in typed.items():
         line = output.line or rule.line
