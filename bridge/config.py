@@ -12,7 +12,7 @@ from bridge import flags
 from bridge.durations import parse_duration
 from bridge.flags import ConfigError, flag
 from bridge.logs import LEVELS
-from bridge.mapping.loader import MappingConfig
+from bridge.mapping.schema import MappingConfig
 from bridge.parsing.line import Dialects
 from bridge.receiving.relay import DEFAULT_PACKET_LENGTH, MAX_UDP_PAYLOAD
 from bridge.series.store import DEFAULT_MAX_SERIES
