@@ -236,6 +236,8 @@ class Bridge:
             self.status,
             self.web.config,
             prepare=self.housekeeping.collect if self.pool is not None else None,
+            clear=self.housekeeping.clear,
+            clear_requests=self.stats.clear_requests,
         )
         limits = Limits(
             header_timeout=config.web_read_header_timeout,
