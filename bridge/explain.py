@@ -14,8 +14,8 @@ from typing import Any
 from bridge.config import FLAGS
 from bridge.exposition.text import format_value
 from bridge.ingest import Ingest
-from bridge.mapping.loader import MappingConfig
 from bridge.mapping.router import Mapper
+from bridge.mapping.schema import MappingConfig
 from bridge.parsing.line import LineError, TagStats, parse_line, parse_number
 from bridge.reasons import REASONS, SET
 from bridge.series.store import Store

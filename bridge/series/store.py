@@ -285,6 +285,19 @@ class Store:
         if not family.series:
             self._drop_family(family)
 
+    def clear(self, selected: Callable[[str, LabelKey], bool] | None = None) -> int:
+        """Drop every series, or those `selected` picks by metric name and labels, by the path ttl and the
+        reaper take (indexes, vectors, caps and workers' sids follow); return how many went."""
+        chosen = [
+            (family, series)
+            for family in list(self.families.values())
+            for series in list(family.series.values())
+            if selected is None or selected(family.name, series.key)
+        ]
+        for family, series in chosen:
+            self.remove(family, series)
+        return len(chosen)
+
     def take_removed(self) -> set[int]:
         """Ids of the series removed since the last call. A cache holding a series keeps it alive,
         so an id in here can't have been reused by a series the cache also holds."""
