@@ -214,3 +214,15 @@ def test_explain_says_what_a_set_line_does():
     ]
     assert "member 'bob'" in format_text(again)
     assert [problem["reason"] for problem in refused["problems"]] == ["set_unsupported"]
+
+
+def test_a_cleared_or_expired_set_starts_anew():
+    bridge = pipeline(MAPPING.replace("set_window: 10s", "set_window: 10s\n  ttl: 30s"))
+    bridge.send("users.home:alice|s", "users.home:bob|s")
+    assert bridge.store.clear() == 1
+    assert users(bridge) is None
+    bridge.send("users.home:carol|s")
+    assert users(bridge) == 1
+    bridge.clock.now += 31
+    assert bridge.store.sweep(bridge.clock.now) == 1
+    assert users(bridge) is None and not bridge.store._sets
