@@ -14,13 +14,15 @@ exactly again once its last sketch has left the window.
 from __future__ import annotations
 
 import hashlib
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import datasketches
+if TYPE_CHECKING:
+    import datasketches
 
 BUCKETS = 10
 EXACT_LIMIT = 1_000
 SKETCH_LG_K = 12
-SKETCH_TYPE = datasketches.tgt_hll_type.HLL_8
 # a member is known by 53 bits of its hash, so that it rides the ingest's float values exactly; two of
 # a thousand members share one with a chance of about 1 in 10**10
 HASH_MASK = (1 << 53) - 1
@@ -36,15 +38,25 @@ def member_hash(member: str) -> float:
     return float(int.from_bytes(digest, "little") & HASH_MASK)
 
 
+def _datasketches() -> ModuleType:
+    """DataSketches, imported when a set first passes EXACT_LIMIT: it brings numpy, 13 MiB of every process's
+    memory that a bridge without such a set never needs."""
+    import datasketches
+
+    return datasketches
+
+
 def new_sketch() -> datasketches.hll_sketch:
-    return datasketches.hll_sketch(SKETCH_LG_K, SKETCH_TYPE)
+    library = _datasketches()
+    return library.hll_sketch(SKETCH_LG_K, library.tgt_hll_type.HLL_8)
 
 
 def union(sketches: list[datasketches.hll_sketch]) -> datasketches.hll_sketch:
-    merged = datasketches.hll_union(SKETCH_LG_K)
+    library = _datasketches()
+    merged = library.hll_union(SKETCH_LG_K)
     for sketch in sketches:
         merged.update(sketch)
-    return merged.get_result(SKETCH_TYPE)
+    return merged.get_result(library.tgt_hll_type.HLL_8)
 
 
 class DistinctWindow:
@@ -100,7 +112,7 @@ class DistinctWindow:
         if sketches and not self.sketches:
             self._to_sketches()
         for bucket, data in sketches.items():
-            self.sketches[bucket] = union([self._sketch(bucket), datasketches.hll_sketch.deserialize(data)])
+            self.sketches[bucket] = union([self._sketch(bucket), _datasketches().hll_sketch.deserialize(data)])
 
     def _sketch(self, bucket: int) -> datasketches.hll_sketch:
         sketch = self.sketches.get(bucket)

@@ -2,6 +2,8 @@
 set_window makes a gauge of the distinct values of a sliding window, the same for every scraper of one
 moment; without it, sets are refused as statsd_exporter refuses them."""
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -72,3 +74,18 @@ def test_without_set_window_sets_are_refused_as_set_unsupported():
         assert sample(samples, "statsd_bridge_events_total", type="set") is None
     finally:
         assert bridge.stop() == 0
+
+
+def test_a_bridge_imports_datasketches_only_when_a_set_needs_a_sketch():
+    """It brings numpy: every process, workers too, would pay its memory for sets that may never pass the
+    exact bound."""
+    code = (
+        "import sys, bridge.daemon, bridge.workers.process\n"
+        "print(sorted({'numpy', 'datasketches'} & set(sys.modules)))\n"
+        "from bridge.series.distinct import EXACT_LIMIT, DistinctWindow\n"
+        "window = DistinctWindow(10.0)\n"
+        "for value in range(EXACT_LIMIT + 1): window.add(value, 0.0)\n"
+        "print(sorted({'numpy', 'datasketches'} & set(sys.modules)))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert ran.stdout.splitlines() == ["[]", "['datasketches', 'numpy']"]

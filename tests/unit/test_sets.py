@@ -14,7 +14,7 @@ from bridge.mapping.lint import rollback
 from bridge.mapping.loader import load_mapping
 from bridge.parsing.line import TagStats, parse_line
 from bridge.reasons import SET
-from bridge.series.distinct import BUCKETS, EXACT_LIMIT, SKETCH_LG_K, SKETCH_TYPE, DistinctWindow, member_hash
+from bridge.series.distinct import BUCKETS, EXACT_LIMIT, SKETCH_LG_K, DistinctWindow, member_hash
 from tests.conftest import pipeline, sample
 from tests.unit.test_handover import workers
 
@@ -124,7 +124,7 @@ def test_memory_per_series_is_bounded_whatever_the_distinct_values():
         assert python_bytes < 8_000
         # one sketch per bucket, each at most its registers and header
         assert sketch_bytes <= BUCKETS * datasketches.hll_sketch.get_max_updatable_serialization_bytes(
-            SKETCH_LG_K, SKETCH_TYPE
+            SKETCH_LG_K, datasketches.tgt_hll_type.HLL_8
         )
     assert sketched[2] == sketched[1]  # full: three times the values cost nothing more
 
