@@ -12,7 +12,7 @@ from bridge import flags
 from bridge.durations import parse_duration
 from bridge.flags import ConfigError, flag
 from bridge.logs import LEVELS
-from bridge.mapping.loader import MappingConfig
+from bridge.mapping.schema import MappingConfig
 from bridge.parsing.line import Dialects
 from bridge.receiving.relay import DEFAULT_PACKET_LENGTH, MAX_UDP_PAYLOAD
 from bridge.series.store import DEFAULT_MAX_SERIES
@@ -170,7 +170,9 @@ class Config:
         check=flags.at_least(0, "0 (no cap) or a number of series"),
     )
     web_enable_lifecycle: bool = flag(
-        False, "Enable POST /-/reload (re-read the mapping file) and POST /-/quit.", dotted="--web.enable-lifecycle"
+        False,
+        "Enable POST /-/reload (re-read the mapping file), POST /-/quit and POST /-/clear (drop series).",
+        dotted="--web.enable-lifecycle",
     )
     web_enable_openmetrics: bool = flag(
         False, "Serve OpenMetrics to scrapers that ask for it (text format 0.0.4 otherwise, as statsd_exporter)."

@@ -25,8 +25,10 @@ from bridge.housekeeping import Housekeeping
 from bridge.ingest import Ingest
 from bridge.listeners import Listeners, StartupError, listening
 from bridge.logs import log
-from bridge.mapping.loader import MappingConfig, MappingError, load_mapping, read_mapping_file
+from bridge.mapping.loader import load_mapping
 from bridge.mapping.router import Mapper, warmed
+from bridge.mapping.schema import MappingConfig, MappingError
+from bridge.mapping.yaml_reading import read_mapping_file
 from bridge.net import listen_overflows
 from bridge.receiving.relay import Relay, RelayStats, relayed
 from bridge.series.store import Store
@@ -234,6 +236,8 @@ class Bridge:
             self.status,
             self.web.config,
             prepare=self.housekeeping.collect if self.pool is not None else None,
+            clear=self.housekeeping.clear,
+            clear_requests=self.stats.clear_requests,
         )
         limits = Limits(
             header_timeout=config.web_read_header_timeout,

@@ -14,12 +14,12 @@ from typing import Any
 from bridge.config import FLAGS
 from bridge.exposition.text import format_value
 from bridge.ingest import Ingest
-from bridge.mapping.loader import MappingConfig
 from bridge.mapping.router import Mapper
+from bridge.mapping.schema import MappingConfig
 from bridge.parsing.line import LineError, TagStats, parse_line, parse_number
-from bridge.reasons import REASONS
+from bridge.reasons import REASONS, SET
 from bridge.series.store import Store
-from bridge.series.types import Histogram, Summary, render_labels
+from bridge.series.types import Histogram, SetSeries, Summary, render_labels
 from bridge.stats import Stats
 
 _TYPE_WORDS = {"c": "counter", "g": "gauge", "ms": "timer", "h": "histogram", "d": "distribution"}
@@ -38,7 +38,7 @@ def _snapshot(store: Store) -> dict[tuple[str, tuple], tuple[str, Any]]:
                 value = (series.count, series.sum)
             else:
                 value = series.total
-            state[(family.name, key)] = (family.type, value)
+            state[(family.name, key)] = ("set" if isinstance(series, SetSeries) else family.type, value)
     return state
 
 
@@ -47,6 +47,8 @@ def _effect(kind: str, before: Any, after: Any, bounds: tuple[float, ...], relat
     if kind == "counter":
         old = before or 0.0
         return f"add {format_value(after - old)} (now {format_value(after)})"
+    if kind == "set":
+        return f"a gauge of the distinct values in its set_window: now {format_value(after)}"
     if kind == "gauge":
         if relative:  # a new series starts from 0
             change = after - (before or 0.0)
@@ -152,13 +154,14 @@ class Explainer:
         self.stats = Stats()
         self.store = Store()
         self.ingest = Ingest(Mapper(mapping), self.store, self.stats, clock)
+        self.store.clock = clock  # a set's window moves with the ingest's clock
         self.ingest.shape_limit = 0  # every line by the full path: nothing cached between explanations
 
     def explain(self, line: str) -> dict[str, Any]:
         result: dict[str, Any] = {"line": line, "samples": [], "series": [], "problems": []}
         try:
             raw = line.encode()
-            samples, _errors, dialect = parse_line(line, TagStats())
+            samples, _errors, dialect = parse_line(line, TagStats(), sets=self.ingest.mapper.takes_sets)
         except UnicodeEncodeError:  # bytes that were not UTF-8, carried here as surrogates
             raw, samples, dialect = line.encode("utf-8", "surrogateescape"), [], ""
         except LineError:
@@ -182,6 +185,7 @@ class Explainer:
                     "kind": sample.kind,
                     "value": float(f"{sample.value * sample.divisor:.12g}"),  # as sent, before rate and ms scaling
                     "relative": sample.relative,
+                    "member": sample.member if sample.kind == SET else None,
                     "sample_rate": rate,
                     "tags": dict(sample.tags),
                     "outcome": outcome,
@@ -230,6 +234,8 @@ def format_text(result: dict[str, Any]) -> str:
         tags = ", ".join(f"{k}={v}" for k, v in sample["tags"].items())
         value = format_value(sample["value"])
         value = f"change by {'+' if sample['value'] >= 0 else ''}{value}" if sample["relative"] else f"value {value}"
+        if sample["member"] is not None:
+            value = f"member {sample['member']!r}"
         rate = f", sample rate {format_value(sample['sample_rate'])}" if sample["sample_rate"] != 1 else ""
         out.append(
             f"  parsed:  {sample['name']}, {sample['type']}, {value}"

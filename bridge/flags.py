@@ -12,7 +12,7 @@ from bridge.mapping.schema import LABEL_NAME
 from bridge.net import parse_address
 from bridge.workers.cpus import MAX_WORKERS, workers_for
 
-RESERVED_PATHS = ("/-/healthy", "/-/ready", "/-/reload", "/-/quit")
+RESERVED_PATHS = ("/-/healthy", "/-/ready", "/-/reload", "/-/quit", "/-/clear")
 WORKER_COUNTS = f"give auto or a number from 1 to {MAX_WORKERS}"
 
 

@@ -1,5 +1,5 @@
 """The store's housekeeping: every second the workers' hand-over, the status page's rates and trends and
-the series past their ttl; the reaper's passes over silent sources."""
+the series past their ttl; the reaper's passes over silent sources; POST /-/clear."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 
 from bridge.config import ReaperSettings
 from bridge.logs import log, summarise_held_back
+from bridge.series.selectors import Selector, selects
 from bridge.series.store import Store
 from bridge.stats import Stats, rejections
 from bridge.supervise import periodic
@@ -77,3 +79,13 @@ class Housekeeping:
         self.reaper_last_sweep, self.reaper_last_removed = time.time(), removed
         if removed:
             log(logger, logging.INFO, "reaped the series of silent sources", series=removed, label=self.reaper.label)
+
+    async def clear(self, selectors: list[Selector]) -> int:
+        """Drop the series any of `selectors` selects (every series, given none), once every line read before
+        is in the store (the workers' hand-over first), so that none of them comes back with a later one.
+        The store drops them as it does at ttl, so the workers are told to forget their sids, and a line
+        after this starts its series anew (a counter from its own increments). How many series went."""
+        await self.collect()
+        cleared = self.store.clear(partial(selects, selectors) if selectors else None)
+        self.stats.cleared_series += cleared
+        return cleared

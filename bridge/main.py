@@ -18,7 +18,8 @@ from bridge.daemon import compile_mapping, main
 from bridge.explain import explain_lines, format_text
 from bridge.logs import setup
 from bridge.mapping.lint import ERROR, WARNING, has_errors, lint, rollback
-from bridge.mapping.loader import MappingConfig, MappingError, load_mapping_file
+from bridge.mapping.loader import load_mapping_file
+from bridge.mapping.schema import MappingConfig, MappingError
 from bridge.web import tls, web_config
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command, as its decorators take and give it

@@ -8,6 +8,7 @@ statsd_bridge_sample_errors_total{reason} (the parser's) and statsd_bridge_event
 COUNTER = "counter"
 GAUGE = "gauge"
 OBSERVER = "observer"  # a timer, histogram or distribution: what a mapping makes a histogram or a summary
+SET = "set"  # a StatsD set's member: a gauge of distinct values where a mapping rule has a set_window
 
 REASONS = {
     "malformed_line": "not a StatsD line: it needs name:value|type",
@@ -21,7 +22,8 @@ REASONS = {
     "mixed_tagging_styles": "tags in two dialects on one line (in the name and after |#)",
     "invalid_extended_aggregate_type": "several values (name:1:2|type) are allowed only for ms, h and d",
     "illegal_event": "the type is not one of c, g, ms, h, d",
-    "set_unsupported": "sets (|s) count distinct values, which Prometheus has no type for",
+    "set_unsupported": "sets (|s) count distinct values, which Prometheus has no type for (a mapping "
+    "rule's set_window makes them a gauge)",
     "dogstatsd_event_unsupported": "DogStatsD events (_e{...}) have no Prometheus counterpart",
     "service_check_unsupported": "DogStatsD service checks (_sc|...) have no Prometheus counterpart",
     "illegal_negative_counter": "a counter can't go down: a negative increment is rejected (use a gauge)",

@@ -34,12 +34,24 @@ class Stats:
         self.workers = 0
         self.worker_restarts = 0
         self.worker_lines: Counter[int] = Counter()  # by worker number
+        # POST /-/clear: series it dropped, and its requests by outcome (cleared, bad_selector, disabled)
+        self.cleared_series = 0
+        self.clear_requests: Counter[str] = Counter({"cleared": 0, "bad_selector": 0, "disabled": 0})
 
 
 # What the main process counts itself, never handed over by a worker: the mapping and web config it
 # loads, and its workers
 MAIN_ONLY = frozenset(
-    {"loaded_mappings", "config_reloads", "web_config_reloads", "workers", "worker_restarts", "worker_lines"}
+    {
+        "loaded_mappings",
+        "config_reloads",
+        "web_config_reloads",
+        "workers",
+        "worker_restarts",
+        "worker_lines",
+        "cleared_series",
+        "clear_requests",
+    }
 )
 
 

@@ -67,6 +67,7 @@ def pipeline(mapping_yaml: str = "") -> Pipeline:
     config = load_mapping(mapping_yaml, "test.yml")
     clock = FakeClock()
     ingest = Ingest(Mapper(config), store, stats, clock)
+    store.clock = clock
     registry = self_registry(
         Sources(stats, store, DatagramCounts(), DatagramCounts(), TCPCounts(), lambda: ingest.mapper)
     )

@@ -18,8 +18,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.mapping.loader import MappingConfig, load_mapping
+from bridge.mapping.loader import load_mapping
 from bridge.mapping.router import Mapper
+from bridge.mapping.schema import MappingConfig
 from bridge.parsing.line import TagStats, parse_line
 from bridge.series.quantiles import RELATIVE_ACCURACY
 from tests.conftest import BridgeProcess, free_port, parse_sample_line, require, start_bridge, worker_count

@@ -144,6 +144,13 @@ def self_metrics(sources: Sources) -> Iterator[Metric]:
         stats.output_skips,
     )
     yield _labelled("config_reloads_total", "Mapping file reloads, by outcome.", ["outcome"], stats.config_reloads)
+    yield _counter("cleared_series_total", "Series dropped by POST /-/clear.", stats.cleared_series)
+    yield _labelled(
+        "clear_requests_total",
+        "POST /-/clear requests, by outcome (cleared, bad_selector, disabled).",
+        ["outcome"],
+        stats.clear_requests,
+    )
     yield _labelled(
         "internal_errors_total",
         "Errors where none should be (a bug), by component: each is logged with its traceback, and the work goes on.",

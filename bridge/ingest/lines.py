@@ -17,6 +17,7 @@ from bridge.parsing.line import (
     COUNTER,
     GAUGE,
     OBSERVER,
+    SET,
     Dialects,
     LineError,
     Sample,
@@ -24,6 +25,7 @@ from bridge.parsing.line import (
     is_relative,
     parse_line,
 )
+from bridge.series.distinct import member_hash
 from bridge.series.refusals import Refusals
 from bridge.series.store import ConflictError, SeriesLimitError
 from bridge.series.types import WHOLE_LIMIT, How, LabelKey, Series
@@ -306,7 +308,7 @@ class Ingest:
         tag_stats = self.tag_stats
         errors_before, tags_before, rates_before = tag_stats.errors, tag_stats.received, tag_stats.rate_errors
         try:
-            samples, errors, _dialect = parse_line(line, tag_stats, self.dialects)
+            samples, errors, _dialect = parse_line(line, tag_stats, self.dialects, self.mapper.takes_sets)
         except LineError as rejected:  # before any sample: statsd_exporter counts none
             self._reject(rejected, line)
             return []
@@ -362,19 +364,26 @@ class Ingest:
         if route.drop:
             stats.actions["drop"] += events
             return False
+        targets = route.targets
+        if sample.kind == SET:
+            targets = [target for target in targets if target.set_window]
+            if not targets:  # the parser reads sets for another rule's sake: this one has no window
+                self._reject(LineError("set_unsupported", "no set_window in the rule that matches"), sample.name)
+                return False
         if not route.mapped:
             stats.events_unmapped += events
         elif any(target.name for target in route.targets):
             stats.actions["map"] += events  # an empty name is an event error, not a mapped event
         before = len(updates)
-        for target in route.targets:
+        for target in targets:
             update = self._update(sample, target, events if route.mapped else 0)
             if update is not None:
                 updates.append(update)
         if len(updates) == before:
             return False
         stats.events[sample.kind] += events
-        return len(route.targets) == 1 and not route.targets[0].extended
+        # a set's member is text, which the cached path doesn't read
+        return len(targets) == 1 and not targets[0].extended and sample.kind != SET
 
     def _skip(self, target: Target, missing: str) -> None:
         self.stats.output_skips[(target.name, missing)] += 1
@@ -394,8 +403,10 @@ class Ingest:
             if missing is not None:
                 self._skip(target, missing)
                 return None
-        value = value_of(sample, target)
-        how = how_of(target.type, sample.weight)
+        if target.set_window:
+            value, how = member_hash(sample.member), How.COLLECT
+        else:
+            value, how = value_of(sample, target), how_of(target.type, sample.weight)
         if not (value >= 0.0 or how.allows_negative):  # before the series: statsd_exporter makes none
             stats.event_errors["illegal_negative_counter"] += 1
             return None

@@ -3,7 +3,8 @@ adds, sets or observes, and the label set of its series."""
 
 from __future__ import annotations
 
-from bridge.mapping.router import Target, escape_name
+from bridge.mapping.router import Target
+from bridge.mapping.semantics import escape_name
 from bridge.parsing.line import Sample
 from bridge.series.names import RESERVED_LABELS
 from bridge.series.types import LabelKey

@@ -121,6 +121,21 @@ class Checker:
             )
         return seconds
 
+    def set_window(self, where: Located, default: float) -> float:
+        """A `set_window` (in `defaults` or a rule), or `default` where none is given; a bridge extension."""
+        if where.get("set_window") is None:
+            return default
+        window = self.duration(where["set_window"], where, "set_window")
+        if window <= 0:
+            raise self.fail(where, "set_window", f"must be a positive duration, got {where['set_window']!r}")
+        self.extension(
+            where,
+            "set_window",
+            "statsd_exporter ignores `set_window`, a mapping extension of the bridge's: rolled back, "
+            "every set line (|s) is refused as set_unsupported",
+        )
+        return window
+
     def choice(self, value: Any, where: Located, key: str, choices: tuple[str, ...] | dict[str, str]) -> str:
         if value not in choices:
             raise self.fail(where, key, f"must be one of {', '.join(choices)}, got {value!r}")

@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from bridge.mapping.globs import ReferenceGlobs
+from bridge.mapping.globs import PartIndex, ReferenceGlobs
 from bridge.mapping.router import Mapper, Route, Target
 from bridge.mapping.schema import MappingConfig, Output, Rule
 from bridge.mapping.semantics import GLOB_REFERENCE, KINDS, expand_glob, fixed_name, go_format, takes_kind
@@ -41,47 +41,21 @@ _KIND_CODES = {COUNTER: "c", GAUGE: "g", OBSERVER: "h"}
 
 
 class GlobIndex:
-    """Globs in one order, looked up by a name's parts rather than tried one by one.
-
-    A glob's `*` never takes a dot, so it matches only names of as many parts as it has, and only those
-    whose part is its literal part wherever it has one. For each number of parts, each place and each
-    literal there, the index keeps a bit set of the globs (bit i: the i-th in order); a name's candidates
-    are what its parts' sets have in common, tried in order with the pattern as before. With thousands
-    of globs a name meets a handful instead of all of them.
-    """
+    """Globs in one order, looked up by a name's parts (PartIndex) and kind rather than tried one by one."""
 
     def __init__(self, globs: list[Rule]) -> None:
         self.globs = globs
-        # number of parts -> for each place, literal part -> globs; and for each place, globs with a `*` there
-        self._literals: dict[int, list[dict[str, int]]] = {}
-        self._wild: dict[int, list[int]] = {}
+        self._parts = PartIndex()
         self._kinds = dict.fromkeys(KINDS, 0)  # kind -> globs that take it
         for order, rule in enumerate(globs):
-            bit = 1 << order
-            parts = rule.match.split(".")
-            literals = self._literals.setdefault(len(parts), [{} for _ in parts])
-            wild = self._wild.setdefault(len(parts), [0] * len(parts))
-            for place, part in enumerate(parts):
-                if "*" in part:
-                    wild[place] |= bit
-                else:
-                    literals[place][part] = literals[place].get(part, 0) | bit
+            self._parts.add(order, rule.match)
             for kind in KINDS:
                 if takes_kind(rule, kind):
-                    self._kinds[kind] |= bit
+                    self._kinds[kind] |= 1 << order
 
     def first(self, name: str, kind: str) -> Rule | None:
         """The first glob in order that takes this name and kind of line."""
-        parts = name.split(".")
-        literals = self._literals.get(len(parts))
-        if literals is None:
-            return None
-        wild = self._wild[len(parts)]
-        candidates = self._kinds[kind]
-        for place, part in enumerate(parts):
-            candidates &= literals[place].get(part, 0) | wild[place]
-            if not candidates:
-                return None
+        candidates = self._kinds[kind] & self._parts.matching(name)
         while candidates:
             lowest = candidates & -candidates
             rule = self.globs[lowest.bit_length() - 1]
@@ -160,7 +134,9 @@ def _made(target: Target) -> tuple:
 def differences(config: MappingConfig) -> list[Difference]:
     """Every way statsd_exporter would serve this file's series otherwise, each at its rule's line."""
     file = Readings(config)
-    found = _glob_choices(file) + _templates(file) + _help_and_names(file)
+    fixed = _fixed_givers(file)
+    found = _glob_choices(file) + _templates(file) + _two_helps(file, fixed) + _template_helps(file, fixed)
+    found += _sample_name_clashes(file)
     return sorted(set(found), key=lambda d: (d.line, d.check, d.message))
 
 
@@ -279,8 +255,7 @@ def _templates(file: Readings) -> list[Difference]:
     for rule, output in _outputs(file.config):
         if rule.match_type != "glob":
             continue
-        count = rule.match.split(".").count("*")
-        captures = [f"c{index}" for index in range(1, count + 1)]
+        captures = [f"c{index}" for index in range(1, rule.pattern.groups + 1)]
         for where, template in [("name", output.name), *((f"label {k}", v) for k, v in output.labels.items())]:
             ours = expand_glob(template, tuple(captures))
             theirs = go_format(template, captures)
@@ -306,30 +281,34 @@ def _template_pattern(name: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(piece) for piece in GLOB_REFERENCE.sub("\0", name).split("\0")) + r"\Z")
 
 
-def _help_and_names(file: Readings) -> list[Difference]:
-    """One name given two HELP texts, and fixed names whose samples statsd_exporter mixes up."""
-    config = file.config
-    found = []
-    fixed: dict[str, list[tuple[Rule, Output]]] = {}  # name -> the outputs that give it, in file order
-    helps: dict[str, Counter[str]] = {}  # name -> how many of those give each HELP
-    outputs = _outputs(config)
-    for rule, output in outputs:
+def _fixed_givers(file: Readings) -> dict[str, list[tuple[Rule, Output]]]:
+    """Each fixed name -> the outputs that give it, in file order."""
+    fixed: dict[str, list[tuple[Rule, Output]]] = {}
+    for rule, output in _outputs(file.config):
         name = fixed_name(output)
-        if name is None:
-            continue
-        givers, texts = fixed.setdefault(name, []), helps.setdefault(name, Counter())
-        # a name many rules give, all with one HELP (a shared name, a `service` label): nothing to walk
-        if texts[output.help] < len(givers):
-            for earlier in givers:
-                if earlier[1].help != output.help:
-                    difference = _help_difference(file, name, earlier, (rule, output))
-                    found += difference
-                    if difference:
-                        break  # one finding a rule and name, naming the first other HELP
-        givers.append((rule, output))
-        texts[output.help] += 1
+        if name is not None:
+            fixed.setdefault(name, []).append((rule, output))
+    return fixed
+
+
+def _two_helps(file: Readings, fixed: dict[str, list[tuple[Rule, Output]]]) -> list[Difference]:
+    """One fixed name given two HELP texts: a finding for each later output of another HELP than an earlier one."""
+    found = []
+    for name, givers in fixed.items():
+        helps: Counter[str] = Counter()  # how many of the givers so far give each HELP
+        for position, later in enumerate(givers):
+            # a name many rules give, all with one HELP (a shared name, a `service` label): nothing to walk
+            if helps[later[1].help] < position:
+                found += _first_help_difference(file, name, givers[:position], later, example=True)
+            helps[later[1].help] += 1
+    return found
+
+
+def _template_helps(file: Readings, fixed: dict[str, list[tuple[Rule, Output]]]) -> list[Difference]:
+    """A name template that can give a fixed name of another HELP."""
     names = sorted(fixed)
-    for rule, output in outputs:  # a name template that can give a fixed name of another HELP
+    found = []
+    for rule, output in _outputs(file.config):
         if "$" not in output.name:
             continue
         pattern = _template_pattern(output.name)
@@ -337,14 +316,27 @@ def _help_and_names(file: Readings) -> list[Difference]:
         for name in names[bisect.bisect_left(names, head) :]:
             if not name.startswith(head):
                 break
-            if not pattern.match(name):
-                continue
-            for giver in fixed[name]:
-                if giver[1].help != output.help:
-                    difference = _help_difference(file, name, giver, (rule, output), example=False)
-                    found += difference
-                    if difference:
-                        break
+            if pattern.match(name):
+                found += _first_help_difference(file, name, fixed[name], (rule, output), example=False)
+    return found
+
+
+def _first_help_difference(
+    file: Readings, name: str, givers: list[tuple[Rule, Output]], later: tuple[Rule, Output], example: bool
+) -> list[Difference]:
+    """The finding for `later` against the first of `givers` of another HELP whose lines meet it; one a rule
+    and name."""
+    for giver in givers:
+        if giver[1].help != later[1].help:
+            difference = _help_difference(file, name, giver, later, example)
+            if difference:
+                return difference
+    return []
+
+
+def _sample_name_clashes(file: Readings) -> list[Difference]:
+    """Fixed names whose samples statsd_exporter mixes up with another metric's."""
+    found = []
     typed = _typed_names(file)
     for (name, metric_type), (rule, output, kind) in typed.items():
         line = output.line or rule.line

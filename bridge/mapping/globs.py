@@ -34,6 +34,53 @@ def literal_first(rule: Rule) -> tuple[int, ...]:
     return tuple(1 if "*" in part else 0 for part in rule.match.split("."))
 
 
+class PartIndex:
+    """Globs by their parts, as bit sets (bit i: the glob added at position i), giving for a name or another
+    glob the few globs that might match or cover it; the caller tests those. A glob's `*` never takes a dot,
+    so a glob takes only names of as many parts, and only those whose part is its own wherever its part has
+    no `*`: with thousands of globs, a name meets a handful instead of all of them."""
+
+    def __init__(self) -> None:
+        # by number of parts, for each place: part -> globs with that part there; globs whose part there is
+        # `*`; globs with a `*` anywhere in their part there
+        self._parts: dict[int, list[dict[str, int]]] = {}
+        self._star: dict[int, list[int]] = {}
+        self._wild: dict[int, list[int]] = {}
+
+    def add(self, position: int, glob: str) -> None:
+        bit, parts = 1 << position, glob.split(".")
+        exact = self._parts.setdefault(len(parts), [{} for _ in parts])
+        star = self._star.setdefault(len(parts), [0] * len(parts))
+        wild = self._wild.setdefault(len(parts), [0] * len(parts))
+        for place, part in enumerate(parts):
+            exact[place][part] = exact[place].get(part, 0) | bit
+            if part == "*":
+                star[place] |= bit
+            if "*" in part:
+                wild[place] |= bit
+
+    def matching(self, name: str) -> int:
+        """Globs that might match a name: at each place, its part there or a `*` in theirs."""
+        return self._candidates(name.split("."), covering=False)
+
+    def covering(self, glob: str) -> int:
+        """Globs that might take every name `glob` matches: at each place, its part there, or a `*` in theirs
+        where its part is literal, a whole `*` where its part has one."""
+        return self._candidates(glob.split("."), covering=True)
+
+    def _candidates(self, parts: list[str], covering: bool) -> int:
+        exact = self._parts.get(len(parts))
+        if exact is None:
+            return 0
+        found = -1  # every glob, until a place rules some out
+        for place, part in enumerate(parts):
+            wild = self._star if covering and "*" in part else self._wild
+            found &= exact[place].get(part, 0) | wild[len(parts)][place]
+            if not found:
+                break
+        return found
+
+
 @dataclass(eq=False)
 class State:
     transitions: dict[str, State] = field(default_factory=dict)

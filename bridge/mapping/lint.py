@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bridge.mapping.compat import differences
-from bridge.mapping.globs import backtracking_pairs, part_covers
+from bridge.mapping.globs import PartIndex, backtracking_pairs, part_covers
 from bridge.mapping.loader import load_mapping_file
 from bridge.mapping.router import Mapper
 from bridge.mapping.schema import REFUSED_EXTENSIONS, MappingConfig, MappingError, Rule
@@ -24,18 +24,17 @@ from bridge.mapping.semantics import (
     filled,
     fixed_name,
     label_names,
+    prometheus_type,
     references,
     rule_type,
+    run_on,
     takes_kind,
 )
 from bridge.series.names import RESERVED_LABELS, SAMPLE_SUFFIXES
 
 ERROR, WARNING = "error", "warning"
 
-# a capture number run on into more name characters: `$1_total` is the variable `1_total`
-_RUN_ON = re.compile(r"^(\d+)([\w$].*)$")
 _CATCH_ALL_REGEXES = {".*", ".+"}
-# sample-name suffixes each type writes besides its own name
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ def _templates(rule: Rule) -> Iterator[tuple[int, str, Reference]]:
 def _unfillable_references(rule: Rule) -> Iterator[tuple[int, str]]:
     count, names = rule.pattern.groups, sorted(rule.pattern.groupindex) if rule.match_type == "regex" else []
     for line, where, reference in _templates(rule):
-        if filled(rule, reference) or (not reference.braced and _RUN_ON.match(reference.name)):
+        if filled(rule, reference) or run_on(rule, reference):
             continue  # a run-on: _run_on_references says it, with the fix
         named = f" ({', '.join(names)})" if names else ""
         yield (
@@ -176,14 +175,14 @@ def _unfillable_references(rule: Rule) -> Iterator[tuple[int, str]]:
 def _run_on_references(rule: Rule) -> Iterator[tuple[int, str]]:
     """`$1_total`: a capture number run on into a longer name, empty in statsd_exporter and here."""
     for line, where, reference in _templates(rule):
-        run_on = _RUN_ON.match(reference.name)
-        if reference.braced or not run_on:
+        found = run_on(rule, reference)
+        if found is None:
             continue
-        number, rest = run_on.groups()
+        capture, rest = found
         yield (
             line,
-            f"{where}: `${reference.name}` reads as the variable `{reference.name}`, which is empty (Go's rule: the "
-            f"longest name); for capture {number} then `{rest}` write `${{{number}}}{rest}`",
+            f"{where}: `${reference.name}` reads as the name `{reference.name}`, which no capture has, so it is "
+            f"empty (the longest name is read); for capture {capture} then `{rest}` write `${{{capture}}}{rest}`",
         )
 
 
@@ -193,10 +192,11 @@ def _invalid_label_names(rule: Rule, config: MappingConfig) -> Iterator[tuple[in
         for label in sorted(labels):
             if label.startswith("__"):
                 yield output.line or rule.line, f"label {label}: names starting with __ are reserved for Prometheus"
-        kind = rule_type(rule, output, config) or output.observer_type
-        reserved = RESERVED_LABELS.get(kind)
-        if reserved in labels:
-            yield output.line or rule.line, f"label {reserved}: a {kind} writes {reserved} itself"
+        types = {prometheus_type(kind, output, config.observer_type) for kind in KINDS if takes_kind(rule, kind)}
+        for metric_type in sorted(types):
+            reserved = RESERVED_LABELS.get(metric_type)
+            if reserved in labels:
+                yield output.line or rule.line, f"label {reserved}: a {metric_type} writes {reserved} itself"
 
 
 def _types_cover(earlier: Rule, later: Rule) -> bool:
@@ -225,39 +225,27 @@ class _Coverers:
     set (bit i: the i-th rule). Only those pass to `_covers`, which decides: a pairwise walk costs millions
     of `_covers` calls on a file of thousands of rules.
 
-    A glob covers only globs of as many parts, each part of the later equal to the earlier's or taken by
-    a `*` of the earlier's; a regex covers a regex of the same text; a catch-all regex covers anything.
+    A glob covers only globs the PartIndex gives; a regex covers a regex of the same text; a catch-all
+    regex covers anything.
     """
 
     def __init__(self) -> None:
         self._count = 0
-        # globs, by their number of parts: for each place, part -> globs with that part there
-        self._exact: dict[int, list[dict[str, int]]] = {}
-        self._star: dict[int, list[int]] = {}  # for each place, globs whose part there is `*`
-        self._wild: dict[int, list[int]] = {}  # and globs with a `*` anywhere in their part there
+        self._globs = PartIndex()
         self._regexes: dict[str, int] = {}  # regex text -> regexes
         self._catch_alls = 0
         self._types: dict[str, int] = {}  # match_metric_type ("" for none) -> rules
 
     def add(self, rule: Rule) -> None:
-        bit = 1 << self._count
+        position, bit = self._count, 1 << self._count
         self._count += 1
         self._types[rule.match_metric_type] = self._types.get(rule.match_metric_type, 0) | bit
-        if rule.match_type == "regex":
-            self._regexes[rule.match] = self._regexes.get(rule.match, 0) | bit
-            if _catch_all(rule):
-                self._catch_alls |= bit
+        if rule.match_type == "glob":
+            self._globs.add(position, rule.match)
             return
-        parts = rule.match.split(".")
-        exact = self._exact.setdefault(len(parts), [{} for _ in parts])
-        star = self._star.setdefault(len(parts), [0] * len(parts))
-        wild = self._wild.setdefault(len(parts), [0] * len(parts))
-        for place, part in enumerate(parts):
-            exact[place][part] = exact[place].get(part, 0) | bit
-            if part == "*":
-                star[place] |= bit
-            if "*" in part:
-                wild[place] |= bit
+        self._regexes[rule.match] = self._regexes.get(rule.match, 0) | bit
+        if _catch_all(rule):
+            self._catch_alls |= bit
 
     def candidates(self, later: Rule) -> int:
         """Earlier rules that might cover `later`: a superset of those that do."""
@@ -265,22 +253,9 @@ class _Coverers:
         if later.match_type == "regex":
             found |= self._regexes.get(later.match, 0)
         else:
-            found |= self._globs(later.match.split("."))
+            found |= self._globs.covering(later.match)
         # _types_cover: an earlier rule of no metric type, or of the later one's
         return found & (self._types.get("", 0) | self._types.get(later.match_metric_type, 0))
-
-    def _globs(self, parts: list[str]) -> int:
-        exact = self._exact.get(len(parts))
-        if exact is None:
-            return 0
-        found = -1  # every glob, until a place rules some out
-        for place, part in enumerate(parts):
-            # a later `*` part is covered only by the same part or a `*`; a later literal also by a partial `*`
-            wild = self._star if "*" in part else self._wild
-            found &= exact[place].get(part, 0) | wild[len(parts)][place]
-            if not found:
-                break
-        return found
 
 
 def shadowing(rules: list[Rule]) -> Iterator[tuple[Rule, Rule]]:

@@ -163,6 +163,7 @@ def _compile_output(check: Checker, entry: Located, config: MappingConfig, needs
         ttl=check.duration(entry["ttl"], entry, "ttl") if entry.get("ttl") is not None else config.ttl,
         scale=None if scale is None else check.number(scale, entry, "scale"),
         honor_labels=bool(entry.get("honor_labels", False)),
+        set_window=check.set_window(entry, config.set_window),
         line=entry.line,
     )
     if entry.get("type"):
@@ -289,6 +290,7 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     config.summary = options.get("summary", SummaryOptions())
     if defaults.get("ttl") is not None:
         config.ttl = check.duration(defaults["ttl"], defaults, "ttl")
+    config.set_window = check.set_window(defaults, 0.0)
     config.glob_disable_ordering = bool(defaults.get("glob_disable_ordering", False))
     match_type = check.choice(defaults.get("match_type") or "glob", defaults, "match_type", ("glob", "regex"))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from bridge.mapping.globs import literal_first
 from bridge.mapping.schema import DEFAULT_BUCKETS, VALUE_OPS, MappingConfig, Output, Rule
 from bridge.mapping.semantics import escape_name, expand_glob, expand_regex, prometheus_type, takes_kind
+from bridge.reasons import SET
 from bridge.series.quantiles import SummaryOptions
 
 # statsd_exporter's words: HELP is part of what a drop-in serves alike
@@ -42,6 +43,7 @@ class Target:
     non_empty: tuple[str, ...] = ()
     when: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extended: bool = False
+    set_window: float = 0.0  # a set's lines: the window of the gauge of their distinct values; 0: refused
 
 
 @dataclass
@@ -72,6 +74,8 @@ class Mapper:
             globs.sort(key=literal_first)  # literal parts win over `*`, as statsd_exporter's FSM
         self.rules = globs + [r for r in self.config.rules if r.match_type == "regex"]
         self._cache: dict[tuple[str, str], Route] = {}
+        # whether any rule (or the defaults) gives StatsD sets a window: the parser reads them only then
+        self.takes_sets = self.config.set_window > 0 or any(o.set_window for r in self.config.rules for o in r.outputs)
         # statsd_exporter's statsd_metric_mapper_cache_{gets,hits}_total; lines the ingest's shape
         # cache answers never ask the mapper, so these count the slower path only
         self.cache_gets = 0
@@ -137,6 +141,8 @@ class Mapper:
         return self._resolve(name, kind, rules)
 
     def prometheus_type(self, kind: str, output: Output | None) -> str:
+        if kind == SET:
+            return "gauge"  # of its distinct values, whatever the output's type
         return prometheus_type(kind, output, self.config.observer_type)
 
     def _unmapped(self, name: str, kind: str) -> Target:
@@ -150,6 +156,7 @@ class Mapper:
             summary=config.summary,
             ttl=config.ttl,
             value=VALUE_OPS[kind_type][0],
+            set_window=config.set_window if kind == SET else 0.0,
         )
 
     def _target(self, output: Output, rule: Rule, found: re.Match[str], kind: str) -> Target:
@@ -181,4 +188,5 @@ class Mapper:
             non_empty=output.non_empty,
             when=output.when,
             extended=output.extended,
+            set_window=output.set_window if kind == SET else 0.0,
         )

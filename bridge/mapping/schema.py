@@ -45,14 +45,15 @@ EXTENSION_EFFECTS = {
     "non_empty": "takes lines with those tags empty too",
     "when": "takes lines with any value of those tags",
 }
-# The extensions for which statsd_exporter refuses the whole file; it ignores the others
+# The extensions for which statsd_exporter refuses the whole file; it ignores the others (set_window too, in a
+# rule or in `defaults`: rolled back, every set line is refused as set_unsupported)
 REFUSED_EXTENSIONS = ("outputs",)
 
 # Keys of one output: statsd_exporter's, then our extensions (docs/mapping.md: "Extensions").
 OUTPUT_KEYS = {
     *OBSERVER_TYPE_KEYS, "name", "labels", "buckets", "quantiles", "histogram_options",
     "summary_options", "help", "ttl", "scale", "honor_labels",
-    "type", "value", "tags", "required", "non_empty", "when",
+    "type", "value", "tags", "required", "non_empty", "when", "set_window",
 }  # fmt: skip
 MATCH_KEYS = {"match", "match_type", "match_metric_type", "action", "outputs"}
 MAPPING_KEYS = OUTPUT_KEYS | MATCH_KEYS
@@ -66,7 +67,7 @@ VALUE_OPS = {
 }
 DEFAULTS_KEYS = {
     *OBSERVER_TYPE_KEYS, "buckets", "quantiles", "match_type", "glob_disable_ordering", "ttl",
-    "summary_options", "histogram_options",
+    "summary_options", "histogram_options", "set_window",
 }  # fmt: skip
 # statsd_bridge_extensions: true says the file means to use the mapping extensions (statsd_exporter ignores the key)
 TOP_KEYS = {"defaults", "mappings", "reaper", "statsd_bridge_extensions"}
@@ -106,6 +107,9 @@ class Output:
     required: tuple[str, ...] = ()  # tags that must be present, or the output is skipped
     non_empty: tuple[str, ...] = ()  # tags that must be present and non-empty
     when: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tag -> values that select this output
+    # seconds: StatsD set lines (|s) make a gauge of their distinct values over this sliding window; 0: they
+    # are refused (set_unsupported), as statsd_exporter refuses every one
+    set_window: float = 0.0
     line: int = 0
     # name and labels contain no capture reference: format once, not per match
     static: bool = False
@@ -148,6 +152,7 @@ class MappingConfig:
     native: tuple[float, int] = (0.0, 0)  # no native histograms without a mapping file, as statsd_exporter
     summary: SummaryOptions = field(default_factory=SummaryOptions)
     ttl: float = 0.0
+    set_window: float = 0.0  # `defaults: set_window`, each rule's unless it has its own
     glob_disable_ordering: bool = False
     path: str = ""
     reaper: Reaper = field(default_factory=Reaper)

@@ -121,6 +121,23 @@ def filled(rule: Rule, reference: Reference) -> bool:
     return group <= count if isinstance(group, int) else group in rule.pattern.groupindex
 
 
+# a reference's digits, then the name characters read on after them
+_RUN_ON = re.compile(r"([0-9]+)([^0-9].*)", re.S)
+
+
+def run_on(rule: Rule, reference: Reference) -> tuple[int, str] | None:
+    """(capture, text) for a reference whose capture number runs on into more name characters: both read
+    the longest name (`$1_total` is the name `1_total`, `$1$2` in a glob `1$2`), which no capture has, so it
+    is empty; `${capture}text` is what was meant. None for a braced or filled reference, or where the
+    digits name no capture of the rule either. The capture is the digits' number: Go's Expand reads
+    `${01}` as a group named "01", the glob formatter `${1}` and `${01}` alike."""
+    found = _RUN_ON.fullmatch(reference.name)
+    if reference.braced or found is None or filled(rule, reference):
+        return None
+    capture = int(found.group(1))
+    return (capture, found.group(2)) if filled(rule, Reference(str(capture), braced=True)) else None
+
+
 def expand_glob(template: str, captures: tuple[str, ...]) -> str:
     """A glob rule's name or label template with its captures filled in, each reference on its own
     (statsd_exporter's formatter does otherwise where a template holds a `%`: go_format)."""

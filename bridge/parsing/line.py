@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from bridge.reasons import COUNTER, GAUGE, OBSERVER
+from bridge.reasons import COUNTER, GAUGE, OBSERVER, SET
 
 # StatsD type code -> (kind, what the value is divided by). Timers arrive in milliseconds and
 # Prometheus presumes seconds; statsd_exporter divides by 1000, and so do we, to the last bit.
@@ -33,12 +33,13 @@ MAX_OBSERVER_WEIGHT = 1_000_000
 
 class Sample(NamedTuple):
     name: str
-    kind: str  # COUNTER, GAUGE or OBSERVER
+    kind: str  # COUNTER, GAUGE, OBSERVER or SET
     value: float
     relative: bool  # gauges only: "+3" / "-3" add to the current value
     weight: int  # observers only: how many observations this sample stands for (statsd_exporter's events)
     tags: dict[str, str]
     divisor: float = 1.0  # what the sent value was divided by: the sample rate of a counter, 1000 for a timer
+    member: str = ""  # a set's value, any text (its `value` is 0)
 
 
 class Dialects(NamedTuple):
@@ -163,14 +164,31 @@ def _apply_extension(field: str, tags: dict[str, str], stats: TagStats, dialects
     raise LineError("invalid_sample_factor", f"unknown field {field[:40]!r}")
 
 
-def _parse_sample(name: str, text: str, tags: dict[str, str], stats: TagStats, dialects: Dialects) -> Sample:
+def _parse_member(name: str, fields: list[str], tags: dict[str, str], stats: TagStats, dialects: Dialects) -> Sample:
+    """A set's sample (`member|s|...`), read where sets are asked for: its value is any text but none."""
+    if not fields[0]:
+        raise LineError("malformed_value", "a set's member is empty")
+    if not all(fields[2:]):
+        raise LineError("malformed_component", "empty field")
+    for field in fields[2:]:
+        _apply_extension(field, tags, stats, dialects)  # a rate changes nothing: a member is seen or not
+    if tags:
+        stats.received += 1
+    return Sample(name, SET, 0.0, False, 1, tags, member=fields[0])
+
+
+def _parse_sample(
+    name: str, text: str, tags: dict[str, str], stats: TagStats, dialects: Dialects, sets: bool = False
+) -> Sample:
     """One sample (`value|type|@rate|#tags|...`), checked in statsd_exporter's order, so that a sample
     with several faults is rejected for the one statsd_exporter names: the parts, the value, empty
-    fields, the fields in order, then the type."""
+    fields, the fields in order, then the type. A set is refused (set_unsupported) unless `sets`."""
     fields = text.split("|")
     if len(fields) < 2 or len(fields) - sum(field[:1] == "T" for field in fields[2:]) > MAX_COMPONENTS:
         raise LineError("malformed_component", f"a sample has from 2 to {MAX_COMPONENTS} |-separated components")
     value_text, type_code = fields[0], fields[1]
+    if sets and type_code == "s":
+        return _parse_member(name, fields, tags, stats, dialects)
     try:
         value = parse_number(value_text)
     except ValueError:
@@ -224,9 +242,10 @@ def _unsupported(line: str) -> str:
 
 
 def parse_line(
-    line: str, stats: TagStats, dialects: Dialects = ALL_DIALECTS
+    line: str, stats: TagStats, dialects: Dialects = ALL_DIALECTS, sets: bool = False
 ) -> tuple[list[Sample], list[LineError], str]:
-    """Parse one line into its samples, the errors of its rejected samples, and the tag dialect.
+    """Parse one line into its samples, the errors of its rejected samples, and the tag dialect. Sets
+    (`|s`) are read where `sets` is asked for, and refused as statsd_exporter does otherwise.
 
     A LineError raised here rejects the line before any sample is read: statsd_exporter counts no
     sample for it. Each error returned alongside the samples rejects one sample of the line, which
@@ -267,7 +286,7 @@ def parse_line(
         try:
             if not name:
                 raise LineError("malformed_line", "empty metric name")
-            parsed.append(_parse_sample(name, piece, tags, stats, dialects))
+            parsed.append(_parse_sample(name, piece, tags, stats, dialects, sets))
         except LineError as error:
             errors.append(error)
     return parsed, errors, dialect

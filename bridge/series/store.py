@@ -14,7 +14,7 @@ from typing import Protocol
 from bridge.series.names import SAMPLE_SUFFIXES, is_legacy
 from bridge.series.native_histogram import pick_schema
 from bridge.series.quantiles import SummaryOptions
-from bridge.series.types import CounterSeries, Histogram, LabelKey, Scalar, Series, Summary
+from bridge.series.types import CounterSeries, Histogram, LabelKey, Scalar, Series, SetSeries, Summary
 
 
 class Metric(Protocol):
@@ -34,6 +34,8 @@ class Metric(Protocol):
     def summary(self) -> SummaryOptions: ...
     @property
     def ttl(self) -> float: ...
+    @property
+    def set_window(self) -> float: ...  # a gauge of a StatsD set's distinct values over this window; 0: no set
 
 
 # About 0.4 GiB of counters at the ~800 bytes a series measured: room on a small machine.
@@ -106,6 +108,10 @@ class Names:
         return changes
 
 
+def _gauge_of(set_window: float) -> str:
+    return "a set's distinct values" if set_window else "values"
+
+
 def _sample_names(name: str, metric_type: str) -> list[str]:
     return [name + suffix for suffix in SAMPLE_SUFFIXES[metric_type]] + [name]
 
@@ -115,7 +121,7 @@ class Family:
     label names, each set of label names keeps the buckets or summary options of the rule that first
     made a series with it; a later label set with those names gets the same, whatever rule it came by."""
 
-    __slots__ = ("help", "legacy", "name", "series", "type", "vectors")
+    __slots__ = ("help", "legacy", "name", "series", "set_window", "type", "vectors")
 
     def __init__(self, metric: Metric) -> None:
         self.name = metric.name
@@ -124,6 +130,8 @@ class Family:
         self.legacy = is_legacy(metric.name)
         self.type = metric.type
         self.help = metric.help
+        # a gauge family of a StatsD set's distinct values (SetSeries): the window of its first rule
+        self.set_window = metric.set_window
         self.series: dict[LabelKey, Series] = {}
         # label names -> the vector: its live series and the options of its first; it goes with its last
         # series, so that a churn of label-name sets holds no memory
@@ -146,7 +154,7 @@ class Family:
         if self.type == "counter":
             return CounterSeries(key, now)
         if self.type == "gauge":
-            return Scalar(key, now)
+            return SetSeries(key, now, self.set_window) if self.set_window else Scalar(key, now)
         if self.type == "histogram":
             return Histogram(key, now, vector.buckets, vector.native)
         return Summary(key, now, vector.summary)
@@ -203,6 +211,9 @@ class Store:
         # folded in once FOLD_AFTER values wait, and before every render.
         self._unfolded: list[Histogram] = []
         self._pending_values = 0
+        # the gauges of StatsD sets, whose count moves with the clock: refreshed before every render
+        self._sets: dict[int, SetSeries] = {}
+        self.clock: Callable[[], float] = time.monotonic  # the ingest's (tests step a fake one through windows)
 
     def reserve(self, names: Iterable[str]) -> None:
         """Sample names written by someone else (the self-metrics), which no family may take."""
@@ -215,6 +226,10 @@ class Store:
     def family(self, metric: Metric) -> Family:
         family = self.families.get(metric.name)
         if family is not None and family.type == metric.type:
+            if bool(family.set_window) != bool(metric.set_window):
+                raise ConflictError(
+                    f"{metric.name} is a gauge of {_gauge_of(family.set_window)}, not of {_gauge_of(metric.set_window)}"
+                )
             return family
         self.names.check(metric.name, metric.type)
         self.names.claim(metric.name, metric.type)
@@ -229,7 +244,7 @@ class Store:
         `max_series_per_metric` (existing series still update).
         """
         family = self.families.get(metric.name)
-        if family is not None and family.type == metric.type:
+        if family is not None and family.type == metric.type and bool(family.set_window) == bool(metric.set_window):
             series = family.series.get(key)
             if series is not None:
                 return series
@@ -237,7 +252,7 @@ class Store:
             raise SeriesLimitError(metric.name)
         if family is not None and len(family.series) >= self.max_series_per_metric:
             raise MetricSeriesLimitError(metric.name)
-        if family is None or family.type != metric.type:
+        if family is None or family.type != metric.type or bool(family.set_window) != bool(metric.set_window):
             family = self.family(metric)
         series, new_vector = family.new_series(key, now, metric)
         if family.type != "gauge":
@@ -248,6 +263,8 @@ class Store:
             self.vectors_created[family.type] = self.vectors_created.get(family.type, 0) + 1
         if metric.ttl > 0:
             self._expiring[id(series)] = (family, series, metric.ttl)
+        if isinstance(series, SetSeries):
+            self._sets[id(series)] = series
         if self.reap_label:
             self._index_source(family, series)
         return series
@@ -267,6 +284,7 @@ class Store:
             self.generation += 1
             self._removed.add(id(series))
         self._expiring.pop(id(series), None)
+        self._sets.pop(id(series), None)
         if series.source is not None:
             indexed = self._by_source.get(series.source)
             if indexed is not None:
@@ -275,6 +293,19 @@ class Store:
                     del self._by_source[series.source]
         if not family.series:
             self._drop_family(family)
+
+    def clear(self, selected: Callable[[str, LabelKey], bool] | None = None) -> int:
+        """Drop every series, or those `selected` picks by metric name and labels, by the path ttl and the
+        reaper take (indexes, vectors, caps and workers' sids follow); return how many went."""
+        chosen = [
+            (family, series)
+            for family in list(self.families.values())
+            for series in list(family.series.values())
+            if selected is None or selected(family.name, series.key)
+        ]
+        for family, series in chosen:
+            self.remove(family, series)
+        return len(chosen)
 
     def take_removed(self) -> set[int]:
         """Ids of the series removed since the last call. A cache holding a series keeps it alive,
@@ -326,20 +357,31 @@ class Store:
         """`count` more observations wait in histograms' pending lists: fold them all once FOLD_AFTER do."""
         self._pending_values += count
         if self._pending_values >= FOLD_AFTER:
-            self.fold_pending()
+            self._fold()
 
     @property
     def pending(self) -> int:
         return self._pending_values
 
     def fold_pending(self) -> None:
-        """Put every pending histogram observation into its buckets. Only the ingesting thread may
-        call this (the event loop: it folds before handing a render to a web worker thread)."""
+        """Put every pending histogram observation into its buckets, and count each set's distinct values
+        as of now. Only the ingesting thread may call this (the event loop: it folds before handing a
+        render to a web worker thread)."""
+        self.refresh_sets(self.clock())
+        self._fold()
+
+    def _fold(self) -> None:
         unfolded = self._unfolded[:]
         self._unfolded.clear()  # in place: the ingest holds its append
         for series in unfolded:
             series.fold()
         self._pending_values = 0
+
+    def refresh_sets(self, now: float) -> None:
+        """Each set's gauge: the distinct values of its window as of `now`, the same for every scrape in
+        one bucket of the window."""
+        for series in list(self._sets.values()):
+            series.value = float(series.window.count(now))
 
     def count_by_type(self) -> dict[str, int]:
         counts = dict.fromkeys(SAMPLE_SUFFIXES, 0)

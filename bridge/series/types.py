@@ -10,6 +10,7 @@ import bisect
 import math
 from enum import Enum
 
+from bridge.series.distinct import DistinctWindow
 from bridge.series.native_histogram import NativeHistogram
 from bridge.series.quantiles import QuantileWindow, SummaryOptions
 
@@ -31,6 +32,7 @@ class How(Enum):
     SET = "set"  # a gauge (Scalar): set to the value, or changed by it when the value is relative
     OBSERVE = "observe"  # an observation at once: a summary's, or a histogram's of weight > 1
     DEFER = "defer"  # a histogram observation of weight 1, into the buckets at the next fold
+    COLLECT = "collect"  # a set's member (its hash) into a gauge of distinct values (SetSeries)
 
     @property
     def allows_negative(self) -> bool:
@@ -84,6 +86,21 @@ class CounterSeries(Scalar):
     @property
     def total(self) -> float:
         return self.fraction + self.value
+
+
+class SetSeries(Scalar):
+    """A gauge of the distinct values a StatsD set sent in a sliding window: `value` is the count as of the
+    store's last refresh (Store.refresh_sets, before every render)."""
+
+    __slots__ = ("window",)
+
+    def __init__(self, key: LabelKey, now: float, window: float) -> None:
+        super().__init__(key, now)
+        self.window = DistinctWindow(window)
+
+    def observe(self, hashed: float, weight: int, now: float) -> None:
+        """A member, by its hash (bridge.series.distinct.member_hash); a sample rate changes nothing."""
+        self.window.add(int(hashed), now)
 
 
 class Histogram:
@@ -166,4 +183,4 @@ class Summary:
         self.sum += value * weight
 
 
-Series = Scalar | CounterSeries | Histogram | Summary
+Series = Scalar | CounterSeries | SetSeries | Histogram | Summary

@@ -1,4 +1,5 @@
-"""The pages the bridge serves: metrics, landing or status page, health, readiness and lifecycle.
+"""The pages the bridge serves: metrics, landing or status page, health, readiness and lifecycle (reload,
+quit, clear).
 
 Requests arrive from bridge/web/http.py; anything slow (a render, a bcrypt check) runs on the worker
 pool, never on the event loop that reads datagrams. Scrapes of one format that arrive while
@@ -13,8 +14,10 @@ import functools
 import gzip
 import html
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from urllib.parse import parse_qsl
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
@@ -24,6 +27,8 @@ from bridge.exposition.escaping import ALLOW_UTF8
 from bridge.exposition.negotiate import negotiate
 from bridge.exposition.openmetrics import OpenMetricsView
 from bridge.exposition.text import TEXT_CONTENT_TYPE, render_text
+from bridge.logs import log
+from bridge.series.selectors import Selector, SelectorError, parse_selector
 from bridge.series.store import Store
 from bridge.web.access import Authenticator, RateLimiter
 from bridge.web.http import Request, Response
@@ -40,6 +45,7 @@ LANDING_PAGE = """<!DOCTYPE html>
 """
 
 Rendered = tuple[str, bytes]  # content type, body
+LIFECYCLE_OFF = "Lifecycle API is not enabled (--web-enable-lifecycle).\n"
 
 
 def page(status: int, text: str, content_type: str = "text/plain") -> Response:
@@ -113,6 +119,8 @@ class App:
         status: Callable[[], Status] | None = None,
         web_config: WebConfig | None = None,
         prepare: Callable[[], Awaitable[object]] | None = None,
+        clear: Callable[[list[Selector]], Awaitable[int]] | None = None,
+        clear_requests: Counter[str] | None = None,
     ) -> None:
         self.store = store
         self.self_metrics = self_metrics
@@ -122,6 +130,9 @@ class App:
         self.ready = ready
         # "/-/reload" and "/-/quit" -> what they do, answering (ok, message); None: the endpoints are off
         self.lifecycle = lifecycle
+        # POST /-/clear: drops the series selected (all, with no selector), how many; on with the lifecycle API
+        self.clear = clear
+        self.clear_requests: Counter[str] = Counter() if clear_requests is None else clear_requests  # by outcome
         # Off by default, as in statsd_exporter: OpenMetrics writes le="1.0" where the text format writes
         # le="1", and Prometheus 2 stores either as sent, so dashboards written against statsd_exporter
         # would lose their buckets.
@@ -160,6 +171,8 @@ class App:
         path, method = request.path, request.method
         if path in ("/-/reload", "/-/quit"):
             return await self._lifecycle(path, method)
+        if path == "/-/clear":
+            return await self._clear(request)
         if path not in ("/", self.telemetry_path, "/-/healthy", "/-/ready"):
             return page(404, f"404 page not found: {path}\n")
         if method not in ("GET", "HEAD"):
@@ -222,10 +235,50 @@ class App:
 
     async def _lifecycle(self, path: str, method: str) -> Response:
         if method not in ("POST", "PUT"):
-            response = page(405, f"{method} is not allowed on {path}\n")
-            response.headers.append(("Allow", "POST, PUT"))
-            return response
+            return _post_only(method, path)
         if self.lifecycle is None:
-            return page(403, "Lifecycle API is not enabled (--web-enable-lifecycle).\n")
+            return page(403, LIFECYCLE_OFF)
         ok, message = await self.lifecycle[path]()
         return page(200 if ok else 500, message + "\n")
+
+    async def _clear(self, request: Request) -> Response:
+        """Drop the series any `match[]` selector selects (form body or query string, as Prometheus's
+        delete_series takes them), or every series without one; answers how many went, as a number."""
+        if request.method not in ("POST", "PUT"):
+            return _post_only(request.method, request.path)
+        if self.lifecycle is None or self.clear is None:
+            self.clear_requests["disabled"] += 1
+            return page(403, LIFECYCLE_OFF)
+        texts: list[str] = []
+        try:
+            texts = match_parameters(request)
+            selectors = [parse_selector(text) for text in texts]
+        except SelectorError as error:
+            self.clear_requests["bad_selector"] += 1
+            log(logger, logging.WARNING, "clear refused", client=request.peer, match=texts, error=str(error))
+            return page(400, f"bad match[] selector: {error}\n")
+        cleared = await self.clear(selectors)
+        self.clear_requests["cleared"] += 1
+        log(logger, logging.INFO, "series cleared", client=request.peer, match=texts, series=cleared)  # []: all
+        return page(200, f"{cleared}\n")
+
+
+def _post_only(method: str, path: str) -> Response:
+    response = page(405, f"{method} is not allowed on {path}\n")
+    response.headers.append(("Allow", "POST, PUT"))
+    return response
+
+
+def match_parameters(request: Request) -> list[str]:
+    """The `match[]` values of a request: those of a form body (application/x-www-form-urlencoded), then
+    those of the query string, as Go's Request.ParseForm orders them. Raises SelectorError when the
+    form is not UTF-8."""
+    form = request.query
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type == "application/x-www-form-urlencoded" and request.body:
+            form = request.body.decode("utf-8") + "&" + form
+        pairs = parse_qsl(form, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise SelectorError("the form is not UTF-8") from None
+    return [value for name, value in pairs if name == "match[]"]

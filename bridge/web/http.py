@@ -17,7 +17,7 @@ import socket
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import cast
 from urllib.parse import unquote, urlsplit
@@ -38,7 +38,7 @@ class Limits:
     idle_timeout: float = 330.0
     # Larger heads get 431. Go allows 1 MiB; 64 KiB bounds the memory of 10,000 half-sent heads to 640 MiB.
     max_header_bytes: int = 64 * 1024
-    max_body_bytes: int = 64 * 1024  # no page takes a body; a bigger one gets 413
+    max_body_bytes: int = 64 * 1024  # only /-/clear's form takes a body; a bigger one gets 413
     # Connections past this are closed as soon as they are accepted, so file descriptors never run out.
     max_connections: int = 10_000
     # A response the client doesn't read within this long is abandoned with its connection.
@@ -51,6 +51,8 @@ class Request:
     path: str  # percent-decoded, without the query
     query: str
     headers: dict[str, str]  # lower-case names; a repeated header keeps its last value
+    body: bytes = b""  # at most Limits.max_body_bytes
+    peer: str = ""  # the client's address, host:port
 
 
 @dataclass
@@ -97,6 +99,14 @@ def _raw_response(status: int, text: str) -> bytes:
     ).encode() + body
 
 
+def address(peername: object) -> str:
+    """A socket's peer name as host:port ([host]:port for IPv6), for the log."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host = str(peername[0])
+        return f"[{host}]:{peername[1]}" if ":" in host else f"{host}:{peername[1]}"
+    return str(peername or "")
+
+
 def parse_target(target: bytes) -> tuple[str, str]:
     """(path, query) of a request target, absolute form included, as Go's r.URL.Path and RawQuery."""
     text = target.decode("latin-1")
@@ -121,6 +131,7 @@ class Connection(asyncio.Protocol):
         self.busy = False  # a request is being answered; reading is paused meanwhile
         self.request: Request | None = None
         self.body_size = 0
+        self.body: list[bytes] = []  # the current request's body, as it arrives
         self.draining: asyncio.Future | None = None
 
     # -- asyncio.Protocol
@@ -197,19 +208,25 @@ class Connection(asyncio.Protocol):
                     return
                 path, query = parse_target(event.target)
                 headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
-                self.request = Request(event.method.decode("ascii"), path, query, headers)
+                peer = address(self.transport.get_extra_info("peername"))
+                self.request = Request(event.method.decode("ascii"), path, query, headers, peer=peer)
                 self.body_size = 0
+                self.body.clear()
             elif isinstance(event, h11.Data):
                 self.body_size += len(event.data)
                 if self.body_size > self.server.limits.max_body_bytes:
-                    self._fail(413, "body_too_large", "no page here takes a body\n")
+                    self._fail(413, "body_too_large", "the request body is too large\n")
                     return
+                self.body.append(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 self._disarm()
                 self.busy = True
                 self.transport.pause_reading()
                 # the server holds each answer's task until it is done: the loop keeps only a weak reference
                 assert self.request is not None  # h11 gives a Request before its EndOfMessage
+                if self.body:
+                    self.request = replace(self.request, body=b"".join(self.body))
+                    self.body.clear()
                 task = self.loop.create_task(self._answer(self.request))
                 self.server.answering.add(task)
                 task.add_done_callback(self.server.answering.discard)

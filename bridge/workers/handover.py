@@ -9,7 +9,9 @@ since it last asked. Each changed series is handed over as a record, and reset:
 - a gauge: the change it saw, or the value it was last set to and when (the store keeps the latest set);
 - a histogram: its observations, as they came (the store folds them into the buckets, native ones too,
   exactly as one process would);
-- a summary: its count, its sum and the sketches of its age buckets, merged into the store's window.
+- a summary: its count, its sum and the sketches of its age buckets, merged into the store's window;
+- a set's gauge: the values it saw, by the bucket of the window they were last seen in (past the exact
+  bound, a sketch per bucket), united with the store's: the count is of distinct values over every worker.
 
 A series is named by a number (sid) the worker gives it: the first record of a sid carries the metric
 and the label set, later ones only the change. The main process tells the worker which sids to forget
@@ -27,7 +29,7 @@ from bridge.ingest import Ingest, Shape, Update
 from bridge.mapping.router import Target
 from bridge.parsing.line import Sample
 from bridge.series.store import Family, Metric, Names, Vector
-from bridge.series.types import CounterSeries, LabelKey, Scalar, Series, Summary, render_labels
+from bridge.series.types import CounterSeries, LabelKey, Scalar, Series, SetSeries, Summary, render_labels
 from bridge.workers.records import Events, MetricSpec, NewRecord, Record, spec_of
 
 
@@ -58,6 +60,11 @@ class WorkerFamily(Family):
         if self.type == "histogram":
             return HeldObservations(key, now)  # type: ignore[return-value]
         return super().make(key, now, vector)
+
+
+def kind_of(metric: Metric | Family) -> str:
+    """What a hand-over takes of a series of this metric: its type's change, or a set's values."""
+    return "set" if metric.set_window else metric.type
 
 
 class WorkerStore:
@@ -95,7 +102,7 @@ class WorkerStore:
         return name in self._held
 
     def series(self, metric: Metric, key: LabelKey, now: float) -> Series:
-        family = self.families.get((metric.name, metric.type))
+        family = self.families.get((metric.name, kind_of(metric)))
         series = family.series.get(key) if family is not None else None
         if series is not None and id(series) not in self.provisional:
             return series
@@ -103,7 +110,7 @@ class WorkerStore:
         if series is not None:
             return series
         if family is None:
-            family = self.families[(metric.name, metric.type)] = WorkerFamily(metric)
+            family = self.families[(metric.name, kind_of(metric))] = WorkerFamily(metric)
             self._held[metric.name] = self._held.get(metric.name, 0) + 1
         series, _ = family.new_series(key, now, metric)
         family.series[key] = series
@@ -139,7 +146,7 @@ class WorkerStore:
         if sid is not None:
             self.by_sid.pop(sid, None)
         if not family.series:
-            del self.families[(family.name, family.type)]
+            del self.families[(family.name, kind_of(family))]
             self._held[family.name] -= 1
             if not self._held[family.name]:
                 del self._held[family.name]
@@ -177,7 +184,7 @@ class WorkerStore:
         since, sids, provisional = self.since, self.sids, self.provisional
         self.fresh = []  # the walk below finds them
         for family in list(self.families.values()):
-            take = TAKE[family.type]
+            take = TAKE[kind_of(family)]
             for series in family.series.values():
                 if series.updated < since:
                     continue
@@ -209,7 +216,7 @@ class WorkerStore:
             if types.get(family.name) != family.type:
                 self.fresh.append((family, series))
                 continue
-            new.append(self._new_record(family, series, TAKE[family.type](series)))
+            new.append(self._new_record(family, series, TAKE[kind_of(family)](series)))
         return new
 
     def _new_record(self, family: Family, series: Series, change: tuple) -> NewRecord:
@@ -309,9 +316,14 @@ def _take_summary(series: Summary) -> tuple:
     return change
 
 
+def _take_set(series: SetSeries) -> tuple:
+    return series.window.take()
+
+
 TAKE: dict[str, Callable[[Any], tuple]] = {
     "counter": _take_counter,
     "gauge": _take_gauge,
+    "set": _take_set,
     "histogram": _take_histogram,
     "summary": _take_summary,
 }

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from bridge.reasons import SET
 from bridge.series.refusals import EVENT_KIND, Refusals
 from bridge.series.store import ConflictError, SeriesLimitError, Store
 from bridge.series.types import LabelKey
@@ -69,6 +70,7 @@ class Merger:
         self.apply: dict[str, Callable] = {
             "counter": self._counter,
             "gauge": self._gauge,
+            "set": self._set,
             "histogram": self._histogram,
             "summary": self._summary,
         }
@@ -118,7 +120,9 @@ class Merger:
     ) -> bool:
         """Apply one record; False when the store refused its series, counted as one process counts it:
         the lines of a provisional series (`events`) become conflicts or refusals, not events."""
-        kind, samples, count = events if events is not None else (EVENT_KIND[spec.type], 1, 1)
+        kind, samples, count = (
+            events if events is not None else (SET if spec.set_window else EVENT_KIND[spec.type], 1, 1)
+        )
         try:
             series = self.store.series(spec, key, updated)
         except (ConflictError, SeriesLimitError) as refusal:
@@ -126,7 +130,7 @@ class Merger:
             self._uncount(kind, count, events)
             known.refused(sid)
             return False
-        self.apply[spec.type](series, change)
+        self.apply["set" if spec.set_window else spec.type](series, change)
         if updated > series.updated:
             series.updated = updated
         return True
@@ -153,6 +157,10 @@ class Merger:
         elif set_at >= series.set_at:
             series.value, series.set_at = value, set_at
         # else another worker set it later: that set wins, as it would have in one process
+
+    @staticmethod
+    def _set(series: Any, change: tuple) -> None:
+        series.window.absorb(change)  # the union of the values seen, not the sum of counts
 
     def _histogram(self, series: Any, change: tuple) -> None:
         pending, weighted = change

@@ -23,8 +23,9 @@ from dataclasses import asdict
 from typing import Any
 
 from bridge.logs import log, setup, summarise_held_back
-from bridge.mapping.loader import MappingConfig, MappingError, load_mapping
+from bridge.mapping.loader import load_mapping
 from bridge.mapping.router import Mapper, warmed
+from bridge.mapping.schema import MappingConfig, MappingError
 from bridge.receiving.batches import DatagramCounts, Listening
 from bridge.receiving.datagrams import serve_datagrams
 from bridge.receiving.relay import Relay, relayed

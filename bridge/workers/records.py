@@ -21,10 +21,20 @@ class MetricSpec(NamedTuple):
     native: tuple[float, int]
     summary: SummaryOptions
     ttl: float
+    set_window: float = 0.0
 
 
 def spec_of(metric: Metric) -> MetricSpec:
-    return MetricSpec(metric.name, metric.type, metric.help, metric.buckets, metric.native, metric.summary, metric.ttl)
+    return MetricSpec(
+        metric.name,
+        metric.type,
+        metric.help,
+        metric.buckets,
+        metric.native,
+        metric.summary,
+        metric.ttl,
+        metric.set_window,
+    )
 
 
 # What lines made of a provisional series: (StatsD kind, samples, events); the store counts them as one

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from bridge.mapping.compat import differences, go_format
+from bridge.mapping.compat import differences
 from bridge.mapping.lint import lint, rollback
 from bridge.mapping.loader import load_mapping
+from bridge.mapping.router import Mapper
+from bridge.mapping.semantics import go_format
 from tests.differential import Reference, accepts, parse_families, reference_binary
 
 BRIDGE = [sys.executable, "-m", "bridge"]
@@ -162,6 +164,48 @@ def test_go_formatter_model_writes_what_statsd_exporter_writes(tmp_path):
     served = dict(served)
     for label, template in labels.items():
         assert go_format(template, ["first", "second"]) in (served[label], None), template
+
+
+# (match, match_type, the line's name, {run-on template: what its advised fix gives})
+RUN_ONS = [
+    ("t.*.*", "glob", "t.first.second", {"$1_x": "first_x", "$1$2": "firstsecond", "$01_x": "first_x"}),
+    (r"^t\.(\w+)\.(\w+)$", "regex", "t.first.second",
+     {"$1_x": "first_x", "$01_x": "first_x", "$0_x": "t.first.second_x"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("match", "match_type", "name", "meant"), RUN_ONS, ids=[case[1] for case in RUN_ONS])
+def test_a_run_on_is_empty_in_statsd_exporter_and_the_lints_advice_gives_what_was_meant(
+    tmp_path, match, match_type, name, meant
+):
+    run_ons = {f"r{i}": template for i, template in enumerate(meant)}
+    mapping = f"mappings:\n- match: '{match}'\n  match_type: {match_type}\n  name: runs\n  labels:\n" + "".join(
+        f"    {label}: '{template}'\n" for label, template in run_ons.items()
+    )
+    advice = {}
+    for finding in lint(load_mapping(mapping, "m.yml")):
+        label = re.match(r"label (r\d+): ", finding.message)
+        assert finding.check == "run_on_reference" and label, finding
+        advice[label.group(1).replace("r", "f")] = re.search(r"write `(.*)`$", finding.message).group(1)
+    assert len(advice) == len(run_ons)
+    fixed = mapping + "".join(f"    {label}: '{template}'\n" for label, template in advice.items())
+    page = serve(fixed, [f"{name}:1|c"], tmp_path)
+    (_, served), *_ = parse_families(page)["runs"].samples
+    served = dict(served)
+    for label, template in run_ons.items():
+        assert served[label] == "", (template, served)
+        assert served[label.replace("r", "f")] == meant[template], (template, advice, served)
+    targets = Mapper(load_mapping(fixed)).map(name, "counter").targets
+    assert targets[0].labels == served  # and the bridge makes the same of both
+
+
+def test_a_twelfth_capture_is_no_run_on_and_statsd_exporter_fills_it(tmp_path):
+    parts = [f"p{i}" for i in range(1, 13)]
+    mapping = f"mappings:\n- match: '{'.'.join(['*'] * 12)}'\n  name: twelve\n  labels:\n    last: '$12'\n"
+    assert [finding.check for finding in lint(load_mapping(mapping, "m.yml"))] == []
+    page = serve(mapping, [".".join(parts) + ":1|c"], tmp_path)
+    (_, served), *_ = parse_families(page)["twelve"].samples
+    assert dict(served) == {"last": "p12"}
 
 
 # (check, mapping, lines, what statsd_exporter's page shows, what the bridge's shows)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import bridge
-from tests.conftest import promtool, require
+from tests.conftest import promtool, require, sample, start_bridge
 from tests.external.test_deploy import exec_start
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +54,8 @@ def claim(block: Block) -> str:
         return "test_prometheus_configurations_pass_promtool"
     if block.lang == "yaml" and "tls_server_config:" in text:
         return "test_the_web_config_example_is_served"
+    if block.lang == "console" and doc == "docs/operations.md" and block.section == "Clearing series":
+        return "test_the_clear_example_runs"
     if block.lang == "console" and doc == "docs/operations.md" and block.section == "Explain a line":
         return "tests/integration/test_explain_cli.py: the command prints what the block shows"
     if block.lang == "console" and doc == "README.md" and block.section == "Quick start":
@@ -206,6 +208,29 @@ def test_the_documented_commands_run(tmp_path):
             raise AssertionError(f"{where}: {command}: {error}") from None
         ran.append(command)
     assert len(ran) >= 4, ran
+
+
+def test_the_clear_example_runs():
+    """The curl commands as written, against a bridge that holds the workload's two series and one more
+    (the only change: the port the test's bridge got instead of 9102)."""
+    (block,) = blocks_claimed_by("test_the_clear_example_runs")
+    steps = re.findall(r"^\$ (.*)\n((?:[^$].*\n)*)", block.text, re.M)
+    assert len(steps) == 2, block.text
+    require("curl")
+    bridge = start_bridge("--web.enable-lifecycle")
+    try:
+        bridge.send_udp("checkout.orders:1|c|#job_name:checkout\ncheckout.failures:1|c|#job_name:checkout")
+        bridge.send_udp("auth.logins:1|c|#job_name:auth")
+        assert bridge.wait_for(lambda s: sample(s, "auth_logins", job_name="auth") == 1) is not None
+        assert bridge.wait_for(lambda s: sample(s, "checkout_failures", job_name="checkout") == 1) is not None
+        host, port = bridge.addresses["web"]
+        for command, printed in steps:
+            words = shlex.split(command.replace("localhost:9102", f"{host}:{port}"))
+            result = subprocess.run(words, capture_output=True, text=True, timeout=30)
+            assert (result.returncode, result.stdout) == (0, printed), f"{command}: {result.stderr}"
+        assert not [name for name, _ in bridge.samples() if name.startswith(("checkout_", "auth_"))]
+    finally:
+        bridge.stop()
 
 
 def test_the_helm_values_name_the_image():

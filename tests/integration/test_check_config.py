@@ -108,3 +108,17 @@ def test_a_file_for_statsd_exporter_too_says_nothing_of_a_rollback(tmp_path):
     assert result.returncode == 0, result.stderr
     assert ":4: warning: statsd_exporter ignores `tags`" in result.stderr
     assert "rollback to statsd_exporter needs another mapping file" not in result.stderr
+
+
+def test_set_window_is_named_in_the_rollback_line_and_at_its_line(tmp_path):
+    text = "defaults:\n  set_window: 1m\nmappings:\n- match: a.*\n  name: a\n  set_window: 30s\n"
+    declared = check_config(tmp_path, "statsd_bridge_extensions: true\n" + text, "--lint-strict")
+    assert declared.returncode == 0, declared.stderr
+    assert declared.stderr.splitlines() == [
+        f"{tmp_path / 'm.yml'}: statsd_exporter would load this file but ignore the bridge's mapping extensions "
+        "`set_window`; a rollback to statsd_exporter needs another mapping file"
+    ]
+    undeclared = check_config(tmp_path, text)
+    assert undeclared.returncode == 0, undeclared.stderr
+    for line in (2, 6):
+        assert f":{line}: warning: statsd_exporter ignores `set_window`" in undeclared.stderr

@@ -193,3 +193,20 @@ def test_openmetrics_carries_created_samples(bridge_factory, tmp_path):
     assert created["st_g"] == {}
     # st_c has no _total: OpenMetrics serves it as unknown, which has no start; protobuf has it
     assert families["st_c"].type == "unknown" and created["st_c"] == {} and starts["st_c"] > 0
+
+
+def test_a_cleared_series_starts_anew(bridge_factory, tmp_path):
+    mapping = tmp_path / "m.yml"
+    mapping.write_text(MAPPING)
+    bridge = bridge_factory("--statsd.mapping-config", str(mapping), "--web.enable-lifecycle")
+    bridge.send_udp(*LINES)
+    assert bridge.wait_for(lambda s: sample(s, "st_s_count") == 1 and sample(s, "st_g") == 5) is not None
+    first = _starts(bridge)
+    request = urllib.request.Request(bridge.web + "/-/clear", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    bridge.send_udp(*LINES)
+    assert bridge.wait_for(lambda s: sample(s, "st_s_count") == 1 and sample(s, "st_g") == 5) is not None
+    again = _starts(bridge)
+    for name in ("st_c", "st_h", "st_s"):
+        assert again[name] > first[name], name

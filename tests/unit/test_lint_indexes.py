@@ -1,8 +1,8 @@
 """The lint's indexed checks find what the pairwise walks they replace find, finding for finding.
 
-The lint looks rules up in indexes (lint.shadowing, globs.backtracking_pairs, compat.GlobIndex,
-globs.backtracking_needed) instead of walking every pair of rules, so that a file of thousands of
-rules lints in about a second. Here each index is swapped for its pairwise walk and the whole lint
+The lint looks rules up in indexes (lint.shadowing and compat.GlobIndex, both on globs.PartIndex;
+globs.backtracking_pairs, globs.backtracking_needed) instead of walking every pair of rules, so that a
+file of thousands of rules lints in about a second. Here each index is swapped for its pairwise walk and the whole lint
 must come out the same, on random small files, generated ones and a big file's head.
 """
 
@@ -21,7 +21,8 @@ from bridge.mapping import lint
 from bridge.mapping.compat import GlobIndex
 from bridge.mapping.globs import backtracking_needed, part_covers
 from bridge.mapping.lint import Finding, _covers
-from bridge.mapping.loader import Rule, load_mapping
+from bridge.mapping.loader import load_mapping
+from bridge.mapping.schema import Rule
 from bridge.mapping.semantics import takes_kind
 from tests.mapping_generator import generate
 

@@ -3,8 +3,10 @@
 import pytest
 
 from bridge.durations import parse_duration
-from bridge.mapping.loader import MappingError, load_mapping
-from bridge.mapping.router import Mapper, escape_name
+from bridge.mapping.loader import load_mapping
+from bridge.mapping.router import Mapper
+from bridge.mapping.schema import MappingError
+from bridge.mapping.semantics import escape_name
 
 STATSD_EXPORTER_EXAMPLE = """
 defaults:

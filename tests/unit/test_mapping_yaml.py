@@ -14,7 +14,8 @@ import yaml
 
 from bench.big_mapping import generate as big_mapping
 from bridge.mapping import yaml_reading
-from bridge.mapping.loader import MappingError, load_mapping
+from bridge.mapping.loader import load_mapping
+from bridge.mapping.schema import MappingError
 from tests.mapping_generator import generate
 
 pytestmark = pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml: one parser only")

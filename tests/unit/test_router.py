@@ -2,7 +2,8 @@
 of the templates, the cache, and unmapped names."""
 
 from bridge.mapping.loader import load_mapping
-from bridge.mapping.router import Mapper, escape_name
+from bridge.mapping.router import Mapper
+from bridge.mapping.semantics import escape_name
 
 RULES = r"""
 mappings:

@@ -96,3 +96,42 @@ def test_pending_observations_fold_into_the_buckets():
     store.fold_pending()
     assert histogram.counts == [4, 4, 4] and histogram.pending == []
     assert histogram.sum == pytest.approx(222.0) and not math.isnan(histogram.sum)
+
+
+def test_clear_drops_the_selected_series_as_ttl_does_and_keeps_the_indexes_true():
+    store = Store()
+    store.reap_label = "worker"
+    store.max_series = 4
+    for worker in ("w1", "w2"):
+        store.series(target("jobs", ttl=60.0), (("worker", worker),), 0.0)
+    store.series(target("lat", "histogram"), (("worker", "w1"),), 0.0)
+    store.series(target("global"), (), 0.0)
+    store.take_removed()
+    generation = store.generation
+
+    assert store.clear(lambda name, key: ("worker", "w1") in key) == 2
+    remaining = {(name, key) for name, family in store.families.items() for key in family.series}
+    assert remaining == {("jobs", (("worker", "w2"),)), ("global", ())}
+    assert store.series_count == 2 and store.sources == 1 and store.generation > generation
+    assert len(store.take_removed()) == 2  # the caches of series let go of both
+    assert "lat" not in store.families  # its name is free: another type may take it
+    store.series(target("lat", "gauge"), (), 1.0)
+    assert store.sweep(100.0) == 1  # the cleared ttl series are no longer watched: only w2's goes
+
+    assert store.clear() == 2
+    assert store.families == {} and store.series_count == 0 and store.sources == 0
+    for index in range(4):  # the cap counts from zero again
+        store.series(target("fresh"), (("k", str(index)),), 2.0)
+    with pytest.raises(SeriesLimitError):
+        store.series(target("fresh"), (("k", "over"),), 2.0)
+
+
+def test_a_cleared_series_is_made_anew_with_its_vector():
+    store = Store()
+    old = store.series(target("lat", "histogram", buckets=(1.0,)), (), 0.0)
+    old.observe(0.5, 1)
+    assert store.clear() == 1
+    new = store.series(target("lat", "histogram", buckets=(5.0,)), (), 3.0)
+    # the first series of a set of label names again: its rule's buckets, nothing of the old one
+    assert new is not old and new.bounds == (5.0,) and sum(new.counts) == 0
+    assert store.vectors_created == {"histogram": 2}

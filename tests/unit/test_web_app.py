@@ -62,3 +62,31 @@ def test_basic_auth_covers_every_page():
     assert refused.status == 401 and ("WWW-Authenticate", "Basic") in refused.headers
     good = base64.b64encode(b"prometheus:secret").decode()
     assert ask(app, "/metrics", authorization=f"Basic {good}").status == 200
+
+
+def test_clear_takes_match_from_the_form_body_then_the_query_string():
+    asked: list[list] = []
+
+    async def clear(selectors: list) -> int:
+        asked.append(selectors)
+        return 7
+
+    async def quit_() -> tuple[bool, str]:
+        return True, "bye"
+
+    app = app_for(lifecycle={"/-/quit": quit_}, clear=clear)
+    form = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+    body = b"match[]=%7Bjob%3D%22a%22%7D&other=1&match[]=b"
+    answer = asyncio.run(app(Request("POST", "/-/clear", "match[]=c{x=~'1'}", form, body=body)))
+    assert answer.status == 200 and answer.body == b"7\n"
+    assert [[matcher.value for matcher in selector] for selector in asked[0]] == [["a"], ["b"], ["c", "1"]]
+    # a body that is no form is not read, as Go's ParseForm; no match[] at all: every series
+    assert (
+        asyncio.run(app(Request("PUT", "/-/clear", "", {"content-type": "text/plain"}, body=b"match[]=b"))).status
+        == 200
+    )
+    assert asked[1] == []
+    refused = asyncio.run(app(Request("POST", "/-/clear", "", form, body=b"match[]=%ff")))
+    assert refused.status == 400 and b"not UTF-8" in refused.body
+    assert app.clear_requests == {"cleared": 2, "bad_selector": 1}
+    assert len(asked) == 2
