@@ -4,7 +4,7 @@ promhttp picks them."""
 from __future__ import annotations
 
 from bridge.exposition import protobuf as protobuf_format
-from bridge.exposition.escaping import DEFAULT, SCHEMES
+from bridge.exposition.escaping import SCHEMES
 
 
 def negotiate(accept: str, openmetrics: bool = False) -> tuple[str, str]:
@@ -14,7 +14,8 @@ def negotiate(accept: str, openmetrics: bool = False) -> tuple[str, str]:
 
     With it the escaping scheme, as prometheus/common's Negotiate reads it: the last known `escaping=`
     among the entries looked at up to the one that fits (all of them when none does), whatever their
-    media type; underscores when the scraper named none (Prometheus 2)."""
+    media type; "" when the scraper named none (Prometheus 2): it gets underscores, unnamed in the
+    Content-Type, as it did before the bridge negotiated escaping."""
     offers = []
     for position, entry in enumerate(accept.split(",")):
         media, *parameters = (part.strip() for part in entry.split(";"))
@@ -25,7 +26,7 @@ def negotiate(accept: str, openmetrics: bool = False) -> tuple[str, str]:
         except ValueError:
             quality = 0.0
         offers.append((-quality, position, media.lower(), params))
-    escaping = DEFAULT
+    escaping = ""
     for _, _, media, params in sorted(offers):
         if params.get("escaping") in SCHEMES:
             escaping = params["escaping"]

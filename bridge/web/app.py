@@ -23,7 +23,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from bridge.exposition import protobuf as protobuf_format
-from bridge.exposition.escaping import ALLOW_UTF8
+from bridge.exposition.escaping import ALLOW_UTF8, DEFAULT
 from bridge.exposition.negotiate import negotiate
 from bridge.exposition.openmetrics import OpenMetricsView
 from bridge.exposition.text import TEXT_CONTENT_TYPE, render_text
@@ -54,7 +54,9 @@ def page(status: int, text: str, content_type: str = "text/plain") -> Response:
 
 def _with_escaping(content_type: str, escaping: str) -> str:
     """The Content-Type with `escaping` as its escaping term (prometheus_client's OpenMetrics writer names
-    one of its own, read its way)."""
+    one of its own, read its way); unchanged when the scraper named no scheme."""
+    if not escaping:
+        return content_type
     terms = [term for term in content_type.split("; ") if not term.startswith("escaping=")]
     return "; ".join([*terms, f"escaping={escaping}"])
 
@@ -204,8 +206,9 @@ class App:
         return Response(200, headers, body)
 
     def _render(self, chosen: str, accept: str, escaping: str, compress: bool) -> Rendered:
-        """Runs on a worker thread. Names are escaped by `escaping`, which the Content-Type names, as
-        client_golang's promhttp (and so statsd_exporter 0.30) answers, whether the scraper named it or not."""
+        """Runs on a worker thread. Names are escaped by the scheme the scraper named, which the Content-Type
+        echoes; a scraper that named none (Prometheus 2) gets underscores and the Content-Type of before."""
+        scheme = escaping or DEFAULT
         if chosen == "openmetrics":
             assert self.openmetrics is not None  # negotiate offers it only when enabled
             encoder, content_type = choose_encoder(accept)
@@ -214,15 +217,15 @@ class App:
                 # doubles the underscores of every name), only quote what allow-utf-8 leaves unescaped
                 encoder = functools.partial(encoder, escaping=ALLOW_UTF8)
             content_type = _with_escaping(content_type, escaping)
-            body = encoder(self.openmetrics.escaped(escaping))
+            body = encoder(self.openmetrics.escaped(scheme))
         elif chosen in ("protobuf", "protobuf-text"):
             encoding = "delimited" if chosen == "protobuf" else "text"
             content_type = protobuf_format.DELIMITED if chosen == "protobuf" else protobuf_format.TEXT
             content_type = _with_escaping(content_type, escaping)
-            body = protobuf_format.render(self.store, self.self_metrics, self.clock(), encoding, escaping)
+            body = protobuf_format.render(self.store, self.self_metrics, self.clock(), encoding, scheme)
         else:
             content_type = _with_escaping(TEXT_CONTENT_TYPE, escaping)
-            body = render_text(self.store, self.self_metrics, self.clock(), escaping)
+            body = render_text(self.store, self.self_metrics, self.clock(), scheme)
         if compress:
             body = gzip.compress(body, compresslevel=1)
         return content_type, body

@@ -31,20 +31,20 @@ PROMETHEUS_3 = (
 
 # (Accept in, --web.enable-openmetrics, Content-Type out)
 NEGOTIATION = [
-    ("", False, TEXT + "; escaping=underscores"),  # named none: underscores, named as client_golang does
-    (PROMETHEUS_2, False, TEXT + "; escaping=underscores"),
-    (PROMETHEUS_2, True, OPENMETRICS + "; escaping=underscores"),
+    ("", False, TEXT),  # named none (Prometheus 2): underscores, and the Content-Type of before
+    (PROMETHEUS_2, False, TEXT),
+    (PROMETHEUS_2, True, OPENMETRICS + "; escaping=underscores"),  # prometheus_client's own, as before
     (PROMETHEUS_3, False, TEXT + "; escaping=allow-utf-8"),
     (PROMETHEUS_3, True, OPENMETRICS + "; escaping=allow-utf-8"),
     (PROMETHEUS_3.replace("allow-utf-8", "underscores"), False, TEXT + "; escaping=underscores"),
     ("text/plain;version=0.0.4;escaping=dots", False, TEXT + "; escaping=dots"),
     ("text/plain;version=0.0.4;escaping=values", False, TEXT + "; escaping=values"),
     ("text/plain;version=1.0.0;escaping=allow-utf-8", False, TEXT + "; escaping=allow-utf-8"),
-    ("text/plain;version=0.0.4;escaping=bogus", False, TEXT + "; escaping=underscores"),
-    ("application/openmetrics-text", True, OPENMETRICS + "; escaping=underscores"),
+    ("text/plain;version=0.0.4;escaping=bogus", False, TEXT),  # an unknown scheme is none
+    ("application/openmetrics-text", True, OPENMETRICS),
     ("application/openmetrics-text;version=1.0.0;escaping=dots", True, OPENMETRICS + "; escaping=dots"),
     ("application/openmetrics-text;version=1.0.0;escaping=values", True, OPENMETRICS + "; escaping=values"),
-    (PROTOBUF, False, PROTOBUF_DELIMITED + "; escaping=underscores"),
+    (PROTOBUF, False, PROTOBUF_DELIMITED),
     (PROTOBUF + ";escaping=allow-utf-8", False, PROTOBUF_DELIMITED + "; escaping=allow-utf-8"),
     (PROTOBUF + ";escaping=dots", False, PROTOBUF_DELIMITED + "; escaping=dots"),
     (

@@ -118,10 +118,10 @@ PROMETHEUS_3 = (
 @pytest.mark.parametrize(
     ("accept", "openmetrics", "expected"),
     [
-        ("", False, ("text", "underscores")),  # named none: prometheus/common's default
-        ("text/plain;version=0.0.4", False, ("text", "underscores")),
+        ("", False, ("text", "")),  # named none: served as underscores, not named in the Content-Type
+        ("text/plain;version=0.0.4", False, ("text", "")),
         ("text/plain;version=0.0.4;escaping=dots", False, ("text", "dots")),
-        ("text/plain;version=0.0.4;escaping=bogus", False, ("text", "underscores")),  # an unknown one is ignored
+        ("text/plain;version=0.0.4;escaping=bogus", False, ("text", "")),  # an unknown one is ignored
         (PROMETHEUS_3, False, ("text", "allow-utf-8")),  # taken from entries that don't fit, as Go does
         (PROMETHEUS_3, True, ("openmetrics", "allow-utf-8")),
         (PROMETHEUS_3.replace("allow-utf-8", "underscores"), True, ("openmetrics", "underscores")),
