@@ -222,7 +222,7 @@ def _http_metrics(stats: Stats, http: Any) -> Iterator[Metric]:
     if http is None:
         return
     yield GaugeMetricFamily(
-        PREFIX + "http_connections", "Open connections to the web endpoint.", value=http.open_connections
+        PREFIX + "http_open_connections", "Open connections to the web endpoint.", value=http.open_connections
     )
     yield GaugeMetricFamily(
         PREFIX + "http_max_connections",

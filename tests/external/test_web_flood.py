@@ -207,7 +207,7 @@ def test_a_flood_of_half_sent_requests_costs_no_scrape_and_no_line(record_proper
         assert figures.udp_counted == UDP_LINES
         assert figures.after_status == 200
         assert sample(samples, "statsd_bridge_http_errors_total", reason="header_timeout") >= FLOOD_CONNECTIONS
-        assert sample(samples, "statsd_bridge_http_connections") <= 2  # the scrapes' own
+        assert sample(samples, "statsd_bridge_http_open_connections") <= 2  # the scrapes' own
     finally:
         bridge.stop()
 

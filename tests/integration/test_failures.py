@@ -282,7 +282,7 @@ def test_an_open_files_limit_too_low_for_10000_connections_is_told_and_enforced(
     finally:
         for connection in idle:
             connection.close()
-    samples = bridge.wait_for(lambda s: sample(s, "statsd_bridge_http_connections") == 1)
+    samples = bridge.wait_for(lambda s: sample(s, "statsd_bridge_http_open_connections") == 1)
     assert samples is not None, bridge.metrics()
     assert sample(samples, "statsd_bridge_http_errors_total", reason="too_many_connections") == 1
     assert internal_errors(samples, "event_loop") is None  # no accept ran out of descriptors

@@ -56,16 +56,13 @@ NEGOTIATION = [
 
 
 def _openmetrics(body: bytes, *prefixes: str) -> dict:
-    """The families of these prefixes, parsed by prometheus_client's OpenMetrics parser (the self-metrics
-    are left out: their gauge statsd_bridge_http_connections and counter ..._connections_total clash in
-    OpenMetrics, which this parser refuses)."""
-    heads = tuple(prefix.encode() for prefix in prefixes) + tuple(
-        f"# {kind} {prefix}".encode() for kind in ("HELP", "TYPE") for prefix in prefixes
-    )
-    lines = [line for line in body.split(b"\n") if line.startswith(heads)]
-    assert body.endswith(b"# EOF\n") and lines
-    text = b"\n".join([*lines, b"# EOF\n"]).decode()
-    return {family.name: family for family in text_string_to_metric_families(text)}
+    """The families of these prefixes, the whole page parsed by prometheus_client's OpenMetrics parser
+    (which refuses a page where two families' samples clash, self-metrics included)."""
+    assert body.endswith(b"# EOF\n")
+    families = {family.name: family for family in text_string_to_metric_families(body.decode())}
+    found = {name: family for name, family in families.items() if name.startswith(prefixes)}
+    assert found and any(name.startswith("statsd_bridge_") for name in families)
+    return found
 
 
 def _get(bridge, accept: str) -> tuple[str, bytes]:
