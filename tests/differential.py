@@ -97,6 +97,17 @@ class Reference:
     """A statsd_exporter process on free loopback ports."""
 
     def __init__(self, binary: str, args: list[str]) -> None:
+        # a port found free may be taken before statsd_exporter binds it (other tests run beside this one):
+        # then it is started again on other ports
+        for attempt in range(3):
+            output = self._start(binary, args)
+            if output is None:
+                return
+            if "address already in use" not in output or attempt == 2:
+                raise AssertionError("statsd_exporter did not start: " + output)
+
+    def _start(self, binary: str, args: list[str]) -> str | None:
+        """Start it on free ports; None once it serves, else what it printed before it ended."""
         self.udp_port = free_port()
         self.web_port = free_port()
         while self.web_port == self.udp_port:  # its TCP listener takes the UDP port's number too
@@ -117,11 +128,11 @@ class Reference:
         while True:
             try:
                 self.metrics()
-                return
+                return None
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.process.kill()
-                    raise AssertionError("statsd_exporter did not start: " + self.process.stdout.read()) from None
+                    return self.process.stdout.read()
                 time.sleep(0.05)
 
     @property
