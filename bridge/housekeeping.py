@@ -12,7 +12,7 @@ from functools import partial
 
 from bridge.config import ReaperSettings
 from bridge.logs import log, summarise_held_back
-from bridge.series.selectors import Selector, selects
+from bridge.series.selectors import Selector, for_family
 from bridge.series.store import Store
 from bridge.stats import Stats, rejections
 from bridge.supervise import periodic
@@ -86,6 +86,6 @@ class Housekeeping:
         The store drops them as it does at ttl, so the workers are told to forget their sids, and a line
         after this starts its series anew (a counter from its own increments). How many series went."""
         await self.collect()
-        cleared = self.store.clear(partial(selects, selectors) if selectors else None)
+        cleared = self.store.clear(partial(for_family, selectors) if selectors else None)
         self.stats.cleared_series += cleared
         return cleared

@@ -34,9 +34,9 @@ class Stats:
         self.workers = 0
         self.worker_restarts = 0
         self.worker_lines: Counter[int] = Counter()  # by worker number
-        # POST /-/clear: series it dropped, and its requests by outcome (cleared, bad_selector, disabled)
+        # POST /-/clear: series it dropped, and its requests by outcome (cleared, bad_selector, bad_request, disabled)
         self.cleared_series = 0
-        self.clear_requests: Counter[str] = Counter({"cleared": 0, "bad_selector": 0, "disabled": 0})
+        self.clear_requests: Counter[str] = Counter({"cleared": 0, "bad_selector": 0, "bad_request": 0, "disabled": 0})
 
 
 # What the main process counts itself, never handed over by a worker: the mapping and web config it

@@ -147,7 +147,7 @@ def self_metrics(sources: Sources) -> Iterator[Metric]:
     yield _counter("cleared_series_total", "Series dropped by POST /-/clear.", stats.cleared_series)
     yield _labelled(
         "clear_requests_total",
-        "POST /-/clear requests, by outcome (cleared, bad_selector, disabled).",
+        "POST /-/clear requests, by outcome (cleared, bad_selector, bad_request, disabled).",
         ["outcome"],
         stats.clear_requests,
     )

@@ -12,8 +12,9 @@ that does not match the empty string, so that a typo never selects everything.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import re2
 
@@ -74,11 +75,26 @@ def parse_selector(text: str) -> Selector:
     return tuple(matchers)
 
 
-def selects(selectors: Iterable[Selector], name: str, key: LabelKey) -> bool:
-    """Whether any of the selectors selects the series `name` with labels `key` (a missing label is empty)."""
-    labels = dict(key)
-    labels[METRIC_NAME_LABEL] = name
+def for_family(selectors: Iterable[Selector], name: str) -> Callable[[LabelKey], bool] | None:
+    """The test of the labels of the metric `name`'s series against the selectors, or None when none of
+    them can select a series of it: the name's matchers are read once a metric, not once a series."""
+    left = [
+        tuple(matcher for matcher in selector if matcher.label != METRIC_NAME_LABEL)
+        for selector in selectors
+        if all(matcher.matches(name) for matcher in selector if matcher.label == METRIC_NAME_LABEL)
+    ]
+    return partial(_selects_labels, left) if left else None
+
+
+def _selects_labels(selectors: list[Selector], key: LabelKey) -> bool:
+    labels = dict(key)  # a missing label is empty
     return any(all(matcher.matches(labels.get(matcher.label, "")) for matcher in selector) for selector in selectors)
+
+
+def selects(selectors: Iterable[Selector], name: str, key: LabelKey) -> bool:
+    """Whether any of the selectors selects the series `name` with labels `key`."""
+    test = for_family(selectors, name)
+    return test is not None and test(key)
 
 
 class _Reader:

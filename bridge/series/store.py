@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from bridge.series.names import SAMPLE_SUFFIXES, is_legacy
 from bridge.series.native_histogram import pick_schema
@@ -294,15 +294,15 @@ class Store:
         if not family.series:
             self._drop_family(family)
 
-    def clear(self, selected: Callable[[str, LabelKey], bool] | None = None) -> int:
-        """Drop every series, or those `selected` picks by metric name and labels, by the path ttl and the
-        reaper take (indexes, vectors, caps and workers' sids follow); return how many went."""
-        chosen = [
-            (family, series)
-            for family in list(self.families.values())
-            for series in list(family.series.values())
-            if selected is None or selected(family.name, series.key)
-        ]
+    def clear(self, selected: Callable[[str], Callable[[LabelKey], bool] | None] | None = None) -> int:
+        """Drop every series, or those `selected` picks: given a metric's name, the test of its series'
+        labels, or None for none of them. They go by the path ttl and the reaper take (indexes, vectors,
+        caps and workers' sids follow); return how many went."""
+        chosen: list[tuple[Family, Any]] = []
+        for family in list(self.families.values()):
+            test = _every if selected is None else selected(family.name)
+            if test is not None:
+                chosen.extend((family, series) for series in list(family.series.values()) if test(series.key))
         for family, series in chosen:
             self.remove(family, series)
         return len(chosen)
@@ -388,3 +388,7 @@ class Store:
         for family in list(self.families.values()):
             counts[family.type] += len(family.series)
         return counts
+
+
+def _every(key: LabelKey) -> bool:
+    return True

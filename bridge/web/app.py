@@ -46,6 +46,9 @@ LANDING_PAGE = """<!DOCTYPE html>
 
 Rendered = tuple[str, bytes]  # content type, body
 LIFECYCLE_OFF = "Lifecycle API is not enabled (--web-enable-lifecycle).\n"
+FORM = "application/x-www-form-urlencoded"
+# each selector is tried against every series the store holds, on the event loop: a few at a time
+MAX_SELECTORS = 16
 
 
 def page(status: int, text: str, content_type: str = "text/plain") -> Response:
@@ -255,14 +258,20 @@ class App:
         texts: list[str] = []
         try:
             texts = match_parameters(request)
+        except ClearRequestError as error:
+            self.clear_requests["bad_request"] += 1
+            log(logger, logging.WARNING, "clear refused", client=request.peer, error=str(error))
+            return page(400, f"{error}\n")
+        shown = " ".join(texts)  # "": every series
+        try:
             selectors = [parse_selector(text) for text in texts]
         except SelectorError as error:
             self.clear_requests["bad_selector"] += 1
-            log(logger, logging.WARNING, "clear refused", client=request.peer, match=texts, error=str(error))
+            log(logger, logging.WARNING, "clear refused", client=request.peer, match=shown, error=str(error))
             return page(400, f"bad match[] selector: {error}\n")
         cleared = await self.clear(selectors)
         self.clear_requests["cleared"] += 1
-        log(logger, logging.INFO, "series cleared", client=request.peer, match=texts, series=cleared)  # []: all
+        log(logger, logging.INFO, "series cleared", client=request.peer, match=shown, series=cleared)
         return page(200, f"{cleared}\n")
 
 
@@ -272,16 +281,29 @@ def _post_only(method: str, path: str) -> Response:
     return response
 
 
+class ClearRequestError(ValueError):
+    """A /-/clear request whose selectors can't be read for sure; the message says why."""
+
+
 def match_parameters(request: Request) -> list[str]:
     """The `match[]` values of a request: those of a form body (application/x-www-form-urlencoded), then
-    those of the query string, as Go's Request.ParseForm orders them. Raises SelectorError when the
-    form is not UTF-8."""
+    those of the query string, as Go's Request.ParseForm orders them. No selector means every series, so a
+    request whose selectors might be lost (another kind of body, another parameter, more than
+    MAX_SELECTORS) raises ClearRequestError rather than clear everything."""
     form = request.query
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.body and content_type != FORM:
+        raise ClearRequestError(f"the body must be a form ({FORM}), not {content_type or 'untyped'}")
     try:
-        if content_type == "application/x-www-form-urlencoded" and request.body:
+        if request.body:
             form = request.body.decode("utf-8") + "&" + form
         pairs = parse_qsl(form, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
-        raise SelectorError("the form is not UTF-8") from None
-    return [value for name, value in pairs if name == "match[]"]
+        raise ClearRequestError("the form is not UTF-8") from None
+    unknown = sorted({name for name, _ in pairs} - {"match[]"})
+    if unknown:
+        raise ClearRequestError(f"unknown parameter {unknown[0]!r}: only match[] is read")
+    texts = [value for _, value in pairs]
+    if len(texts) > MAX_SELECTORS:
+        raise ClearRequestError(f"{len(texts)} selectors: at most {MAX_SELECTORS} a request")
+    return texts

@@ -38,7 +38,7 @@ class Limits:
     idle_timeout: float = 330.0
     # Larger heads get 431. Go allows 1 MiB; 64 KiB bounds the memory of 10,000 half-sent heads to 640 MiB.
     max_header_bytes: int = 64 * 1024
-    max_body_bytes: int = 64 * 1024  # only /-/clear's form takes a body; a bigger one gets 413
+    max_body_bytes: int = 64 * 1024  # a bigger body gets 413; only BODY_PATHS keep theirs
     # Connections past this are closed as soon as they are accepted, so file descriptors never run out.
     max_connections: int = 10_000
     # A response the client doesn't read within this long is abandoned with its connection.
@@ -63,6 +63,9 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+# the pages that read a request's body (the clearing form); any other body is only counted against the
+# limit, so that a client can't make the server hold 64 KiB for each of its connections
+BODY_PATHS = frozenset({"/-/clear"})
 
 
 ERROR_REASONS = (
@@ -217,7 +220,8 @@ class Connection(asyncio.Protocol):
                 if self.body_size > self.server.limits.max_body_bytes:
                     self._fail(413, "body_too_large", "the request body is too large\n")
                     return
-                self.body.append(event.data)
+                if self.request is not None and self.request.path in BODY_PATHS:
+                    self.body.append(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 self._disarm()
                 self.busy = True

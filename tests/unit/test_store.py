@@ -109,7 +109,7 @@ def test_clear_drops_the_selected_series_as_ttl_does_and_keeps_the_indexes_true(
     store.take_removed()
     generation = store.generation
 
-    assert store.clear(lambda name, key: ("worker", "w1") in key) == 2
+    assert store.clear(lambda name: lambda key: ("worker", "w1") in key) == 2
     remaining = {(name, key) for name, family in store.families.items() for key in family.series}
     assert remaining == {("jobs", (("worker", "w2"),)), ("global", ())}
     assert store.series_count == 2 and store.sources == 1 and store.generation > generation
