@@ -62,11 +62,14 @@ def union(sketches: list[datasketches.hll_sketch]) -> datasketches.hll_sketch:
 class DistinctWindow:
     """The distinct values of one series over a sliding window of `window` seconds."""
 
-    __slots__ = ("last_seen", "sketches", "width")
+    __slots__ = ("last_seen", "oldest", "sketches", "width")
 
     def __init__(self, window: float) -> None:
         self.width = window / BUCKETS
         self.last_seen: dict[int, int] = {}  # exact counting: hash -> the last bucket it was seen in
+        # no bucket in last_seen is older: the values are walked only when this one leaves the window,
+        # not at every count (every scrape counts every set)
+        self.oldest = 0
         self.sketches: dict[int, datasketches.hll_sketch] = {}  # estimating: bucket -> its values' sketch
 
     def bucket(self, now: float) -> int:
@@ -82,11 +85,11 @@ class DistinctWindow:
             last_seen = self.last_seen
             if hashed in last_seen or len(last_seen) < EXACT_LIMIT:
                 if last_seen.get(hashed, bucket) <= bucket:
-                    last_seen[hashed] = bucket
+                    self._remember(hashed, bucket)
                 return
             self._expire(bucket)  # values that left the window make room before the sketches take over
             if len(last_seen) < EXACT_LIMIT:
-                last_seen[hashed] = bucket
+                self._remember(hashed, bucket)
                 return
             self._to_sketches()
         self._sketch(bucket).update(hashed)
@@ -114,6 +117,11 @@ class DistinctWindow:
         for bucket, data in sketches.items():
             self.sketches[bucket] = union([self._sketch(bucket), _datasketches().hll_sketch.deserialize(data)])
 
+    def _remember(self, hashed: int, bucket: int) -> None:
+        if not self.last_seen or bucket < self.oldest:
+            self.oldest = bucket
+        self.last_seen[hashed] = bucket
+
     def _sketch(self, bucket: int) -> datasketches.hll_sketch:
         sketch = self.sketches.get(bucket)
         if sketch is None:
@@ -130,5 +138,6 @@ class DistinctWindow:
         if self.sketches:
             for bucket in [bucket for bucket in self.sketches if bucket < oldest]:
                 del self.sketches[bucket]
-        elif self.last_seen and min(self.last_seen.values()) < oldest:
+        elif self.last_seen and self.oldest < oldest:
             self.last_seen = {hashed: bucket for hashed, bucket in self.last_seen.items() if bucket >= oldest}
+            self.oldest = min(self.last_seen.values(), default=oldest)

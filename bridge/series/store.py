@@ -109,7 +109,8 @@ class Names:
 
 
 def _gauge_of(set_window: float) -> str:
-    return "a set's distinct values" if set_window else "values"
+    """What a gauge counts: a window's distinct values (one window a name: its buckets are of one width)."""
+    return f"a set's distinct values over {set_window:g}s" if set_window else "values"
 
 
 def _sample_names(name: str, metric_type: str) -> list[str]:
@@ -226,7 +227,7 @@ class Store:
     def family(self, metric: Metric) -> Family:
         family = self.families.get(metric.name)
         if family is not None and family.type == metric.type:
-            if bool(family.set_window) != bool(metric.set_window):
+            if family.set_window != metric.set_window:
                 raise ConflictError(
                     f"{metric.name} is a gauge of {_gauge_of(family.set_window)}, not of {_gauge_of(metric.set_window)}"
                 )
@@ -244,7 +245,7 @@ class Store:
         `max_series_per_metric` (existing series still update).
         """
         family = self.families.get(metric.name)
-        if family is not None and family.type == metric.type and bool(family.set_window) == bool(metric.set_window):
+        if family is not None and family.type == metric.type and family.set_window == metric.set_window:
             series = family.series.get(key)
             if series is not None:
                 return series
@@ -252,7 +253,7 @@ class Store:
             raise SeriesLimitError(metric.name)
         if family is not None and len(family.series) >= self.max_series_per_metric:
             raise MetricSeriesLimitError(metric.name)
-        if family is None or family.type != metric.type or bool(family.set_window) != bool(metric.set_window):
+        if family is None or family.type != metric.type or family.set_window != metric.set_window:
             family = self.family(metric)
         series, new_vector = family.new_series(key, now, metric)
         if family.type != "gauge":

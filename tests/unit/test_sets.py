@@ -164,6 +164,19 @@ def test_a_gauge_line_for_a_sets_name_is_a_conflict():
     assert sum(bridge.stats.conflicts.values()) == 1
 
 
+def test_a_name_has_one_window_a_rule_with_another_is_a_conflict():
+    """Buckets of two widths can't count one set: the first window a name gets stays, as the first type does."""
+    bridge = pipeline(
+        "mappings:\n"
+        "- match: a.*\n  name: seen\n  set_window: 2s\n  labels: {src: $1}\n"
+        "- match: b.*\n  name: seen\n  set_window: 20s\n  labels: {src: $1}\n"
+    )
+    bridge.send("a.x:alice|s", "b.y:bob|s")
+    samples = bridge.samples()
+    assert sample(samples, "seen", src="x") == 1 and sample(samples, "seen", src="y") is None
+    assert sum(bridge.stats.conflicts.values()) == 1
+
+
 def test_workers_hand_over_the_values_so_the_count_is_their_union():
     several = workers(MAPPING, count=2)
     several.store.clock = several.clock
@@ -199,10 +212,6 @@ def test_the_lint_names_set_window_in_its_rollback_line():
 def test_a_set_window_must_be_a_positive_duration(window):
     with pytest.raises(ValueError, match="set_window"):
         load_mapping(f"defaults:\n  set_window: {window}\n", "d.yml")
-
-
-def test_the_window_has_its_buckets():
-    assert DistinctWindow(10.0).width == 10.0 / BUCKETS
 
 
 def test_explain_says_what_a_set_line_does():
