@@ -122,3 +122,30 @@ def test_set_window_is_named_in_the_rollback_line_and_at_its_line(tmp_path):
     assert undeclared.returncode == 0, undeclared.stderr
     for line in (2, 6):
         assert f":{line}: warning: statsd_exporter ignores `set_window`" in undeclared.stderr
+
+
+UTF8_MAPPING = 'mappings:\n- match: api.*.calls\n  name: "api.calls"\n  labels:\n    service.name: "$1"\n'
+
+
+def test_utf8_names_in_a_mapping_file_load_only_with_the_flag_and_the_lint_names_statsd_exporters_form(tmp_path):
+    refused = check_config(tmp_path, UTF8_MAPPING)
+    assert refused.returncode == 1
+    assert "'api.calls' is not a valid metric name" in refused.stderr
+    result = check_config(tmp_path, UTF8_MAPPING, "--statsd.utf8-names")
+    assert result.returncode == 0, result.stderr
+    assert ":3: warning: `api.calls` is served as written; statsd_exporter would expose `api_calls` [utf8_name]" in (
+        result.stderr
+    )
+    assert ":5: warning: `service.name` is served as written; statsd_exporter would expose `service_name`" in (
+        result.stderr
+    )
+    explained = subprocess.run(
+        [sys.executable, "-m", "bridge", "explain", "--statsd.utf8-names", "--mapping-config", str(tmp_path / "m.yml")]
+        + ["api.checkout.calls:1|c", "other.name:1|c|#k.v:x"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert explained.returncode == 0, explained.stderr
+    assert 'series:  api.calls{service.name="checkout"} counter' in explained.stdout
+    assert 'series:  other.name{k.v="x"} counter' in explained.stdout
