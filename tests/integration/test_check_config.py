@@ -124,6 +124,8 @@ def test_set_window_is_named_in_the_rollback_line_and_at_its_line(tmp_path):
         assert f":{line}: warning: statsd_exporter ignores `set_window`" in undeclared.stderr
 
 
+EXPLAIN = (sys.executable, "-m", "bridge", "explain")
+UTF8_LINES = ("api.checkout.calls:1|c", "other.name:1|c|#k.v:x")
 UTF8_MAPPING = 'mappings:\n- match: api.*.calls\n  name: "api.calls"\n  labels:\n    service.name: "$1"\n'
 
 
@@ -140,8 +142,7 @@ def test_utf8_names_in_a_mapping_file_load_only_with_the_flag_and_the_lint_names
         result.stderr
     )
     explained = subprocess.run(
-        [sys.executable, "-m", "bridge", "explain", "--statsd.utf8-names", "--mapping-config", str(tmp_path / "m.yml")]
-        + ["api.checkout.calls:1|c", "other.name:1|c|#k.v:x"],
+        [*EXPLAIN, "--statsd.utf8-names", "--mapping-config", str(tmp_path / "m.yml"), *UTF8_LINES],
         capture_output=True,
         text=True,
         timeout=30,
