@@ -5,6 +5,7 @@ what statsd_exporter would refuse or read otherwise noted for the lint.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from bridge.durations import parse_duration
@@ -21,6 +22,9 @@ from bridge.mapping.schema import (
 from bridge.mapping.semantics import escape_name
 from bridge.mapping.yaml_reading import Located
 from bridge.series.quantiles import DEFAULT_MAX_AGE, SummaryOptions
+
+# escape_name's rewrite of a name template's text around its `$n` / `${n}` references
+_TEMPLATE_INVALID = re.compile(r"-{2,}|[^a-zA-Z0-9_${}]")
 
 
 class Checker:
@@ -46,7 +50,8 @@ class Checker:
 
     def rewritten(self, where: Located, key: str, name: str) -> None:
         """A name kept as written under --statsd.utf8-names that statsd_exporter would rewrite."""
-        rewritten = escape_name(name)
+        # in a template, the capture references stay: `x.$1` is `x_$1`
+        rewritten = escape_name(name) if "$" not in name else _TEMPLATE_INVALID.sub("_", name)
         self.note(where, key, "utf8_name", f"`{name}` is served as written; statsd_exporter would expose `{rewritten}`")
 
     def refused(self, where: Located | None, key: str, message: str) -> None:

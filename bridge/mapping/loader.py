@@ -95,13 +95,17 @@ def _string_map(check: Checker, entry: Located, key: str, label_keys: bool) -> d
         if isinstance(value, (dict, list)):
             raise check.fail(block, name, f"must be a string, got {value!r}")
         if key == "labels" and not EXPORTER_LABEL_NAME.match(name):
-            check.refused(
-                block,
-                name,
-                f'label name `{name}` has one character ("invalid label key"; its '
-                "label names need two); Prometheus allows it, and so does the bridge",
-            )
+            check.refused(block, name, _exporter_label_refusal(name))
     return {name: scalar_text(block, name) for name in block}
+
+
+def _exporter_label_refusal(name: str) -> str:
+    if LABEL_NAME.match(name):
+        return (
+            f'label name `{name}` has one character ("invalid label key"; its label names need two); '
+            "Prometheus allows it, and so does the bridge"
+        )
+    return f'label name `{name}` is not `[a-zA-Z_][a-zA-Z0-9_]+` ("invalid label key"); --statsd.utf8-names allows it'
 
 
 def _valid_label_name(check: Checker, block: Located, name: str) -> bool:
@@ -122,6 +126,7 @@ def _valid_name_template(check: Checker, entry: Located, name: str) -> bool:
     if not check.utf8_names:
         return False
     check.rewritten(entry, "name", name)
+    check.refused(entry, "name", f'metric name {name!r} ("doesn\'t match regex"); --statsd.utf8-names allows it')
     return True
 
 
