@@ -87,6 +87,13 @@ class Config:
         parse=flags.worker_count,
         check=flags.between(1, MAX_WORKERS, flags.WORKER_COUNTS),
     )
+    statsd_utf8_names: bool = flag(
+        False,
+        "Keep metric names and tag keys as the client sent them (any UTF-8, dots included) instead of rewriting "
+        "them to [a-zA-Z0-9_]; a scraper that asks for UTF-8 names (Prometheus 3) gets them, others the "
+        "underscores form. Mapping files may then write UTF-8 names and labels.",
+        dotted="--statsd.utf8-names",
+    )
     web_listen_address: str = flag(
         ":9102",
         "HTTP address for the telemetry path and health endpoints.",

@@ -49,9 +49,9 @@ WORKERS_FLAG = FLAGS["statsd_workers"].dotted
 def compile_mapping(config: Config) -> tuple[str | None, MappingConfig]:
     """The mapping file's text (None without one) and its rules; MappingError names the file, line and key."""
     if not config.mapping_config:
-        return None, MappingConfig()
+        return None, MappingConfig(utf8_names=config.statsd_utf8_names)
     text = read_mapping_file(config.mapping_config)
-    return text, load_mapping(text, config.mapping_config)
+    return text, load_mapping(text, config.mapping_config, config.statsd_utf8_names)
 
 
 class Bridge:
@@ -187,6 +187,7 @@ class Bridge:
         start = {
             "mapping": self.mapping_text,
             "mapping_path": config.mapping_config,
+            "utf8_names": config.statsd_utf8_names,
             "reserved": sorted(reserved_names(self.registry)),
             "dialects": config.dialects,
             "relays": list(config.statsd_relay_address),

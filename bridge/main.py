@@ -164,14 +164,20 @@ def report_lint(mapping: MappingConfig, ok: str, strict: bool) -> int:
     help="text for people, json for scripts.",
 )
 @click.option("--lint", "run_lint", is_flag=True, help="Lint the mapping file too; exit 1 when it has errors.")
-def explain(lines: tuple[str, ...], mapping_config: str, output_format: str, run_lint: bool) -> None:
+@config_option("statsd_utf8_names")
+def explain(
+    lines: tuple[str, ...], mapping_config: str, output_format: str, run_lint: bool, statsd_utf8_names: bool
+) -> None:
     """Show what the bridge makes of StatsD LINES (arguments, or one per line on stdin).
 
     For each line: how it parses, which rule matches, and which series it touches and how, or why
     it is rejected. Runs the daemon's own parser, mapper and store; nothing listens.
     """
     try:
-        mapping = load_mapping_file(mapping_config) if mapping_config else MappingConfig()
+        if mapping_config:
+            mapping = load_mapping_file(mapping_config, statsd_utf8_names)
+        else:
+            mapping = MappingConfig(utf8_names=statsd_utf8_names)
     except MappingError as error:
         click.echo(f"statsd-bridge: bad mapping file: {error}", err=True)
         sys.exit(1)

@@ -30,4 +30,6 @@ REASONS = {
     "non_finite_counter": "a counter can't take NaN or infinity",
     "non_finite_observation": "a histogram or summary can't take NaN or infinity",
     "empty_metric_name": "the rule's name template came out empty for this line",
+    "label_name_collision": "with --statsd.utf8-names, two label names of the series are one for a scraper "
+    "without UTF-8 names (`a.b` and `a_b` both read `a_b`)",
 }

@@ -62,9 +62,9 @@ class Pipeline:
         return parse_types(self.text())
 
 
-def pipeline(mapping_yaml: str = "") -> Pipeline:
+def pipeline(mapping_yaml: str = "", utf8_names: bool = False) -> Pipeline:
     stats, store = Stats(), Store()
-    config = load_mapping(mapping_yaml, "test.yml")
+    config = load_mapping(mapping_yaml, "test.yml", utf8_names)
     clock = FakeClock()
     ingest = Ingest(Mapper(config), store, stats, clock)
     store.clock = clock

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from bridge.series.names import is_legacy
+from bridge.series.names import is_legacy, legacy_rune, underscored
 from bridge.series.types import LabelKey, render_labels
 
 ALLOW_UTF8, UNDERSCORES, DOTS, VALUES = "allow-utf-8", "underscores", "dots", "values"
@@ -26,18 +26,12 @@ _CACHE_LIMIT = 100_000  # escaped names remembered per scheme; past it the cache
 _exposed: dict[str, dict[str, str]] = {scheme: {} for scheme in SCHEMES}
 
 
-def _legacy_rune(char: str, index: int) -> bool:
-    return char.isascii() and (char.isalpha() or char in "_:" or (char.isdigit() and index > 0))
-
-
 def escape_name(name: str, scheme: str) -> str:
     """model.EscapeName: `name` under `scheme`, whatever characters it holds."""
     if not name or scheme == ALLOW_UTF8:
         return name
     if scheme == UNDERSCORES:
-        if is_legacy(name):
-            return name
-        return "".join(char if _legacy_rune(char, i) else "_" for i, char in enumerate(name))
+        return underscored(name)
     if scheme == DOTS:  # no early return for legacy-valid names: their underscores double
         return "".join(_dots_rune(char, i) for i, char in enumerate(name))
     if scheme == VALUES:
@@ -52,13 +46,13 @@ def _dots_rune(char: str, index: int) -> str:
         return "__"
     if char == ".":
         return "_dot_"
-    return char if _legacy_rune(char, index) else "__"
+    return char if legacy_rune(char, index) else "__"
 
 
 def _value_rune(char: str, index: int) -> str:
     if char == "_":
         return "__"
-    if _legacy_rune(char, index):
+    if legacy_rune(char, index):
         return char
     if 0xD800 <= ord(char) <= 0xDFFF:  # a lone surrogate is no valid rune: Go writes U+FFFD's form
         return "_FFFD_"

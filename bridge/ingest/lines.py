@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from bridge.ingest.outputs import labels_of, missing_tag, value_of, when_holds
+from bridge.ingest.outputs import LabelCollisionError, labels_of, missing_tag, value_of, when_holds
 from bridge.logs import RateLimited
 from bridge.mapping.router import Mapper, Target
 from bridge.parsing.line import (
@@ -412,7 +412,11 @@ class Ingest:
             return None
         key: LabelKey = ()
         if sample.tags or target.labels:
-            key, dropped = labels_of(sample, target, self._label_names)
+            try:
+                key, dropped = labels_of(sample, target, self._label_names, self.mapper.config.utf8_names)
+            except LabelCollisionError:
+                stats.event_errors["label_name_collision"] += sample.weight
+                return None
             if dropped:  # le / quantile: the exposition writes it itself
                 stats.tag_errors += 1
                 self.tag_stats.errors += 1  # and keeps the line out of the shape cache, so each one counts

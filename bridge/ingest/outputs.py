@@ -6,11 +6,15 @@ from __future__ import annotations
 from bridge.mapping.router import Target
 from bridge.mapping.semantics import escape_name
 from bridge.parsing.line import Sample
-from bridge.series.names import RESERVED_LABELS
+from bridge.series.names import RESERVED_LABELS, is_legacy, underscored
 from bridge.series.types import LabelKey
 
 # Tag keys escaped to label names are kept for the next line; past this many, forgotten and made again
 LABEL_NAME_CACHE_LIMIT = 100_000
+
+
+class LabelCollisionError(Exception):
+    """Two label names of one series that a scraper without UTF-8 names would read as one (`a.b`, `a_b`)."""
 
 
 def when_holds(sample: Sample, target: Target) -> bool:
@@ -40,27 +44,31 @@ def value_of(sample: Sample, target: Target) -> float:
     return sample.value if target.scale is None else sample.value * target.scale
 
 
-def labels_of(sample: Sample, target: Target, names: dict[str, str]) -> tuple[LabelKey, bool]:
+def labels_of(sample: Sample, target: Target, names: dict[str, str], utf8_names: bool) -> tuple[LabelKey, bool]:
     """The label set of the sample's series under this output, and whether a label the exposition writes
-    itself (a histogram's le, a summary's quantile) had to be dropped. `names` caches escaped tag keys."""
+    itself (a histogram's le, a summary's quantile) had to be dropped. `names` caches escaped tag keys;
+    `utf8_names` (--statsd.utf8-names) keeps tag keys as written, and raises LabelCollisionError for two names
+    a Prometheus 2 scraper would read as one."""
     if target.tags is not None:
         # only the tags the output names, under its label names; an absent one is ""
         labels = dict(target.labels)
         for label, tag in target.tags.items():
             labels[label] = sample.tags.get(tag, "")
-        return _without_reserved(labels, target.type)
-    labels = {}
-    for key, value in sample.tags.items():
-        name = names.get(key)
-        if name is None:
-            if len(names) > LABEL_NAME_CACHE_LIMIT:
-                names.clear()
-            name = names[key] = escape_name(key)
-        labels[name] = value
-    for name, value in target.labels.items():
-        if target.honor_labels and name in labels:
-            continue
-        labels[name] = value
+    else:
+        labels = {}
+        for key, value in sample.tags.items():
+            name = names.get(key)
+            if name is None:
+                if len(names) > LABEL_NAME_CACHE_LIMIT:
+                    names.clear()
+                name = names[key] = key if utf8_names else escape_name(key)
+            labels[name] = value
+        for name, value in target.labels.items():
+            if target.honor_labels and name in labels:
+                continue
+            labels[name] = value
+    if utf8_names and not all(map(is_legacy, labels)) and len(set(map(underscored, labels))) < len(labels):
+        raise LabelCollisionError(", ".join(sorted(labels)))
     return _without_reserved(labels, target.type)
 
 

@@ -5,6 +5,7 @@ what statsd_exporter would refuse or read otherwise noted for the lint.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from bridge.durations import parse_duration
@@ -18,15 +19,20 @@ from bridge.mapping.schema import (
     MappingConfig,
     MappingError,
 )
+from bridge.mapping.semantics import escape_name
 from bridge.mapping.yaml_reading import Located
 from bridge.series.quantiles import DEFAULT_MAX_AGE, SummaryOptions
+
+# escape_name's rewrite of a name template's text around its `$n` / `${n}` references
+_TEMPLATE_INVALID = re.compile(r"-{2,}|[^a-zA-Z0-9_${}]")
 
 
 class Checker:
     """Reads one YAML mapping with the file path at hand for error messages."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, utf8_names: bool = False) -> None:
         self.path = path
+        self.utf8_names = utf8_names  # --statsd.utf8-names: names and label names may hold any UTF-8
         self.notes: list[tuple[int, str, str]] = []  # MappingConfig.notes
         self.extensions: list[tuple[int, str]] = []  # MappingConfig.extensions
         self.patterns: dict[tuple[str, str], CompiledPattern] = {}  # this file's, for _last_patterns
@@ -41,6 +47,12 @@ class Checker:
         """A mapping extension of the bridge's in use, and what statsd_exporter makes of it."""
         self.note(where, key, "statsd_exporter_extension", message)
         self.extensions.append((self.notes[-1][0], key))
+
+    def rewritten(self, where: Located, key: str, name: str) -> None:
+        """A name kept as written under --statsd.utf8-names that statsd_exporter would rewrite."""
+        # in a template, the capture references stay: `x.$1` is `x_$1`
+        rewritten = escape_name(name) if "$" not in name else _TEMPLATE_INVALID.sub("_", name)
+        self.note(where, key, "utf8_name", f"`{name}` is served as written; statsd_exporter would expose `{rewritten}`")
 
     def refused(self, where: Located | None, key: str, message: str) -> None:
         """Something the bridge reads and statsd_exporter refuses: a rollback to it would fail at start-up."""

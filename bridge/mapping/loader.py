@@ -90,18 +90,44 @@ def _string_map(check: Checker, entry: Located, key: str, label_keys: bool) -> d
     raw = entry.get(key)
     block = check.mapping(raw, entry, key, set(raw) if isinstance(raw, dict) else set())
     for name, value in block.items():
-        if not isinstance(name, str) or (label_keys and not LABEL_NAME.match(name)):
+        if not isinstance(name, str) or (label_keys and not _valid_label_name(check, block, name)):
             raise check.fail(block, str(name), "invalid label name (letters, digits, _; no leading digit)")
         if isinstance(value, (dict, list)):
             raise check.fail(block, name, f"must be a string, got {value!r}")
         if key == "labels" and not EXPORTER_LABEL_NAME.match(name):
-            check.refused(
-                block,
-                name,
-                f'label name `{name}` has one character ("invalid label key"; its '
-                "label names need two); Prometheus allows it, and so does the bridge",
-            )
+            check.refused(block, name, _exporter_label_refusal(name))
     return {name: scalar_text(block, name) for name in block}
+
+
+def _exporter_label_refusal(name: str) -> str:
+    if LABEL_NAME.match(name):
+        return (
+            f'label name `{name}` has one character ("invalid label key"; its label names need two); '
+            "Prometheus allows it, and so does the bridge"
+        )
+    return f'label name `{name}` is not `[a-zA-Z_][a-zA-Z0-9_]+` ("invalid label key"); --statsd.utf8-names allows it'
+
+
+def _valid_label_name(check: Checker, block: Located, name: str) -> bool:
+    """Letters, digits and _; under --statsd.utf8-names any name but an empty one, noted where
+    statsd_exporter would rewrite it."""
+    if LABEL_NAME.match(name):
+        return True
+    if not check.utf8_names or not name:
+        return False
+    check.rewritten(block, name, name)
+    return True
+
+
+def _valid_name_template(check: Checker, entry: Located, name: str) -> bool:
+    """statsd_exporter's name check; under --statsd.utf8-names any name, noted where it would be rewritten."""
+    if NAME_TEMPLATE.match(name):
+        return True
+    if not check.utf8_names:
+        return False
+    check.rewritten(entry, "name", name)
+    check.refused(entry, "name", f'metric name {name!r} ("doesn\'t match regex"); --statsd.utf8-names allows it')
+    return True
 
 
 def _tag_list(check: Checker, entry: Located, key: str) -> tuple[str, ...]:
@@ -139,7 +165,7 @@ def _compile_output(check: Checker, entry: Located, config: MappingConfig, needs
     if needs_name:
         if not name:
             raise check.fail(entry, "name" if "name" in entry else "", "a mapping needs a `name` (or `action: drop`)")
-        if not NAME_TEMPLATE.match(name):
+        if not _valid_name_template(check, entry, name):
             raise check.fail(entry, "name", f"{name!r} is not a valid metric name (letters, digits, _, $n)")
     elif not name:
         check.refused(
@@ -254,9 +280,10 @@ def _compile_reaper(check: Checker, top: Located) -> Reaper:
     return reaper
 
 
-def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
-    """Compile a mapping file's text. Raises MappingError naming file, line and key."""
-    check = Checker(path)
+def load_mapping(text: str, path: str = "<mapping>", utf8_names: bool = False) -> MappingConfig:
+    """Compile a mapping file's text; `utf8_names`: --statsd.utf8-names, under which names and label names may
+    hold any UTF-8. Raises MappingError naming file, line and key."""
+    check = Checker(path, utf8_names)
     try:
         document = parse_yaml(text)
     except yaml.YAMLError as error:
@@ -264,7 +291,7 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
         line = mark.line + 1 if mark is not None else None
         raise MappingError(f"not valid YAML: {getattr(error, 'problem', None) or error}", path, line) from None
     top = check.mapping(document, None, "", TOP_KEYS)
-    config = MappingConfig(path=path)
+    config = MappingConfig(path=path, utf8_names=utf8_names)
     config.reaper = _compile_reaper(check, top)
     if top.get("reaper") is not None:
         check.extension(
@@ -304,5 +331,5 @@ def load_mapping(text: str, path: str = "<mapping>") -> MappingConfig:
     return config
 
 
-def load_mapping_file(path: str) -> MappingConfig:
-    return load_mapping(read_mapping_file(path), path)
+def load_mapping_file(path: str, utf8_names: bool = False) -> MappingConfig:
+    return load_mapping(read_mapping_file(path), path, utf8_names)

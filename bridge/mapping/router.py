@@ -145,11 +145,15 @@ class Mapper:
             return "gauge"  # of its distinct values, whatever the output's type
         return prometheus_type(kind, output, self.config.observer_type)
 
+    def _exposed_name(self, name: str) -> str:
+        """The name a series is held under: as written under --statsd.utf8-names, else statsd_exporter's."""
+        return name if self.config.utf8_names else escape_name(name)
+
     def _unmapped(self, name: str, kind: str) -> Target:
         config = self.config
         kind_type = self.prometheus_type(kind, None)
         return Target(
-            name=escape_name(name),
+            name=self._exposed_name(name),
             type=kind_type,
             buckets=config.buckets,
             native=config.native,
@@ -171,7 +175,7 @@ class Mapper:
             labels = {k: expand_regex(v, found) for k, v in output.labels.items()}
         kind_type = self.prometheus_type(kind, output)
         return Target(
-            name=escape_name(name) if name else "",
+            name=self._exposed_name(name) if name else "",
             type=kind_type,
             labels=labels,
             mapped=True,

@@ -162,3 +162,5 @@ class MappingConfig:
     # refuses or reads otherwise (a rollback would fail or change), bare-number durations
     notes: list[tuple[int, str, str]] = field(default_factory=list)
     extensions: list[tuple[int, str]] = field(default_factory=list)  # (line, key) of each extension in use
+    # --statsd.utf8-names: names and label names kept as written (any UTF-8), not rewritten to [a-zA-Z0-9_]
+    utf8_names: bool = False

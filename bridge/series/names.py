@@ -12,6 +12,18 @@ def is_legacy(name: str) -> bool:
     return _LEGACY_NAME.fullmatch(name) is not None
 
 
+def legacy_rune(char: str, index: int) -> bool:
+    return char.isascii() and (char.isalpha() or char in "_:" or (char.isdigit() and index > 0))
+
+
+def underscored(name: str) -> str:
+    """model.EscapeName under the underscores scheme, what a Prometheus 2 scraper reads: a legacy-valid
+    name as it is, else each character no legacy name may hold (there) becomes `_`."""
+    if is_legacy(name):
+        return name
+    return "".join(char if legacy_rune(char, i) else "_" for i, char in enumerate(name))
+
+
 SAMPLE_SUFFIXES: dict[str, tuple[str, ...]] = {
     "counter": (), "gauge": (), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count"),
 }  # fmt: skip

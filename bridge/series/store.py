@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from bridge.series.names import SAMPLE_SUFFIXES, is_legacy
+from bridge.series.names import SAMPLE_SUFFIXES, is_legacy, underscored
 from bridge.series.native_histogram import pick_schema
 from bridge.series.quantiles import SummaryOptions
 from bridge.series.types import CounterSeries, Histogram, LabelKey, Scalar, Series, SetSeries, Summary
@@ -114,7 +114,13 @@ def _gauge_of(set_window: float) -> str:
 
 
 def _sample_names(name: str, metric_type: str) -> list[str]:
-    return [name + suffix for suffix in SAMPLE_SUFFIXES[metric_type]] + [name]
+    """The sample names a metric writes, and, for a name that is not legacy-valid (--statsd.utf8-names), the
+    underscores forms a Prometheus 2 scraper reads too: `a.b` claims `a_b`, so that the first of two names
+    that would read alike there keeps it and the other is refused as a conflict."""
+    samples = [name + suffix for suffix in SAMPLE_SUFFIXES[metric_type]] + [name]
+    if is_legacy(name):
+        return samples
+    return samples + [underscored(sample) for sample in samples]
 
 
 class Family:

@@ -43,9 +43,11 @@ logger = logging.getLogger("bridge.worker")
 INTRODUCE_SECONDS = 0.1
 
 
-def compile_mapping(text: str | None, path: str, known: Iterable[tuple[str, str]] = ()) -> Mapper:
-    """The mapper of a mapping file's text (the one the main process read), warmed with `known` routes."""
-    return warmed(load_mapping(text, path) if text is not None else MappingConfig(), known)
+def compile_mapping(text: str | None, path: str, utf8_names: bool, known: Iterable[tuple[str, str]] = ()) -> Mapper:
+    """The mapper of a mapping file's text (the one the main process read), warmed with `known` routes;
+    `utf8_names`: --statsd.utf8-names, as the main process was given it."""
+    config = load_mapping(text, path, utf8_names) if text is not None else MappingConfig(utf8_names=utf8_names)
+    return warmed(config, known)
 
 
 class Worker:
@@ -55,9 +57,8 @@ class Worker:
         self.store.reserve(start["reserved"])
         self.store.learn([("+", name, metric_type) for name, metric_type in start["types"].items()])
         self.stats = Stats()
-        self.ingest = WorkerIngest(
-            compile_mapping(start["mapping"], start["mapping_path"]), self.store, self.stats, dialects=start["dialects"]
-        )
+        mapper = compile_mapping(start["mapping"], start["mapping_path"], start["utf8_names"])
+        self.ingest = WorkerIngest(mapper, self.store, self.stats, dialects=start["dialects"])
         self.counts: dict[str, Any] = {"udp": DatagramCounts(), "unixgram": DatagramCounts(), "tcp": TCPCounts()}
         self.relays = [Relay(target, start["relay_packet_length"]) for target in start["relays"]]
         self.fds: dict[str, int] = start["fds"]
@@ -127,7 +128,10 @@ class Worker:
         """Compile the new rules on a thread, so that the loop goes on receiving, then swap them in at once."""
         try:
             known = self.ingest.mapper.routes_known()
-            mapper = await asyncio.get_running_loop().run_in_executor(None, compile_mapping, text, path, known)
+            utf8_names = self.ingest.mapper.config.utf8_names  # a flag: the same for every mapping file
+            mapper = await asyncio.get_running_loop().run_in_executor(
+                None, compile_mapping, text, path, utf8_names, known
+            )
         except MappingError as error:  # the main process compiled the same text: it can't fail here
             log(logger, logging.ERROR, "mapping reload failed in a worker, keeping the old rules", error=str(error))
             channel.send(writer, ("reloaded", False, str(error)))

@@ -67,6 +67,25 @@ def test_what_statsd_exporter_refuses_is_said_before_a_rollback_needs_it(tmp_pat
     assert check_config(path, "--lint-strict").returncode == 1  # for teams that want to be able to roll back
 
 
+# (mapping file, the line): UTF-8 names, which the bridge reads only with --statsd.utf8-names
+UTF8_REFUSED = [
+    ('mappings:\n- match: api.*\n  name: "api.calls"\n', 3),
+    ('mappings:\n- match: api.*\n  name: api_calls\n  labels:\n    service.name: "$1"\n', 5),
+]
+
+
+@pytest.mark.parametrize(("text", "line"), UTF8_REFUSED, ids=["name", "label"])
+def test_a_utf8_name_statsd_exporter_refuses_is_said_with_the_form_it_would_expose(tmp_path, text, line):
+    path = tmp_path / "mapping.yml"
+    path.write_text(text)
+    assert not accepts([reference_binary()], path), "statsd_exporter loads UTF-8 names now: drop the check"
+    assert check_config(path).returncode == 1  # without the flag the bridge refuses the file too
+    result = check_config(path, "--statsd.utf8-names")
+    assert result.returncode == 0, result.stderr
+    found = [row.rsplit("[", 1)[1] for row in result.stderr.splitlines() if f"{path}:{line}: warning:" in row]
+    assert sorted(found) == ["statsd_exporter_refuses]", "utf8_name]"], result.stderr
+
+
 EXTENSIONS = "mappings:\n- match: build.*\n  name: builds_total\n  type: counter\n  value: count\n  tags: {}\n"
 
 

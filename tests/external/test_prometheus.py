@@ -118,3 +118,39 @@ def test_openmetrics_when_enabled_and_why_it_is_not_the_default(bridge_factory, 
     buckets = prometheus.wait_for("app_latency_seconds_bucket", lambda r: len(r) == 4)
     # Prometheus 2 negotiates OpenMetrics and stores le as written there: "1.0", not the text format's "1"
     assert {dict(labels)["le"] for labels in buckets} == {"0.1", "0.5", "1.0", "+Inf"}
+
+
+UTF8_MAPPING = """
+mappings:
+- match: api.*.calls
+  name: "api.calls"
+  labels:
+    service.name: $1
+"""
+
+
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_prometheus_2_keeps_scraping_with_utf8_names_and_reads_them_underscored(
+    bridge_factory, tmp_path, prometheus_for, openmetrics
+):
+    """Prometheus 2.42 names no escaping scheme: with --statsd.utf8-names it reads every name the bridge
+    holds as sent in the underscores form, dotted names and tag keys and a mapping's UTF-8 names alike."""
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text(UTF8_MAPPING)
+    flags = ["--statsd.utf8-names", "--mapping-config", str(mapping)]
+    bridge = bridge_factory(*flags, *(["--web-enable-openmetrics"] if openmetrics else []))
+    prometheus = prometheus_for(bridge)
+    bridge.send_udp(
+        "http.requests.count:3|c|#service.name:checkout",
+        "api.checkout.calls:4|c",
+        "db.latency:500|ms|#db.system:pg",
+    )
+    assert bridge.wait_for(lambda s: sample(s, "db_latency_count", db_system="pg") == 1) is not None
+    up = prometheus.wait_for('up{job="bridge"}', lambda r: only_value(r) == 1)
+    assert only_value(up) == 1, up
+    target = {("job", "bridge"), ("instance", bridge_target(bridge))}
+    requests = prometheus.wait_for("http_requests_count", lambda r: r)
+    assert requests == {frozenset({*target, ("service_name", "checkout")}): 3}
+    assert prometheus.query("api_calls") == {frozenset({*target, ("service_name", "checkout")}): 4}
+    assert prometheus.query("db_latency_count") == {frozenset({*target, ("db_system", "pg")}): 1}
+    assert only_value(prometheus.query('scrape_samples_post_metric_relabeling{job="bridge"}')) > 0

@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from bridge.main import cli
+
 
 def check_config(tmp_path: Path, text: str, *flags: str) -> subprocess.CompletedProcess:
     mapping = tmp_path / "m.yml"
@@ -122,3 +126,26 @@ def test_set_window_is_named_in_the_rollback_line_and_at_its_line(tmp_path):
     assert undeclared.returncode == 0, undeclared.stderr
     for line in (2, 6):
         assert f":{line}: warning: statsd_exporter ignores `set_window`" in undeclared.stderr
+
+
+UTF8_LINES = ("api.checkout.calls:1|c", "other.name:1|c|#k.v:x")
+UTF8_MAPPING = 'mappings:\n- match: api.*.calls\n  name: "api.calls"\n  labels:\n    service.name: "$1"\n'
+
+
+def test_utf8_names_in_a_mapping_file_load_only_with_the_flag_and_the_lint_names_statsd_exporters_form(tmp_path):
+    refused = check_config(tmp_path, UTF8_MAPPING)
+    assert refused.returncode == 1
+    assert "'api.calls' is not a valid metric name" in refused.stderr
+    result = check_config(tmp_path, UTF8_MAPPING, "--statsd.utf8-names")
+    assert result.returncode == 0, result.stderr
+    assert ":3: warning: `api.calls` is served as written; statsd_exporter would expose `api_calls` [utf8_name]" in (
+        result.stderr
+    )
+    assert ":5: warning: `service.name` is served as written; statsd_exporter would expose `service_name`" in (
+        result.stderr
+    )
+    mapping = str(tmp_path / "m.yml")
+    explained = CliRunner().invoke(cli, ["explain", "--statsd.utf8-names", "--mapping-config", mapping, *UTF8_LINES])
+    assert explained.exit_code == 0, explained.output
+    assert 'series:  api.calls{service.name="checkout"} counter' in explained.output
+    assert 'series:  other.name{k.v="x"} counter' in explained.output
