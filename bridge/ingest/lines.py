@@ -414,8 +414,15 @@ class Ingest:
         if sample.tags or target.labels:
             try:
                 key, dropped = labels_of(sample, target, self._label_names, self.mapper.config.utf8_names)
-            except LabelCollisionError:
+            except LabelCollisionError as error:
                 stats.event_errors["label_name_collision"] += sample.weight
+                self._warn(
+                    logging.WARNING,
+                    "label names that read alike",
+                    kind="label_name_collision",
+                    metric=target.name,
+                    labels=str(error),
+                )
                 return None
             if dropped:  # le / quantile: the exposition writes it itself
                 stats.tag_errors += 1

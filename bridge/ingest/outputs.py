@@ -61,7 +61,9 @@ def labels_of(sample: Sample, target: Target, names: dict[str, str], utf8_names:
             if name is None:
                 if len(names) > LABEL_NAME_CACHE_LIMIT:
                     names.clear()
-                name = names[key] = key if utf8_names else escape_name(key)
+                # `:` is legacy in a metric name, so no scheme escapes it in a label name, which may not
+                # hold it: such a key is rewritten as without the flag
+                name = names[key] = key if utf8_names and ":" not in key else escape_name(key)
             labels[name] = value
         for name, value in target.labels.items():
             if target.honor_labels and name in labels:

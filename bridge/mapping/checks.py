@@ -19,12 +19,12 @@ from bridge.mapping.schema import (
     MappingConfig,
     MappingError,
 )
-from bridge.mapping.semantics import escape_name
 from bridge.mapping.yaml_reading import Located
+from bridge.series.names import underscored
 from bridge.series.quantiles import DEFAULT_MAX_AGE, SummaryOptions
 
-# escape_name's rewrite of a name template's text around its `$n` / `${n}` references
-_TEMPLATE_INVALID = re.compile(r"-{2,}|[^a-zA-Z0-9_${}]")
+# the underscores form of a name template's text around its `$n` / `${n}` references
+_TEMPLATE_INVALID = re.compile(r"[^a-zA-Z0-9_:${}]")
 
 
 class Checker:
@@ -51,8 +51,8 @@ class Checker:
     def rewritten(self, where: Located, key: str, name: str) -> None:
         """A name kept as written under --statsd.utf8-names that statsd_exporter would rewrite."""
         # in a template, the capture references stay: `x.$1` is `x_$1`
-        rewritten = escape_name(name) if "$" not in name else _TEMPLATE_INVALID.sub("_", name)
-        self.note(where, key, "utf8_name", f"`{name}` is served as written; statsd_exporter would expose `{rewritten}`")
+        read_as = underscored(name) if "$" not in name else _TEMPLATE_INVALID.sub("_", name)
+        self.note(where, key, "utf8_name", f"`{name}` is served as written; a Prometheus 2 scraper reads `{read_as}`")
 
     def refused(self, where: Located | None, key: str, message: str) -> None:
         """Something the bridge reads and statsd_exporter refuses: a rollback to it would fail at start-up."""

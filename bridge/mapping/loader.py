@@ -43,6 +43,7 @@ from bridge.mapping.schema import (
     Rule,
 )
 from bridge.mapping.yaml_reading import Located, parse_yaml, read_mapping_file, scalar_text
+from bridge.series.names import underscored
 from bridge.series.quantiles import SummaryOptions
 
 # the names other packages take from here
@@ -96,6 +97,14 @@ def _string_map(check: Checker, entry: Located, key: str, label_keys: bool) -> d
             raise check.fail(block, name, f"must be a string, got {value!r}")
         if key == "labels" and not EXPORTER_LABEL_NAME.match(name):
             check.refused(block, name, _exporter_label_refusal(name))
+    if label_keys and check.utf8_names:
+        read_as: dict[str, str] = {}
+        for name in block:
+            other = read_as.setdefault(underscored(name), name)
+            if other != name:
+                raise check.fail(
+                    block, name, f"reads as `{other}` to a Prometheus 2 scraper (both `{underscored(name)}`)"
+                )
     return {name: scalar_text(block, name) for name in block}
 
 
@@ -109,11 +118,12 @@ def _exporter_label_refusal(name: str) -> str:
 
 
 def _valid_label_name(check: Checker, block: Located, name: str) -> bool:
-    """Letters, digits and _; under --statsd.utf8-names any name but an empty one, noted where
+    """Letters, digits and _; under --statsd.utf8-names any name but an empty one or one holding `:` (legacy
+    in a metric name, so no scheme would escape it in a label name, where it is invalid), noted where
     statsd_exporter would rewrite it."""
     if LABEL_NAME.match(name):
         return True
-    if not check.utf8_names or not name:
+    if not check.utf8_names or not name or ":" in name:
         return False
     check.rewritten(block, name, name)
     return True

@@ -128,7 +128,7 @@ class Family:
     label names, each set of label names keeps the buckets or summary options of the rule that first
     made a series with it; a later label set with those names gets the same, whatever rule it came by."""
 
-    __slots__ = ("help", "legacy", "name", "series", "set_window", "type", "vectors")
+    __slots__ = ("help", "legacy", "name", "read_as", "series", "set_window", "type", "vectors")
 
     def __init__(self, metric: Metric) -> None:
         self.name = metric.name
@@ -143,10 +143,16 @@ class Family:
         # label names -> the vector: its live series and the options of its first; it goes with its last
         # series, so that a churn of label-name sets holds no memory
         self.vectors: dict[tuple[str, ...], Vector] = {}
+        # once a label name is not legacy-valid (--statsd.utf8-names): each series' labels as a Prometheus 2
+        # scraper reads them -> its key, so that two series that would read as one are not served as one
+        self.read_as: dict[LabelKey, LabelKey] | None = None
 
     def new_series(self, key: LabelKey, now: float, metric: Metric) -> tuple[Series, bool]:
-        """A series for `key`, and whether it made a new vector (a set of label names with no live series)."""
+        """A series for `key`, and whether it made a new vector (a set of label names with no live series).
+        Raises ConflictError for labels a Prometheus 2 scraper would read as another series' labels."""
         names = tuple(name for name, _ in key)
+        if self.read_as is not None or not all(map(is_legacy, names)):
+            self._claim_reading(key)
         vector = self.vectors.get(names)
         created = vector is None
         if vector is None:
@@ -166,14 +172,29 @@ class Family:
             return Histogram(key, now, vector.buckets, vector.native)
         return Summary(key, now, vector.summary)
 
+    def _claim_reading(self, key: LabelKey) -> None:
+        if self.read_as is None:  # the first label name that is not legacy-valid: the series before it too
+            self.read_as = {_read_as(held): held for held in self.series}
+        reading = _read_as(key)
+        holder = self.read_as.setdefault(reading, key)
+        if holder != key:
+            shown = ",".join(f"{name}={value!r}" for name, value in holder)
+            raise ConflictError(f"{self.name}: its labels read as those of {{{shown}}} to a Prometheus 2 scraper")
+
     def forget(self, series: Series) -> None:
         """`series` is gone from `self.series`: its vector goes with its last series."""
+        if self.read_as is not None and self.read_as.get(_read_as(series.key)) == series.key:
+            del self.read_as[_read_as(series.key)]
         names = tuple(name for name, _ in series.key)
         vector = self.vectors.get(names)
         if vector is not None:
             vector.series -= 1
             if vector.series <= 0:
                 del self.vectors[names]
+
+
+def _read_as(key: LabelKey) -> LabelKey:
+    return tuple(sorted((underscored(name), value) for name, value in key))
 
 
 class Vector:

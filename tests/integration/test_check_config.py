@@ -138,10 +138,10 @@ def test_utf8_names_in_a_mapping_file_load_only_with_the_flag_and_the_lint_names
     assert "'api.calls' is not a valid metric name" in refused.stderr
     result = check_config(tmp_path, UTF8_MAPPING, "--statsd.utf8-names")
     assert result.returncode == 0, result.stderr
-    assert ":3: warning: `api.calls` is served as written; statsd_exporter would expose `api_calls` [utf8_name]" in (
+    assert ":3: warning: `api.calls` is served as written; a Prometheus 2 scraper reads `api_calls` [utf8_name]" in (
         result.stderr
     )
-    assert ":5: warning: `service.name` is served as written; statsd_exporter would expose `service_name`" in (
+    assert ":5: warning: `service.name` is served as written; a Prometheus 2 scraper reads `service_name`" in (
         result.stderr
     )
     mapping = str(tmp_path / "m.yml")
