@@ -355,6 +355,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_udp_and_tcp_port() -> int:
+    """A port free for UDP and for TCP both, for a StatsD listener of each on one number (free_port asks
+    TCP alone, and a UDP socket of another test may hold the number)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
 class Prometheus:
     """A Prometheus server on a free loopback port, with its own config and storage under `workdir`."""
 

@@ -23,7 +23,15 @@ from bridge.mapping.router import Mapper
 from bridge.mapping.schema import MappingConfig
 from bridge.parsing.line import TagStats, parse_line
 from bridge.series.quantiles import RELATIVE_ACCURACY
-from tests.conftest import BridgeProcess, free_port, parse_sample_line, require, start_bridge, worker_count
+from tests.conftest import (
+    BridgeProcess,
+    free_port,
+    free_udp_and_tcp_port,
+    parse_sample_line,
+    require,
+    start_bridge,
+    worker_count,
+)
 
 # The families each side keeps about itself: never part of the comparison (tests/external/test_self_metrics.py
 # checks the counterparts instead).
@@ -108,7 +116,7 @@ class Reference:
 
     def _start(self, binary: str, args: list[str]) -> str | None:
         """Start it on free ports; None once it serves, else what it printed before it ended."""
-        self.udp_port = free_port()
+        self.udp_port = free_udp_and_tcp_port()
         self.web_port = free_port()
         while self.web_port == self.udp_port:  # its TCP listener takes the UDP port's number too
             self.web_port = free_port()

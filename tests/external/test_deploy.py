@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import bridge
-from tests.conftest import Prometheus, free_port, promtool, require
+from tests.conftest import Prometheus, free_port, free_udp_and_tcp_port, promtool, require
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
@@ -108,7 +108,8 @@ def test_the_bridge_makes_only_the_system_calls_its_unit_allows(tmp_path):
     analyze = require("systemd-analyze")
     strace = require("strace")
     allowed = system_calls_of("@system-service", analyze)
-    udp, web, socket_path, mapping = free_port(), free_port(), tmp_path / "dsd.socket", tmp_path / "mapping.yml"
+    udp, web = free_udp_and_tcp_port(), free_port()
+    socket_path, mapping = tmp_path / "dsd.socket", tmp_path / "mapping.yml"
     mapping.write_text((DEPLOY.parent / "mappings" / "concourse.yml").read_text())
     replaced = {"--statsd-listen-udp": f"127.0.0.1:{udp}", "--statsd-listen-tcp": f"127.0.0.1:{udp}",
                 "--statsd-listen-unixgram": str(socket_path), "--web-listen-address": f"127.0.0.1:{web}",
@@ -119,7 +120,7 @@ def test_the_bridge_makes_only_the_system_calls_its_unit_allows(tmp_path):
     process = subprocess.Popen(
         [strace, "-f", "-qq", "-o", str(trace), sys.executable, "-m", "bridge", *args],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "stderr").open("w"),
     )
     try:
         deadline = time.monotonic() + 60
@@ -128,7 +129,8 @@ def test_the_bridge_makes_only_the_system_calls_its_unit_allows(tmp_path):
                 urllib.request.urlopen(f"http://127.0.0.1:{web}/-/ready", timeout=5).read()
                 break
             except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "the bridge did not start"
+                started = process.poll() is None and time.monotonic() < deadline
+                assert started, "the bridge did not start: " + (tmp_path / "stderr").read_text()[-2000:]
                 time.sleep(0.2)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             sender.sendto(b"concourse.builds.finished:1|c|#team:main", ("127.0.0.1", udp))
