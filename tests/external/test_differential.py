@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -544,3 +545,20 @@ def test_buckets_out_of_order_are_refused_at_load_where_the_reference_panics_lat
     finally:
         reference.stop()
     assert not accepts([sys.executable, "-m", "bridge"], mapping)  # refused at load, naming file:line
+
+
+@pytest.mark.parametrize("accept", ["", "text/plain;version=0.0.4;escaping=allow-utf-8"], ids=["none", "allow-utf-8"])
+def test_a_scrape_naming_no_scheme_gets_the_content_type_of_the_reference(unmapped_pair, accept):
+    """Without `escaping=` both name no scheme; with one, the bridge echoes it where the reference build
+    ignores it (docs/prometheus3.md, docs/migrating.md)."""
+    reference, bridge = unmapped_pair
+    headers = {"Accept": accept} if accept else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{reference.web_port}/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        theirs = response.headers["Content-Type"]
+    _, ours_headers, _ = bridge.get(headers=headers)
+    assert "escaping" not in theirs
+    if accept:
+        assert ours_headers["Content-Type"].endswith("; escaping=allow-utf-8")
+    else:
+        assert ours_headers["Content-Type"] == theirs
