@@ -30,7 +30,7 @@ from bridge.mapping.router import Target
 from bridge.parsing.line import Sample
 from bridge.series.store import Family, Metric, Names, Vector
 from bridge.series.types import CounterSeries, LabelKey, Scalar, Series, SetSeries, Summary, render_labels
-from bridge.workers.records import Events, MetricSpec, NewRecord, Record, spec_of
+from bridge.workers.records import Events, MetricSpec, NewRecord, Record, kind_of, spec_of
 
 
 class HeldObservations:
@@ -60,11 +60,6 @@ class WorkerFamily(Family):
         if self.type == "histogram":
             return HeldObservations(key, now)  # type: ignore[return-value]
         return super().make(key, now, vector)
-
-
-def kind_of(metric: Metric | Family) -> str:
-    """What a hand-over takes of a series of this metric: its type's change, or a set's values."""
-    return "set" if metric.set_window else metric.type
 
 
 class WorkerStore:
@@ -102,7 +97,8 @@ class WorkerStore:
         return name in self._held
 
     def series(self, metric: Metric, key: LabelKey, now: float) -> Series:
-        family = self.families.get((metric.name, kind_of(metric)))
+        family_key = (metric.name, kind_of(metric))
+        family = self.families.get(family_key)
         series = family.series.get(key) if family is not None else None
         if series is not None and id(series) not in self.provisional:
             return series
@@ -110,7 +106,7 @@ class WorkerStore:
         if series is not None:
             return series
         if family is None:
-            family = self.families[(metric.name, kind_of(metric))] = WorkerFamily(metric)
+            family = self.families[family_key] = WorkerFamily(metric)
             self._held[metric.name] = self._held.get(metric.name, 0) + 1
         series, _ = family.new_series(key, now, metric)
         family.series[key] = series
@@ -181,7 +177,7 @@ class WorkerStore:
         """A record of each series changed since the last hand-over, its change taken out of it."""
         new: list[NewRecord] = []
         known: list[Record] = []
-        since, sids, provisional = self.since, self.sids, self.provisional
+        since, sids = self.since, self.sids
         self.fresh = []  # the walk below finds them
         for family in list(self.families.values()):
             take = TAKE[kind_of(family)]
@@ -193,12 +189,7 @@ class WorkerStore:
                 if sid is None:
                     new.append(self._new_record(family, series, change))
                     continue
-                counted = provisional.get(id(series))
-                events: Events | None = None
-                if counted is not None:
-                    events = (counted[0], counted[1], counted[2])
-                    counted[1] = counted[2] = 0
-                known.append((sid, series.updated, change, events))
+                known.append((sid, series.updated, change, self._take_events(series)))
         self.since = now
         return new, known
 
@@ -220,13 +211,18 @@ class WorkerStore:
         return new
 
     def _new_record(self, family: Family, series: Series, change: tuple) -> NewRecord:
-        counted = self.provisional.get(id(series))
-        events: Events | None = None
-        if counted is not None:
-            events = (counted[0], counted[1], counted[2])
-            counted[1] = counted[2] = 0
+        events = self._take_events(series)
         sid = self._number(family, series)
         return (sid, self.specs[id(series)], series.key, self.created[id(series)], series.updated, change, events)
+
+    def _take_events(self, series: Series) -> Events | None:
+        """A provisional series' lines and events counted since the last hand-over (None once accepted)."""
+        counted = self.provisional.get(id(series))
+        if counted is None:
+            return None
+        events = (counted[0], counted[1], counted[2])
+        counted[1] = counted[2] = 0
+        return events
 
     def _number(self, family: Family, series: Series) -> int:
         sid = self.next_sid

@@ -16,7 +16,10 @@ from bridge.series.refusals import EVENT_KIND, Refusals
 from bridge.series.store import ConflictError, SeriesLimitError, Store
 from bridge.series.types import LabelKey
 from bridge.stats import Stats
-from bridge.workers.records import Events, MetricSpec, NewRecord, Record
+from bridge.workers.records import Events, MetricSpec, NewRecord, Record, kind_of
+
+# the StatsD kind of a series' lines by what its hand-over carries (records.kind_of)
+KIND_EVENT = {**EVENT_KIND, "set": SET}
 
 
 class Known:
@@ -120,9 +123,7 @@ class Merger:
     ) -> bool:
         """Apply one record; False when the store refused its series, counted as one process counts it:
         the lines of a provisional series (`events`) become conflicts or refusals, not events."""
-        kind, samples, count = (
-            events if events is not None else (SET if spec.set_window else EVENT_KIND[spec.type], 1, 1)
-        )
+        kind, samples, count = events if events is not None else (KIND_EVENT[kind_of(spec)], 1, 1)
         try:
             series = self.store.series(spec, key, updated)
         except (ConflictError, SeriesLimitError) as refusal:
@@ -130,7 +131,7 @@ class Merger:
             self._uncount(kind, count, events)
             known.refused(sid)
             return False
-        self.apply["set" if spec.set_window else spec.type](series, change)
+        self.apply[kind_of(spec)](series, change)
         if updated > series.updated:
             series.updated = updated
         return True

@@ -100,17 +100,15 @@ class Pool:
         await asyncio.gather(*(self._spawn(handle) for handle in self.handles))
         self.supervisors = [asyncio.ensure_future(self._supervise(handle)) for handle in self.handles]
         for supervisor in self.supervisors:
+            report_failure(supervisor, "workers", "a worker's supervisor failed")
             supervisor.add_done_callback(self._supervisor_ended)
         self.stats.workers = self.count
 
     def _supervisor_ended(self, task: asyncio.Task) -> None:
-        """A supervisor that ended on an exception (a bug) leaves its worker unwatched: counted and logged,
-        and the bridge stops (exit 1) for its own supervisor to start it again."""
-        if task.cancelled() or task.exception() is None:
-            return
-        context = {"message": "a worker's supervisor failed", "exception": task.exception(), "component": "workers"}
-        task.get_loop().call_exception_handler(context)
-        self.fatal("a worker's supervisor failed, so the worker would not be started again if it died")
+        """A supervisor that ended on an exception (a bug, counted and logged by report_failure) leaves its
+        worker unwatched: the bridge stops (exit 1) for its own supervisor to start it again."""
+        if not task.cancelled() and task.exception() is not None:
+            self.fatal("a worker's supervisor failed, so the worker would not be started again if it died")
 
     async def _spawn(self, handle: Handle) -> None:
         """Start the worker's process on the shared sockets, and wait until it is ready. Its process is
@@ -203,7 +201,7 @@ class Pool:
             try:
                 self._count_restart(handle, status, process.pid)
                 if len(self.restarts) > CRASH_RESTARTS:
-                    reason = f"signal {-status}" if status < 0 else f"status {status}"
+                    reason = _exit_reason(status)
                     self.fatal(f"workers keep dying: {len(self.restarts)} restarts in {CRASH_WINDOW:g} s, "
                                f"the last worker {handle.index} with {reason}")  # fmt: skip
                     return
@@ -227,7 +225,7 @@ class Pool:
         self.restarts.append(now)
         while self.restarts and now - self.restarts[0] > CRASH_WINDOW:
             self.restarts.popleft()
-        reason = f"signal {-status}" if status < 0 else f"status {status}"
+        reason = _exit_reason(status)
         log(logger, logging.ERROR, "worker exited; starting it again", worker=handle.index, exit=reason, pid=pid)
 
     def _live(self) -> list[Handle]:
@@ -280,11 +278,10 @@ class Pool:
                 self.collected_until = started
 
     def _tell(self, handle: Handle) -> None:
-        forget, accepted, changes = news = handle.known.take_news()
-        if (forget or accepted or changes) and handle.writer is not None and not handle.writer.is_closing():
-            channel.send(handle.writer, ("news", *news))
-        else:
-            handle.known.to_forget, handle.known.accepted, handle.known.name_changes = forget, accepted, changes
+        known = handle.known
+        has_news = known.to_forget or known.accepted or known.name_changes
+        if has_news and handle.writer is not None and not handle.writer.is_closing():
+            channel.send(handle.writer, ("news", *known.take_news()))
 
     def _merge(self, hand_overs: list[tuple[Handle, Flushed]]) -> None:
         handovers: list[tuple[Known, list[NewRecord], list[Record], list[int]]] = []
@@ -359,3 +356,8 @@ class Pool:
                 task.cancel()
         for supervisor in self.supervisors:
             supervisor.cancel()
+
+
+def _exit_reason(status: int) -> str:
+    """A process's return code as the log says it: a negative one is the signal that ended it."""
+    return f"signal {-status}" if status < 0 else f"status {status}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from bridge.series.quantiles import SummaryOptions
-from bridge.series.store import Metric
+from bridge.series.store import Family, Metric
 from bridge.series.types import LabelKey
 
 
@@ -22,6 +22,11 @@ class MetricSpec(NamedTuple):
     summary: SummaryOptions
     ttl: float
     set_window: float = 0.0
+
+
+def kind_of(metric: Metric | Family | MetricSpec) -> str:
+    """What a hand-over takes of a series of this metric: its type's change, or a set's values."""
+    return "set" if metric.set_window else metric.type
 
 
 def spec_of(metric: Metric) -> MetricSpec:
