@@ -33,7 +33,7 @@ from bridge.net import listen_overflows
 from bridge.receiving.relay import Relay, RelayStats, relayed
 from bridge.series.store import Store
 from bridge.stats import Stats, rejections
-from bridge.supervise import FileWatch, loop_exception_handler, periodic
+from bridge.supervise import FileWatch, count_bug, loop_exception_handler, periodic
 from bridge.web.app import App
 from bridge.web.front import WebFront, connection_limit, raise_open_files_limit
 from bridge.web.http import Limits
@@ -257,9 +257,7 @@ class Bridge:
                 log(logger, logging.ERROR, "mapping reload failed, keeping the old rules", error=str(error))
                 reason = str(error)
             except Exception as error:
-                self.failures["reload"] += 1
-                fields = {"component": "reload", "failures": self.failures["reload"]}
-                logger.exception("mapping reload failed (a bug), keeping the old rules", extra={"fields": fields})
+                count_bug(self.failures, "reload", "mapping reload failed (a bug), keeping the old rules", logger)
                 reason = f"{type(error).__name__}: {error}"
             else:
                 self.stats.loaded_mappings = rules

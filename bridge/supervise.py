@@ -38,11 +38,17 @@ async def periodic(name: str, interval: float, step: Step, failures: Counter[str
         except asyncio.CancelledError:
             raise
         except Exception:
-            failures[name] += 1
-            logger.exception(
-                "background task step failed; it goes on at its next step",
-                extra={"fields": {"component": name, "failures": failures[name]}},
-            )
+            count_bug(failures, name, "background task step failed; it goes on at its next step")
+
+
+def count_bug(
+    failures: Counter[str], component: str, message: str, log_to: logging.Logger = logger, **fields: object
+) -> None:
+    """A bug caught where the work goes on (call it in the except block): counted under `component` and
+    logged with its traceback."""
+    failures[component] += 1
+    extra = {"fields": {"component": component, **fields, "failures": failures[component]}}
+    log_to.exception(message, extra=extra)
 
 
 def loop_exception_handler(failures: Counter[str]) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
@@ -157,8 +163,9 @@ class FileWatch:
         if passed:
             self.pending = False
             self.backoff.succeeded()
-            if list(self.files()) != names:  # the new settings name other files: watch those from now on
-                self.marks = file_marks(self.files())
+            current = list(self.files())
+            if current != names:  # the new settings name other files: watch those from now on
+                self.marks = file_marks(current)
         else:
             retry = self.backoff.failed(now)
             log(logger, logging.INFO, "reload to be tried again", watch=self.name, retry_in=f"{retry:g}s")

@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 
 from bridge.logs import log
 from bridge.net import bound_socket, format_address, parse_address
+from bridge.supervise import count_bug
 from bridge.web.app import App
 from bridge.web.http import Limits, Server
 from bridge.web.tls import Loaded, load, peer_allowed
@@ -120,9 +121,13 @@ class WebFront:
             return False
         except Exception:
             self.reloads["failure"] += 1
-            self.failures["web_config"] += 1
-            fields = {"component": "web_config", "file": path, "failures": self.failures["web_config"]}
-            logger.exception("web config reload failed (a bug), keeping the old settings", extra={"fields": fields})
+            count_bug(
+                self.failures,
+                "web_config",
+                "web config reload failed (a bug), keeping the old settings",
+                logger,
+                file=path,
+            )
             return False
         self.web = web
         self.app.use(web.config)

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 import h11
 
 from bridge.logs import RateLimited
-from bridge.net import listen_backlog
+from bridge.net import format_address, listen_backlog
 
 logger = logging.getLogger("bridge.http")
 
@@ -103,11 +103,8 @@ def _raw_response(status: int, text: str) -> bytes:
 
 
 def address(peername: object) -> str:
-    """A socket's peer name as host:port ([host]:port for IPv6), for the log."""
-    if isinstance(peername, tuple) and len(peername) >= 2:
-        host = str(peername[0])
-        return f"[{host}]:{peername[1]}" if ":" in host else f"{host}:{peername[1]}"
-    return str(peername or "")
+    """A socket's peer name as host:port ([host]:port for IPv6), for the log; whatever else as it is."""
+    return format_address(peername) if isinstance(peername, tuple) else str(peername or "")
 
 
 def parse_target(target: bytes) -> tuple[str, str]:
@@ -136,11 +133,13 @@ class Connection(asyncio.Protocol):
         self.body_size = 0
         self.body: list[bytes] = []  # the current request's body, as it arrives
         self.draining: asyncio.Future | None = None
+        self.peer = ""  # the client's address, host:port, for the log
 
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # a stream server's transports are Transports
+        self.peer = address(transport.get_extra_info("peername"))
         stats = self.server.stats
         stats.connections += 1
         if len(self.server.connections) >= self.server.limits.max_connections:
@@ -211,8 +210,7 @@ class Connection(asyncio.Protocol):
                     return
                 path, query = parse_target(event.target)
                 headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
-                peer = address(self.transport.get_extra_info("peername"))
-                self.request = Request(event.method.decode("ascii"), path, query, headers, peer=peer)
+                self.request = Request(event.method.decode("ascii"), path, query, headers, peer=self.peer)
                 self.body_size = 0
                 self.body.clear()
             elif isinstance(event, h11.Data):
