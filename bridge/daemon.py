@@ -179,11 +179,6 @@ class Bridge:
             relay.close()
         self.relays = []
         self.self_metrics.relays = [RelayStats(target) for target in config.statsd_relay_address]
-        if self.mapping_text is None and config.mapping_config:
-            try:
-                self.mapping_text = read_mapping_file(config.mapping_config)
-            except MappingError as error:
-                raise StartupError(str(error)) from None
         start = {
             "mapping": self.mapping_text,
             "mapping_path": config.mapping_config,

@@ -152,9 +152,8 @@ class Explainer:
     def __init__(self, mapping: MappingConfig, clock: Callable[[], float] = lambda: 0.0) -> None:
         self.mapping = mapping
         self.stats = Stats()
-        self.store = Store()
+        self.store = Store(clock)  # a set's window moves with the ingest's clock
         self.ingest = Ingest(Mapper(mapping), self.store, self.stats, clock)
-        self.store.clock = clock  # a set's window moves with the ingest's clock
         self.ingest.shape_limit = 0  # every line by the full path: nothing cached between explanations
 
     def explain(self, line: str) -> dict[str, Any]:

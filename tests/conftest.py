@@ -63,11 +63,10 @@ class Pipeline:
 
 
 def pipeline(mapping_yaml: str = "", utf8_names: bool = False) -> Pipeline:
-    stats, store = Stats(), Store()
     config = load_mapping(mapping_yaml, "test.yml", utf8_names)
     clock = FakeClock()
+    stats, store = Stats(), Store(clock)
     ingest = Ingest(Mapper(config), store, stats, clock)
-    store.clock = clock
     registry = self_registry(
         Sources(stats, store, DatagramCounts(), DatagramCounts(), TCPCounts(), lambda: ingest.mapper)
     )

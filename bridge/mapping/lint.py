@@ -103,14 +103,12 @@ def _notes(config: MappingConfig, path: str) -> list[Finding]:
     `statsd_bridge_extensions: true`: a file that says it is the bridge's own is not meant for statsd_exporter,
     and what statsd_exporter would make of it is not worth a finding."""
     findings = []
-    uses = 0
     for line, check, message in config.notes:
-        uses += check == "statsd_exporter_extension"
         if config.extensions_declared and check.startswith("statsd_exporter_"):
             continue
         severity = ERROR if check in ("statsd_exporter_refuses", "statsd_exporter_extension") else WARNING
         findings.append(Finding(severity, path, line, check, message))
-    if config.extensions_declared and not uses:
+    if config.extensions_declared and not config.extensions:  # each extension used is a note too
         findings.append(
             Finding(
                 WARNING,

@@ -210,7 +210,7 @@ class Vector:
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.families: dict[str, Family] = {}
         self.names = Names()  # which name is which type, and who writes which sample name
         # series with a TTL -> their family, checked by sweep()
@@ -241,7 +241,7 @@ class Store:
         self._pending_values = 0
         # the gauges of StatsD sets, whose count moves with the clock: refreshed before every render
         self._sets: dict[int, SetSeries] = {}
-        self.clock: Callable[[], float] = time.monotonic  # the ingest's (tests step a fake one through windows)
+        self.clock = clock  # the ingest's (tests step a fake one through windows)
 
     def reserve(self, names: Iterable[str]) -> None:
         """Sample names written by someone else (the self-metrics), which no family may take."""
