@@ -3,13 +3,13 @@ which names are legacy-valid, the only ones a scraper of the Prometheus 2 format
 
 import re
 
-_LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")  # a metric name any scraper reads unescaped
 
 
 def is_legacy(name: str) -> bool:
     """prometheus/common's model.LegacyValidation.IsValidMetricName, which its EscapeMetricFamily also
     applies to label names."""
-    return _LEGACY_NAME.fullmatch(name) is not None
+    return LEGACY_NAME.fullmatch(name) is not None
 
 
 def legacy_rune(char: str, index: int) -> bool:

@@ -18,11 +18,11 @@ from functools import partial
 
 import re2
 
+from bridge.series.names import LEGACY_NAME
 from bridge.series.types import LabelKey
 
 METRIC_NAME_LABEL = "__name__"
 OPERATORS = ("=~", "!~", "!=", "=")  # the two-character ones first
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _SPACE = re.compile(r"[ \t\r\n]*")
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
@@ -58,7 +58,7 @@ def parse_selector(text: str) -> Selector:
     """The matchers of one series selector; raises SelectorError saying what is wrong."""
     reader = _Reader(text)
     matchers: list[Matcher] = []
-    name = reader.take(_METRIC_NAME)
+    name = reader.take(LEGACY_NAME)
     if reader.peek("{"):
         matchers = reader.braces()
     if reader.position < len(text):

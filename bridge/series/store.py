@@ -151,7 +151,8 @@ class Family:
         """A series for `key`, and whether it made a new vector (a set of label names with no live series).
         Raises ConflictError for labels a Prometheus 2 scraper would read as another series' labels."""
         names = tuple(name for name, _ in key)
-        if self.read_as is not None or not all(map(is_legacy, names)):
+        legacy_labels = all(map(is_legacy, names))
+        if self.read_as is not None or not legacy_labels:
             self._claim_reading(key)
         vector = self.vectors.get(names)
         created = vector is None
@@ -159,7 +160,7 @@ class Family:
             factor, max_buckets = metric.native
             native = (pick_schema(factor), max_buckets) if factor > 1 else None
             vector = self.vectors[names] = Vector(metric.buckets, native, metric.summary)
-            self.legacy = self.legacy and all(map(is_legacy, names))
+            self.legacy = self.legacy and legacy_labels
         vector.series += 1
         return self.make(key, now, vector), created
 
@@ -183,8 +184,10 @@ class Family:
 
     def forget(self, series: Series) -> None:
         """`series` is gone from `self.series`: its vector goes with its last series."""
-        if self.read_as is not None and self.read_as.get(_read_as(series.key)) == series.key:
-            del self.read_as[_read_as(series.key)]
+        if self.read_as is not None:
+            reading = _read_as(series.key)
+            if self.read_as.get(reading) == series.key:
+                del self.read_as[reading]
         names = tuple(name for name, _ in series.key)
         vector = self.vectors.get(names)
         if vector is not None:
