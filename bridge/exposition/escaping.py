@@ -61,15 +61,14 @@ def _value_rune(char: str, index: int) -> str:
 
 def exposed(name: str, scheme: str) -> str:
     """A metric or label name as EscapeMetricFamily serves it: legacy-valid names as they are, others
-    escaped by `scheme` (allow-utf-8: as they are too). The escaped ones are remembered per scheme."""
+    escaped by `scheme` (allow-utf-8: as they are too). Remembered per scheme, the legacy-valid ones too:
+    a family's view asks again for every label name of every series at every scrape."""
     known = _exposed[scheme]
     found = known.get(name)
     if found is None:
-        if is_legacy(name):
-            return name
         if len(known) >= _CACHE_LIMIT:
             known.clear()
-        found = known[name] = escape_name(name, scheme)
+        found = known[name] = name if is_legacy(name) else escape_name(name, scheme)
     return found
 
 
